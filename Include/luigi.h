@@ -1,0 +1,316 @@
+/*
+ * luigi.h — the stable C ABI of libluigi.so.
+ *
+ * This header is the source of truth: the Swift implementation in
+ * Sources/LuigiC uses `@c @implementation`, so any mismatch between a
+ * declaration here and its implementation is a compile error.
+ *
+ * Conventions
+ *  - Every fallible call returns a luigi_status (0 = LUIGI_OK) and writes its
+ *    outputs only on success. luigi_last_error_message() explains a failure.
+ *  - Handles are opaque. They are created by _new/_decode/_copy/... and
+ *    released by _free; passing NULL to _free is a no-op. A handle that was
+ *    freed, never issued, or is of the wrong type yields
+ *    LUIGI_ERR_INVALID_HANDLE, never a crash.
+ *  - Bytes handed out by the library live in a luigi_buffer that the caller
+ *    releases with luigi_buffer_free(). Never free() them yourself.
+ *  - Strings (keys, set elements) are passed as pointer + length and must be
+ *    valid UTF-8; they need not be NUL-terminated.
+ *  - Borrowed pointers (inputs) are only read during the call.
+ *  - Thread-safety: the library is thread-safe at the handle level. Distinct
+ *    handles may be used from different threads at once. One handle — and a
+ *    replica together with the cluster that owns it — must not be used by two
+ *    threads at the same time: serialize such access yourself.
+ */
+#ifndef LUIGI_H
+#define LUIGI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define LUIGI_VERSION_MAJOR 0
+#define LUIGI_VERSION_MINOR 1
+#define LUIGI_VERSION_PATCH 0
+/* major * 10000 + minor * 100 + patch */
+#define LUIGI_VERSION_NUMBER \
+    (LUIGI_VERSION_MAJOR * 10000 + LUIGI_VERSION_MINOR * 100 + LUIGI_VERSION_PATCH)
+/* Bumped only when an existing symbol's meaning changes (never its signature:
+ * a changed signature gets a new `_v2` symbol instead). */
+#define LUIGI_ABI_VERSION 1
+
+/* The version of the library actually loaded, as LUIGI_VERSION_NUMBER. */
+uint32_t luigi_version_number(void);
+/* The ABI version of the library actually loaded. */
+uint32_t luigi_abi_version(void);
+/* "MAJOR.MINOR.PATCH"; a static string, never freed. */
+const char *luigi_version_string(void);
+
+/* ------------------------------------------------------------ status codes */
+
+typedef int32_t luigi_status;
+
+#define LUIGI_OK                     0
+#define LUIGI_ERR_INVALID_ARGUMENT   1  /* NULL pointer, bad UTF-8, NaN, bad option */
+#define LUIGI_ERR_INVALID_HANDLE     2  /* freed, unknown or wrong-type handle */
+#define LUIGI_ERR_DECODE             3  /* malformed, truncated or corrupted bytes */
+#define LUIGI_ERR_NOT_ALGEBRAIC      4  /* op needs coordination (e.g. overwrite) */
+#define LUIGI_ERR_TYPE_CONFLICT      5  /* op type differs from the key's type */
+#define LUIGI_ERR_OVERFLOW           6  /* 64-bit contribution or counter overflow */
+#define LUIGI_ERR_STATE              7  /* object used in the wrong state */
+#define LUIGI_ERR_BUFFER_TOO_SMALL   8  /* caller's array too short; size reported */
+#define LUIGI_ERR_NOT_CONVERGED      9  /* simulation did not converge in time */
+#define LUIGI_ERR_OUT_OF_RANGE      10  /* index outside [0, count) */
+#define LUIGI_ERR_INTERNAL          99  /* a bug in Luigi: please report */
+
+/* Text of the last failure on the calling thread ("" if none). The pointer is
+ * valid until the next failing call on the same thread. */
+const char *luigi_last_error_message(void);
+/* Stable name of a status code, e.g. "LUIGI_ERR_DECODE"; static string. */
+const char *luigi_status_name(luigi_status status);
+
+/* ----------------------------------------------------------------- buffers */
+
+/* Library-owned bytes. Zero-initialise before passing it to a call that fills
+ * it; release with luigi_buffer_free (which zeroes it again). */
+typedef struct luigi_buffer {
+    uint8_t *data;
+    size_t len;
+} luigi_buffer;
+
+void luigi_buffer_free(luigi_buffer *buffer);
+
+/* ------------------------------------------------------------ vector clocks */
+
+/* A vector clock: node id (uint64) -> counter (uint64); absent means 0. */
+typedef struct luigi_clock luigi_clock;
+
+typedef enum luigi_causal_order {
+    LUIGI_ORDER_EQUAL = 0,
+    LUIGI_ORDER_BEFORE = 1,     /* a happened before b */
+    LUIGI_ORDER_AFTER = 2,      /* b happened before a */
+    LUIGI_ORDER_CONCURRENT = 3
+} luigi_causal_order;
+
+luigi_status luigi_clock_new(luigi_clock **out);
+void luigi_clock_free(luigi_clock *clock);
+luigi_status luigi_clock_copy(const luigi_clock *clock, luigi_clock **out);
+/* Increments node's counter and returns the new value (OVERFLOW at 2^64-1). */
+luigi_status luigi_clock_tick(luigi_clock *clock, uint64_t node, uint64_t *out_counter);
+luigi_status luigi_clock_get(const luigi_clock *clock, uint64_t node, uint64_t *out_counter);
+/* Sets node's counter; 0 removes the entry. */
+luigi_status luigi_clock_set(luigi_clock *clock, uint64_t node, uint64_t counter);
+/* Pointwise maximum, in place into `clock`. */
+luigi_status luigi_clock_merge(luigi_clock *clock, const luigi_clock *other);
+luigi_status luigi_clock_compare(const luigi_clock *a, const luigi_clock *b,
+                                 luigi_causal_order *out_order);
+/* Number of non-zero entries. */
+luigi_status luigi_clock_len(const luigi_clock *clock, size_t *out_len);
+/* Copies entries, sorted by node id, into the caller's arrays. If capacity is
+ * too small, returns LUIGI_ERR_BUFFER_TOO_SMALL and still sets *out_count to
+ * the number needed. Either array may be NULL only when capacity is 0. */
+luigi_status luigi_clock_entries(const luigi_clock *clock, uint64_t *nodes,
+                                 uint64_t *counters, size_t capacity, size_t *out_count);
+/* Versioned binary encoding (magic, version, entries, CRC-32C). */
+luigi_status luigi_clock_encode(const luigi_clock *clock, luigi_buffer *out);
+luigi_status luigi_clock_decode(const uint8_t *data, size_t len, luigi_clock **out);
+
+/* ------------------------------------------------------- algebraic replicas */
+
+/*
+ * A replica of coordination-free (algebraic) state. Each key has one type,
+ * fixed by its first op:
+ *   COUNTER  add(n): value = exact sum of every origin's 64-bit contribution
+ *   MAX/MIN  max(x)/min(x) over int64 and finite-or-infinite doubles (no NaN)
+ *   SET      union({elements}): grow-only set of int64, string or bytes
+ * Updates carry a dot (origin, seq) and the origin's clock; a replica applies
+ * each update exactly once and in causal order (early ones wait in pending).
+ */
+typedef struct luigi_replica luigi_replica;
+typedef struct luigi_txn luigi_txn;
+typedef struct luigi_update luigi_update;
+typedef struct luigi_update_list luigi_update_list;
+
+typedef enum luigi_kind {
+    LUIGI_KIND_NONE = 0,
+    LUIGI_KIND_COUNTER = 1,
+    LUIGI_KIND_MAX = 2,
+    LUIGI_KIND_MIN = 3,
+    LUIGI_KIND_SET = 4
+} luigi_kind;
+
+typedef enum luigi_number_type {
+    LUIGI_NUMBER_INT = 0,
+    LUIGI_NUMBER_FLOAT = 1
+} luigi_number_type;
+
+/* The value of one key. Which fields are meaningful depends on `kind`:
+ *   COUNTER: counter_hi:counter_lo is the 128-bit two's-complement total;
+ *   MAX/MIN: number_type selects int_value or float_value;
+ *   SET:     set_size; the elements come from luigi_replica_set_elements. */
+typedef struct luigi_value {
+    uint32_t kind;          /* luigi_kind */
+    uint32_t number_type;   /* luigi_number_type */
+    int64_t counter_hi;
+    uint64_t counter_lo;
+    int64_t int_value;
+    double float_value;
+    uint64_t set_size;
+} luigi_value;
+
+/* Set element tags in luigi_replica_set_elements' buffer. */
+#define LUIGI_ELEMENT_INT   1
+#define LUIGI_ELEMENT_STR   2
+#define LUIGI_ELEMENT_BYTES 3
+
+luigi_status luigi_replica_new(uint64_t node_id, luigi_replica **out);
+void luigi_replica_free(luigi_replica *replica);
+luigi_status luigi_replica_node_id(const luigi_replica *replica, uint64_t *out_node_id);
+
+/* Starts a transaction; ops are buffered in the txn until commit. */
+luigi_status luigi_replica_begin(luigi_replica *replica, luigi_txn **out);
+void luigi_txn_free(luigi_txn *txn);
+luigi_status luigi_txn_add(luigi_txn *txn, const char *key, size_t key_len, int64_t delta);
+luigi_status luigi_txn_max_int(luigi_txn *txn, const char *key, size_t key_len, int64_t value);
+luigi_status luigi_txn_max_float(luigi_txn *txn, const char *key, size_t key_len, double value);
+luigi_status luigi_txn_min_int(luigi_txn *txn, const char *key, size_t key_len, int64_t value);
+luigi_status luigi_txn_min_float(luigi_txn *txn, const char *key, size_t key_len, double value);
+luigi_status luigi_txn_union_int(luigi_txn *txn, const char *key, size_t key_len, int64_t element);
+luigi_status luigi_txn_union_str(luigi_txn *txn, const char *key, size_t key_len,
+                                 const char *element, size_t element_len);
+luigi_status luigi_txn_union_bytes(luigi_txn *txn, const char *key, size_t key_len,
+                                   const uint8_t *element, size_t element_len);
+/* Overwrite is not algebraic: always LUIGI_ERR_NOT_ALGEBRAIC here (it commits
+ * through the replicated log instead). The txn is left unchanged. */
+luigi_status luigi_txn_set_int(luigi_txn *txn, const char *key, size_t key_len, int64_t value);
+/* Number of ops buffered so far. */
+luigi_status luigi_txn_op_count(const luigi_txn *txn, size_t *out_count);
+/*
+ * Validates every op, then applies them all atomically: on any error (type
+ * conflict, overflow) nothing changes — values, clock and sequence stay as
+ * they were — and the txn stays open so the caller may discard it. On success
+ * the txn is finished (further calls return LUIGI_ERR_STATE) and *out is the
+ * new update to ship to other replicas.
+ */
+luigi_status luigi_txn_commit(luigi_txn *txn, luigi_update **out);
+
+/* Applies a remote update. *out_new is 1 when the update was new to this
+ * replica (applied now, or held in pending until its causal predecessors
+ * arrive) and 0 for a duplicate. */
+luigi_status luigi_replica_apply(luigi_replica *replica, const luigi_update *update,
+                                 int *out_new);
+/* Applies every update of a list; *out_new counts the new ones. */
+luigi_status luigi_replica_apply_list(luigi_replica *replica, const luigi_update_list *list,
+                                      size_t *out_new);
+luigi_status luigi_replica_value(const luigi_replica *replica, const char *key,
+                                 size_t key_len, luigi_value *out);
+/* Elements of a SET key, sorted: each is a tag byte, then for INT 8 bytes
+ * little-endian, for STR/BYTES a 4-byte little-endian length and the bytes.
+ * A key that is absent or not a set yields LUIGI_ERR_TYPE_CONFLICT. */
+luigi_status luigi_replica_set_elements(const luigi_replica *replica, const char *key,
+                                        size_t key_len, luigi_buffer *out);
+/* All keys, sorted: each a 4-byte little-endian length and UTF-8 bytes. */
+luigi_status luigi_replica_keys(const luigi_replica *replica, luigi_buffer *out);
+luigi_status luigi_replica_key_count(const luigi_replica *replica, size_t *out_count);
+/* A copy of the replica's version vector (origin -> highest applied seq). */
+luigi_status luigi_replica_clock(const luigi_replica *replica, luigi_clock **out);
+/* Updates received but waiting for causal predecessors. */
+luigi_status luigi_replica_pending(const luigi_replica *replica, size_t *out_count);
+/* Ops applied to a key under a type that lost that key's type conflict (see
+ * docs/ARCHITECTURE.md): kept, counted, never silently dropped. */
+luigi_status luigi_replica_conflicts(const luigi_replica *replica, uint64_t *out_count);
+/* Every applied update that `clock` has not seen, in causal order. */
+luigi_status luigi_replica_delta_since(const luigi_replica *replica, const luigi_clock *clock,
+                                       luigi_update_list **out);
+
+/* ----------------------------------------------------------------- updates */
+
+void luigi_update_free(luigi_update *update);
+luigi_status luigi_update_origin(const luigi_update *update, uint64_t *out_origin);
+luigi_status luigi_update_seq(const luigi_update *update, uint64_t *out_seq);
+/* The origin's clock when it committed (its causal dependencies). */
+luigi_status luigi_update_clock(const luigi_update *update, luigi_clock **out);
+luigi_status luigi_update_op_count(const luigi_update *update, size_t *out_count);
+/* Versioned binary encoding with a CRC-32C checksum. */
+luigi_status luigi_update_encode(const luigi_update *update, luigi_buffer *out);
+/* Any bytes are safe: malformed input returns LUIGI_ERR_DECODE. */
+luigi_status luigi_update_decode(const uint8_t *data, size_t len, luigi_update **out);
+
+luigi_status luigi_update_list_new(luigi_update_list **out);
+void luigi_update_list_free(luigi_update_list *list);
+luigi_status luigi_update_list_len(const luigi_update_list *list, size_t *out_len);
+/* A new handle to the index-th update (free it with luigi_update_free). */
+luigi_status luigi_update_list_get(const luigi_update_list *list, size_t index,
+                                   luigi_update **out);
+luigi_status luigi_update_list_push(luigi_update_list *list, const luigi_update *update);
+
+/* ------------------------------------------------------- simulated cluster */
+
+/* N replicas (node ids 0..N-1) on virtual time, exchanging version vectors and
+ * shipping only missing updates (delta anti-entropy, push-pull) with `fanout`
+ * random peers per node per round, over a seeded faulty network. */
+typedef struct luigi_cluster luigi_cluster;
+
+#define LUIGI_CLUSTER_OPTIONS_VERSION 1
+
+typedef struct luigi_cluster_options {
+    uint32_t version;       /* LUIGI_CLUSTER_OPTIONS_VERSION */
+    uint32_t nodes;         /* 1 ..= 1024 */
+    uint64_t seed;
+    uint32_t fanout;        /* peers contacted per node per round, >= 1 */
+    uint32_t max_delay;     /* extra delivery delay in rounds, uniform 0..max */
+    double drop_rate;       /* each in [0, 1) */
+    double duplicate_rate;
+    double reorder_rate;    /* chance a message gets a further random delay */
+} luigi_cluster_options;
+
+/* Fills options with defaults: fanout 1, no faults, no delay. */
+void luigi_cluster_options_init(luigi_cluster_options *options);
+
+#define LUIGI_CLUSTER_STATS_VERSION 1
+
+typedef struct luigi_cluster_stats {
+    uint32_t version;       /* set by the caller to LUIGI_CLUSTER_STATS_VERSION */
+    uint32_t reserved;
+    uint64_t rounds;
+    uint64_t messages;      /* sent, including dropped and duplicated */
+    uint64_t bytes;         /* encoded bytes of all messages sent */
+    uint64_t dropped;
+    uint64_t duplicated;
+    uint64_t updates_shipped;
+    uint64_t type_conflicts; /* sum of luigi_replica_conflicts over replicas */
+} luigi_cluster_stats;
+
+luigi_status luigi_cluster_new(const luigi_cluster_options *options, luigi_cluster **out);
+void luigi_cluster_free(luigi_cluster *cluster);
+luigi_status luigi_cluster_size(const luigi_cluster *cluster, size_t *out_nodes);
+/* A new handle to replica `index`; it stays valid after the cluster is freed. */
+luigi_status luigi_cluster_replica(luigi_cluster *cluster, size_t index, luigi_replica **out);
+/* Changes fault settings (same meaning and ranges as in the options). */
+luigi_status luigi_cluster_set_faults(luigi_cluster *cluster, double drop_rate,
+                                      double duplicate_rate, double reorder_rate,
+                                      uint32_t max_delay);
+/* group_of[i] is node i's group; messages between groups are lost. */
+luigi_status luigi_cluster_partition(luigi_cluster *cluster, const uint32_t *group_of,
+                                     size_t count);
+luigi_status luigi_cluster_heal(luigi_cluster *cluster);
+luigi_status luigi_cluster_run(luigi_cluster *cluster, uint64_t rounds);
+/* Runs until converged; *out_rounds = rounds run by this call. Returns
+ * LUIGI_ERR_NOT_CONVERGED (and runs max_rounds) if it does not converge. */
+luigi_status luigi_cluster_run_until_converged(luigi_cluster *cluster, uint64_t max_rounds,
+                                               uint64_t *out_rounds);
+/* 1 when every replica has applied exactly the same updates and none is
+ * pending (so, by determinism, every replica holds the same values). */
+luigi_status luigi_cluster_converged(const luigi_cluster *cluster, int *out_converged);
+luigi_status luigi_cluster_stats(const luigi_cluster *cluster, luigi_cluster_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LUIGI_H */

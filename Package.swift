@@ -1,0 +1,35 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "luigi",
+    products: [
+        // libluigi.so: the stable C ABI (Include/luigi.h).
+        .library(name: "luigi", type: .dynamic, targets: ["LuigiC"]),
+        // The Swift API.
+        .library(name: "LuigiCore", targets: ["LuigiCore"]),
+        .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "LuigiCore"),
+        .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
+        .systemLibrary(name: "CLuigi", path: "Include"),
+        .target(name: "LuigiC", dependencies: ["LuigiCore", "LuigiSimulation", "CLuigi"]),
+        .executableTarget(
+            name: "luigi-geo-demo",
+            dependencies: ["LuigiCore", "LuigiSimulation"],
+            path: "examples/swift/geo-demo"
+        ),
+        .testTarget(
+            name: "LuigiCoreTests",
+            dependencies: ["LuigiCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "LuigiSimulationTests",
+            dependencies: ["LuigiCore", "LuigiSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+    ]
+)
