@@ -17,7 +17,11 @@ let package = Package(
         .target(name: "LuigiCore"),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
         .systemLibrary(name: "CLuigi", path: "Include"),
-        .target(name: "LuigiC", dependencies: ["LuigiCore", "LuigiSimulation", "CLuigi"]),
+        .target(
+            name: "LuigiC",
+            dependencies: ["LuigiCore", "LuigiSimulation", "CLuigi"],
+            exclude: ["exports.map"]
+        ),
         .executableTarget(
             name: "luigi-geo-demo",
             dependencies: ["LuigiCore", "LuigiSimulation"],

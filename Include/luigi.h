@@ -307,7 +307,7 @@ luigi_status luigi_cluster_run_until_converged(luigi_cluster *cluster, uint64_t 
 /* 1 when every replica has applied exactly the same updates and none is
  * pending (so, by determinism, every replica holds the same values). */
 luigi_status luigi_cluster_converged(const luigi_cluster *cluster, int *out_converged);
-luigi_status luigi_cluster_stats(const luigi_cluster *cluster, luigi_cluster_stats *out);
+luigi_status luigi_cluster_get_stats(const luigi_cluster *cluster, luigi_cluster_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,110 @@
+import CLuigi
+import LuigiCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Failures that belong to the ABI layer itself (bad pointers, handles, sizes).
+enum ABIError: Error {
+    case invalidArgument(String)
+    case invalidHandle(String)
+    case bufferTooSmall(String)
+    case outOfRange(String)
+}
+
+/// The calling thread's last error message, owned by a pthread key so each
+/// thread keeps its own and it is freed when the thread exits.
+private let errorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { free($0) }
+    return key
+}()
+
+func setLastError(_ message: String) {
+    free(pthread_getspecific(errorKey))
+    pthread_setspecific(errorKey, strdup(message))
+}
+
+func lastError() -> UnsafePointer<CChar> {
+    if let p = pthread_getspecific(errorKey) { return UnsafePointer(p.assumingMemoryBound(to: CChar.self)) }
+    return staticCString("\0")
+}
+
+func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+/// Runs one exported call: any thrown error becomes a status code plus the
+/// thread's last error message. Nothing escapes as a trap.
+@inline(__always)
+func guarded(_ body: () throws -> Void) -> luigi_status {
+    do {
+        try body()
+        return LUIGI_OK
+    } catch {
+        let (status, message) = statusAndMessage(error)
+        setLastError(message)
+        return status
+    }
+}
+
+func statusAndMessage(_ error: any Error) -> (luigi_status, String) {
+    switch error {
+    case let e as LuigiError:
+        switch e {
+        case .invalidArgument(let m): return (LUIGI_ERR_INVALID_ARGUMENT, m)
+        case .decode(let m): return (LUIGI_ERR_DECODE, m)
+        case .notAlgebraic(let m): return (LUIGI_ERR_NOT_ALGEBRAIC, m)
+        case .typeConflict(let m): return (LUIGI_ERR_TYPE_CONFLICT, m)
+        case .overflow(let m): return (LUIGI_ERR_OVERFLOW, m)
+        case .state(let m): return (LUIGI_ERR_STATE, m)
+        case .notConverged(let m): return (LUIGI_ERR_NOT_CONVERGED, m)
+        }
+    case let e as ABIError:
+        switch e {
+        case .invalidArgument(let m): return (LUIGI_ERR_INVALID_ARGUMENT, m)
+        case .invalidHandle(let m): return (LUIGI_ERR_INVALID_HANDLE, m)
+        case .bufferTooSmall(let m): return (LUIGI_ERR_BUFFER_TOO_SMALL, m)
+        case .outOfRange(let m): return (LUIGI_ERR_OUT_OF_RANGE, m)
+        }
+    default:
+        return (LUIGI_ERR_INTERNAL, "internal error: \(error)")
+    }
+}
+
+// MARK: - Argument helpers
+
+func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {
+    guard let p else { throw ABIError.invalidArgument("\(name) is NULL") }
+    return p
+}
+
+func bytes(_ data: UnsafePointer<UInt8>?, _ len: Int, _ name: String) throws -> [UInt8] {
+    guard len > 0 else { return [] }
+    guard let data else { throw ABIError.invalidArgument("\(name) is NULL but its length is \(len)") }
+    return Array(UnsafeBufferPointer(start: data, count: len))
+}
+
+func utf8(_ data: UnsafePointer<CChar>?, _ len: Int, _ name: String) throws -> String {
+    guard len > 0 else { return "" }
+    guard let data else { throw ABIError.invalidArgument("\(name) is NULL but its length is \(len)") }
+    let raw = UnsafeRawBufferPointer(start: data, count: len)
+    guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+        throw ABIError.invalidArgument("\(name) is not valid UTF-8")
+    }
+    return s
+}
+
+/// Hands bytes to the caller in a library-owned buffer (malloc'd).
+func fill(_ out: UnsafeMutablePointer<luigi_buffer>, with data: [UInt8]) throws {
+    guard let p = malloc(max(data.count, 1))?.assumingMemoryBound(to: UInt8.self) else {
+        throw ABIError.invalidArgument("out of memory allocating \(data.count) bytes")
+    }
+    data.withUnsafeBufferPointer { src in
+        if let base = src.baseAddress { p.update(from: base, count: data.count) }
+    }
+    out.pointee = luigi_buffer(data: p, len: data.count)
+}

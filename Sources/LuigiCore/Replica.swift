@@ -1,0 +1,225 @@
+/// One replica of coordination-free (algebraic) state.
+///
+/// Every update carries a dot (origin, seq) and the origin's clock. A replica
+/// applies each update exactly once and only after everything it causally
+/// depends on (earlier arrivals wait in `pending`), so the replica's clock is
+/// also its version vector: `clock[o]` = the highest contiguous seq applied
+/// from origin `o`.
+///
+/// Type conflicts. A key's type is fixed by its first op; a local op of
+/// another type is rejected. Replicas that concurrently give one key different
+/// types keep every op, under its own type ("variant"). The visible type is
+/// the variant whose earliest dot is smallest in (origin, seq) order, which
+/// every replica computes identically from the same set of updates; ops of the
+/// other variants are counted in `conflicts`.
+public final class Replica {
+    public let nodeID: UInt64
+    public private(set) var clock = VectorClock()
+    private var state: [String: KeyState] = [:]
+    private var conflictedKeys: Set<String> = []
+    private var pendingByOrigin: [UInt64: [UInt64: Update]] = [:]
+    public private(set) var pendingCount = 0
+    /// Applied updates per origin; index seq-1 (delivery is per-origin FIFO).
+    private var logByOrigin: [UInt64: [Update]] = [:]
+
+    public init(nodeID: UInt64) { self.nodeID = nodeID }
+
+    // MARK: - Local transactions
+
+    public func transaction() -> Transaction { Transaction(replica: self) }
+
+    /// Runs `body` in a transaction and commits it; discards it if body throws.
+    @discardableResult
+    public func commit(_ body: (Transaction) throws -> Void) throws -> Update {
+        let tx = transaction()
+        try body(tx)
+        return try tx.commit()
+    }
+
+    /// Validates a transaction's buffered ops against the current state and
+    /// turns them into the normalized update; changes nothing.
+    func prepare(_ ops: [String: PendingOp]) throws -> Update {
+        var keyOps: [(key: String, op: KeyOp)] = []
+        keyOps.reserveCapacity(ops.count)
+        for (key, pending) in ops {
+            if let current = state[key]?.visibleKind, current != pending.kind {
+                throw LuigiError.typeConflict("key '\(key)' is a \(current), not a \(pending.kind)")
+            }
+            switch pending {
+            case .counter(let delta):
+                let mine = Int128(state[key]?.variant(.counter)?.contributions[nodeID] ?? 0)
+                guard let next = Int64(exactly: mine + delta) else {
+                    throw LuigiError.overflow(
+                        "counter '\(key)': node \(nodeID)'s contribution \(mine) + \(delta) overflows 64 bits")
+                }
+                keyOps.append((key, .counter(contribution: next)))
+            case .max(let n): keyOps.append((key, .max(n)))
+            case .min(let n): keyOps.append((key, .min(n)))
+            case .union(let elements): keyOps.append((key, .union(elements.sorted())))
+            }
+        }
+        keyOps.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        var next = clock
+        let seq = try next.tick(nodeID)
+        return try Update(origin: nodeID, seq: seq, clock: next, ops: keyOps)
+    }
+
+    /// Applies an update prepared from a local transaction.
+    func commitLocal(_ update: Update) {
+        deliver(update)
+    }
+
+    // MARK: - Remote updates
+
+    /// Applies a remote update. Returns true when it is new to this replica
+    /// (applied now, or held in `pending` until its predecessors arrive) and
+    /// false for a duplicate.
+    @discardableResult
+    public func apply(_ update: Update) -> Bool {
+        if update.seq <= clock[update.origin] { return false }
+        if pendingByOrigin[update.origin]?[update.seq] != nil { return false }
+        if isDeliverable(update) {
+            deliver(update)
+            drainPending()
+        } else {
+            pendingByOrigin[update.origin, default: [:]][update.seq] = update
+            pendingCount += 1
+        }
+        return true
+    }
+
+    private func isDeliverable(_ update: Update) -> Bool {
+        guard clock[update.origin] == update.seq - 1 else { return false }
+        for (node, counter) in update.clock.counters where node != update.origin && counter > clock[node] {
+            return false
+        }
+        return true
+    }
+
+    private func drainPending() {
+        var progressed = true
+        while progressed && pendingCount > 0 {
+            progressed = false
+            for origin in Array(pendingByOrigin.keys) {
+                while let next = pendingByOrigin[origin]?[clock[origin] + 1], isDeliverable(next) {
+                    pendingByOrigin[origin]![next.seq] = nil
+                    if pendingByOrigin[origin]!.isEmpty { pendingByOrigin[origin] = nil }
+                    pendingCount -= 1
+                    deliver(next)
+                    progressed = true
+                }
+            }
+        }
+    }
+
+    /// The one place state changes: every op of the update, then the clock.
+    private func deliver(_ update: Update) {
+        let dot = update.dot
+        for (key, op) in update.ops {
+            state[key, default: KeyState()].apply(op, from: update.origin, dot: dot)
+            if state[key]!.variants.count > 1 { conflictedKeys.insert(key) }
+        }
+        clock[update.origin] = update.seq
+        logByOrigin[update.origin, default: []].append(update)
+    }
+
+    // MARK: - Reading
+
+    public func value(_ key: String) -> Value? { state[key]?.visibleValue }
+
+    /// Keys sorted by UTF-8 bytes.
+    public var keys: [String] {
+        state.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    public var keyCount: Int { state.count }
+
+    /// Ops kept under a type that lost its key's type conflict.
+    public var conflicts: UInt64 {
+        conflictedKeys.reduce(0) { sum, key in
+            sum + state[key]!.variants.dropFirst().reduce(0) { $0 + $1.opCount }
+        }
+    }
+
+    /// Every applied update that `seen` lacks, in an order consistent with
+    /// causality (sorted by the sum of their clocks, then by dot).
+    public func delta(since seen: VectorClock) -> [Update] {
+        var missing: [(rank: UInt128, update: Update)] = []
+        for (origin, log) in logByOrigin {
+            let known = seen[origin]
+            guard known < UInt64(log.count) else { continue }
+            for update in log[Int(known)...] {
+                let rank = update.clock.counters.values.reduce(UInt128(0)) { $0 + UInt128($1) }
+                missing.append((rank, update))
+            }
+        }
+        missing.sort { ($0.rank, $0.update.dot) < ($1.rank, $1.update.dot) }
+        return missing.map(\.update)
+    }
+
+    /// Number of updates applied so far (from every origin).
+    public var appliedCount: Int { logByOrigin.values.reduce(0) { $0 + $1.count } }
+}
+
+/// A key's state: one variant per type ever applied to it, the visible one
+/// (smallest earliest dot) first.
+struct KeyState {
+    var variants: [Variant] = []
+
+    var visibleKind: Kind? { variants.first?.kind }
+
+    func variant(_ kind: Kind) -> Variant? { variants.first { $0.kind == kind } }
+
+    var visibleValue: Value? {
+        guard let v = variants.first else { return nil }
+        switch v.kind {
+        case .counter: return .counter(v.total)
+        case .max: return .max(v.number!)
+        case .min: return .min(v.number!)
+        case .set: return .set(v.elements)
+        }
+    }
+
+    mutating func apply(_ op: KeyOp, from origin: UInt64, dot: Dot) {
+        let index: Int
+        if let i = variants.firstIndex(where: { $0.kind == op.kind }) {
+            index = i
+        } else {
+            variants.append(Variant(kind: op.kind, firstDot: dot))
+            index = variants.count - 1
+        }
+        variants[index].apply(op, from: origin, dot: dot)
+        if variants.count > 1 { variants.sort { $0.firstDot < $1.firstDot } }
+    }
+}
+
+struct Variant {
+    let kind: Kind
+    var firstDot: Dot
+    var opCount: UInt64 = 0
+    var contributions: [UInt64: Int64] = [:]
+    var total: Int128 = 0
+    var number: Number?
+    var elements: Set<Element> = []
+
+    init(kind: Kind, firstDot: Dot) {
+        self.kind = kind
+        self.firstDot = firstDot
+    }
+
+    mutating func apply(_ op: KeyOp, from origin: UInt64, dot: Dot) {
+        if dot < firstDot { firstDot = dot }
+        opCount += 1
+        switch op {
+        case .counter(let contribution):
+            total += Int128(contribution) - Int128(contributions[origin] ?? 0)
+            contributions[origin] = contribution
+        case .max(let n):
+            if number.map({ $0 < n }) ?? true { number = n }
+        case .min(let n):
+            if number.map({ n < $0 }) ?? true { number = n }
+        case .union(let added):
+            elements.formUnion(added)
+        }
+    }
+}

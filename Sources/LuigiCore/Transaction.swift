@@ -1,0 +1,97 @@
+/// An op buffered in a transaction, merged per key.
+enum PendingOp {
+    case counter(Int128)
+    case max(Number)
+    case min(Number)
+    case union(Set<Element>)
+
+    var kind: Kind {
+        switch self {
+        case .counter: return .counter
+        case .max: return .max
+        case .min: return .min
+        case .union: return .set
+        }
+    }
+}
+
+/// A coordination-free transaction: ops are buffered, then `commit` validates
+/// all of them and applies them atomically (all or nothing).
+public final class Transaction {
+    public let replica: Replica
+    private var ops: [String: PendingOp] = [:]
+    /// The first op whose type disagreed with an earlier op on the same key.
+    private var conflict: LuigiError?
+    public private(set) var opCount = 0
+    public private(set) var update: Update?
+
+    init(replica: Replica) { self.replica = replica }
+
+    public var isFinished: Bool { update != nil }
+
+    public func add(_ key: String, _ delta: Int64) throws {
+        try record(key, .counter(Int128(delta)))
+    }
+
+    public func max(_ key: String, _ value: Number) throws { try record(key, .max(try checked(value))) }
+
+    public func min(_ key: String, _ value: Number) throws { try record(key, .min(try checked(value))) }
+
+    public func union(_ key: String, _ element: Element) throws { try record(key, .union([element])) }
+
+    public func union<S: Sequence>(_ key: String, _ elements: S) throws where S.Element == Element {
+        try record(key, .union(Set(elements)))
+    }
+
+    /// Overwrite needs coordination: it is never part of an algebraic commit.
+    public func set(_ key: String) throws -> Never {
+        try ensureOpen()
+        throw LuigiError.notAlgebraic(
+            "set('\(key)') overwrites, which is not algebraic; use the replicated log's coordinated path")
+    }
+
+    /// Validates every op, then applies all of them; on error nothing changes
+    /// and the transaction stays open.
+    @discardableResult
+    public func commit() throws -> Update {
+        try ensureOpen()
+        if let conflict { throw conflict }
+        let update = try replica.prepare(ops)
+        replica.commitLocal(update)
+        self.update = update
+        ops = [:]
+        return update
+    }
+
+    private func checked(_ n: Number) throws -> Number {
+        if case .float(let d) = n { return try Number.checked(d) }
+        return n
+    }
+
+    private func ensureOpen() throws {
+        guard update == nil else { throw LuigiError.state("transaction already committed") }
+    }
+
+    private func record(_ key: String, _ op: PendingOp) throws {
+        try ensureOpen()
+        opCount += 1
+        guard let existing = ops[key] else {
+            ops[key] = op
+            return
+        }
+        switch (existing, op) {
+        case (.counter(let a), .counter(let b)): ops[key] = .counter(a + b)
+        case (.max(let a), .max(let b)): ops[key] = .max(Swift.max(a, b))
+        case (.min(let a), .min(let b)): ops[key] = .min(Swift.min(a, b))
+        case (.union(var a), .union(let b)):
+            ops[key] = nil  // release the buffered set so the union happens in place
+            a.formUnion(b)
+            ops[key] = .union(a)
+        default:
+            if conflict == nil {
+                conflict = .typeConflict(
+                    "key '\(key)' is used as a \(existing.kind) and as a \(op.kind) in one transaction")
+            }
+        }
+    }
+}
