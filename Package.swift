@@ -14,7 +14,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
-        .target(name: "LuigiCore"),
+        .target(name: "LuigiCore", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(

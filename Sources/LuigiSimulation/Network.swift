@@ -35,11 +35,9 @@ public struct NetworkFaults: Equatable, Sendable {
 enum SyncMessage {
     /// "Here is my version vector": the receiver answers with what it lacks.
     case digest(VectorClock)
-    /// Updates the requester lacked, plus the replier's clock so the requester
-    /// can push back what the replier lacks (push-pull).
-    case reply(VectorClock, [Update])
-    /// Updates the replier lacked.
-    case push([Update])
+    /// Exactly the updates the digest's sender lacked (possibly none: the
+    /// reply also tells the requester its request is complete).
+    case reply([Update])
 
     func encoded() -> [UInt8] {
         var w = ByteWriter()
@@ -47,13 +45,10 @@ enum SyncMessage {
         case .digest(let clock):
             w.u8(1)
             clock.write(to: &w)
-        case .reply(let clock, let updates):
+        case .reply(let updates):
             w.u8(2)
-            clock.write(to: &w)
-            Self.write(updates, to: &w)
-        case .push(let updates):
-            w.u8(3)
-            Self.write(updates, to: &w)
+            w.varint(UInt64(updates.count))
+            for u in updates { w.blob(u.encoded()) }
         }
         return w.bytes
     }
@@ -63,24 +58,13 @@ enum SyncMessage {
         switch try r.u8() {
         case 1: self = .digest(try VectorClock.read(from: &r))
         case 2:
-            let clock = try VectorClock.read(from: &r)
-            self = .reply(clock, try Self.readUpdates(&r))
-        case 3: self = .push(try Self.readUpdates(&r))
+            let n = try r.count()
+            var updates: [Update] = []
+            updates.reserveCapacity(n)
+            for _ in 0..<n { updates.append(try Update(decoding: try r.blob())) }
+            self = .reply(updates)
         default: throw LuigiError.decode("unknown sync message tag")
         }
         try r.expectEnd("sync message")
-    }
-
-    private static func write(_ updates: [Update], to w: inout ByteWriter) {
-        w.varint(UInt64(updates.count))
-        for u in updates { w.blob(u.encoded()) }
-    }
-
-    private static func readUpdates(_ r: inout ByteReader) throws -> [Update] {
-        let n = try r.count()
-        var updates: [Update] = []
-        updates.reserveCapacity(n)
-        for _ in 0..<n { updates.append(try Update(decoding: try r.blob())) }
-        return updates
     }
 }

@@ -1,10 +1,12 @@
 import LuigiCore
 
 /// N algebraic replicas (node ids 0..<N) on virtual time, kept in sync by
-/// delta anti-entropy: each round every node sends its version vector to
-/// `fanout` random peers, which answer with only the updates it lacks and
-/// their own clock, so it can push back what they lack. Messages cross a
-/// seeded network that can delay, drop, duplicate, reorder and partition.
+/// delta anti-entropy (pull): a node with no sync in progress sends its
+/// version vector to `fanout` random peers, which answer with exactly the
+/// updates it lacks. A node waits for those replies (or their timeout, when
+/// the network lost them) before it asks again, so no update is shipped twice
+/// to the same node by one peer. Messages cross a seeded network that can
+/// delay, drop, duplicate, reorder and partition.
 public final class SimulatedCluster {
     public struct Options: Sendable {
         public var nodes: Int
@@ -52,6 +54,8 @@ public final class SimulatedCluster {
     private var inFlight: [InFlight] = []
     private var sent: UInt64 = 0
     private var groupOf: [Int]?
+    /// Per node: peer -> round by which its reply is due.
+    private var awaiting: [[Int: UInt64]]
     private var counters = Stats()
 
     public init(_ options: Options) throws {
@@ -70,6 +74,7 @@ public final class SimulatedCluster {
         self.faults = try options.faults.validated()
         self.rng = SplitMix64(seed: options.seed)
         self.replicas = (0..<options.nodes).map { Replica(nodeID: UInt64($0)) }
+        self.awaiting = Array(repeating: [:], count: options.nodes)
     }
 
     public subscript(index: Int) -> Replica { replicas[index] }
@@ -136,7 +141,7 @@ public final class SimulatedCluster {
         return rounds
     }
 
-    /// One round: deliver what is due, then every node starts a sync.
+    /// One round: deliver what is due, then every idle node starts a sync.
     public func step() {
         counters.rounds += 1
         let now = counters.rounds
@@ -152,16 +157,25 @@ public final class SimulatedCluster {
         let n = replicas.count
         guard n > 1 else { return }
         for node in 0..<n {
+            awaiting[node] = awaiting[node].filter { $0.value > now }
+            guard awaiting[node].isEmpty else { continue }
             var peers = Set<Int>()
-            let want = min(options.fanout, n - 1)
-            while peers.count < want {
+            while peers.count < min(options.fanout, n - 1) {
                 let peer = Int.random(in: 0..<n - 1, using: &rng)
                 peers.insert(peer >= node ? peer + 1 : peer)
             }
             for peer in peers.sorted() {
+                awaiting[node][peer] = now + replyTimeout(node, peer)
                 send(.digest(replicas[node].clock), from: node, to: peer)
             }
         }
+    }
+
+    /// Rounds after which a reply that has not arrived counts as lost.
+    private func replyTimeout(_ a: Int, _ b: Int) -> UInt64 {
+        let latency = (options.linkLatency?[a][b] ?? 0) + (options.linkLatency?[b][a] ?? 0)
+        let extra = faults.maxDelay + (faults.reorder > 0 ? faults.maxDelay + 2 : 0)
+        return UInt64(2 + latency + 2 * extra)
     }
 
     private func receive(_ message: InFlight) {
@@ -171,25 +185,16 @@ public final class SimulatedCluster {
         let me = replicas[message.to]
         switch decoded {
         case .digest(let theirs):
-            let missing = me.delta(since: theirs)
-            if !missing.isEmpty || !theirs.isDominated(by: me.clock) {
-                send(.reply(me.clock, missing), from: message.to, to: message.from)
-            }
-        case .reply(let theirs, let updates):
-            for u in updates { me.apply(u) }
-            let missing = me.delta(since: theirs)
-            if !missing.isEmpty { send(.push(missing), from: message.to, to: message.from) }
-        case .push(let updates):
+            send(.reply(me.delta(since: theirs)), from: message.to, to: message.from)
+        case .reply(let updates):
+            awaiting[message.to][message.from] = nil
             for u in updates { me.apply(u) }
         }
     }
 
     private func send(_ message: SyncMessage, from: Int, to: Int) {
         let bytes = message.encoded()
-        switch message {
-        case .reply(_, let u), .push(let u): counters.updatesShipped += UInt64(u.count)
-        case .digest: break
-        }
+        if case .reply(let updates) = message { counters.updatesShipped += UInt64(updates.count) }
         counters.messages += 1
         counters.bytes += UInt64(bytes.count)
         if rng.chance(faults.drop) {

@@ -1,0 +1,65 @@
+import LuigiCore
+import PropertyBased
+import Testing
+
+@Suite struct UpdateCodecTests {
+    static func sample() throws -> Update {
+        let other = Replica(nodeID: 2)
+        let r = Replica(nodeID: 1)
+        r.apply(try other.commit { try $0.add("x", -3) })
+        return try r.commit { tx in
+            try tx.add("count", 42)
+            try tx.max("hi", .float(2.5))
+            try tx.min("lo", .int(-7))
+            try tx.union("tags", [.string("é"), .bytes([0, 255]), .int(Int64.min)])
+        }
+    }
+
+    @Test func roundTrip() throws {
+        let u = try Self.sample()
+        let decoded = try Update(decoding: u.encoded())
+        #expect(decoded == u)
+        #expect(decoded.encoded() == u.encoded())
+    }
+
+    @Test func everySingleBitFlipIsDetected() throws {
+        let bytes = try Self.sample().encoded()
+        for i in 0..<bytes.count * 8 {
+            var flipped = bytes
+            flipped[i / 8] ^= 1 << UInt8(i % 8)
+            #expect(throws: LuigiError.self) { try Update(decoding: flipped) }
+        }
+    }
+
+    @Test func everyTruncationIsDetected() throws {
+        let bytes = try Self.sample().encoded()
+        for n in 0..<bytes.count {
+            #expect(throws: LuigiError.self) { try Update(decoding: Array(bytes[0..<n])) }
+        }
+    }
+
+    @Test func randomBytesNeverCrash() async {
+        await propertyCheck(count: 2000, input: Gen.uint8(in: 0...255).array(of: 0...200)) { raw in
+            #expect(throws: LuigiError.self) { try Update(decoding: raw) }
+        }
+    }
+
+    /// Garbage with a valid header and checksum reaches the structural checks.
+    @Test func validlySealedGarbageNeverCrashes() async {
+        await propertyCheck(count: 2000, input: Gen.uint8(in: 0...255).array(of: 0...120)) { body in
+            var w = ByteWriter()
+            w.magic([0x4C, 0x55, 0x50, 0x01])
+            w.raw(body)
+            w.sealWithChecksum()
+            if let u = try? Update(decoding: w.bytes) {
+                #expect(u.encoded() == w.bytes)  // only canonical encodings decode
+            }
+        }
+    }
+
+    @Test func unknownVersionIsNamed() throws {
+        var bytes = try Self.sample().encoded()
+        bytes[3] = 9
+        #expect(throws: LuigiError.decode("update: unsupported format version 9")) { try Update(decoding: bytes) }
+    }
+}
