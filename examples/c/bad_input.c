@@ -1,0 +1,1382 @@
+/*
+ * bad_input.c — proves that nothing a C caller passes can crash libluigi.
+ *
+ * Every misuse below must come back as a status code — the exact one the
+ * header promises — together with a non-empty luigi_last_error_message(),
+ * and must leave outputs and state untouched:
+ *
+ *   NULL out pointers, NULL handles (INVALID_ARGUMENT: a NULL pointer), freed
+ *   handles (double free, use after free, stale handles: INVALID_HANDLE),
+ *   handles of the wrong type cast across, pointers the library never issued,
+ *   bad UTF-8 keys and elements, NaN, garbage / truncated / corrupted bytes to
+ *   the decoders, out-of-range indices, bad cluster options and fault rates,
+ *   transactions used after commit or after a rejected commit, arithmetic
+ *   overflow, too-small caller arrays.
+ *
+ * Each section runs in its own child process, so a crash is reported as a
+ * failed section (with its signal) instead of ending the run. The last line
+ * is "bad_input: N passed, M failed"; the exit status is 0 only if M == 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <threads.h>
+#include <unistd.h>
+
+#include "luigi.h"
+
+/* ------------------------------------------------------------- harness */
+
+static int g_passed, g_failed;
+static const char *g_section = "?";
+
+static void fail_at(int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL [%s] bad_input.c:%d: ", g_section, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    g_failed++;
+}
+
+/* `got` must equal `want`; a failure must also leave a non-empty message. */
+static int expect_status(luigi_status got, luigi_status want, const char *call, int line)
+{
+    if (got != want) {
+        const char *msg = luigi_last_error_message();
+        fail_at(line, "%s returned %s (%d), expected %s (message: \"%s\")", call,
+                luigi_status_name(got), (int)got, luigi_status_name(want), msg ? msg : "(null)");
+        return 0;
+    }
+    if (want != LUIGI_OK) {
+        const char *msg = luigi_last_error_message();
+        if (msg == NULL || msg[0] == '\0') {
+            fail_at(line, "%s returned %s but luigi_last_error_message() is empty", call,
+                    luigi_status_name(got));
+            return 0;
+        }
+    }
+    g_passed++;
+    return 1;
+}
+
+#define EXPECT(call, want) expect_status((call), (want), #call, __LINE__)
+
+static int expect_true(int cond, const char *text, int line)
+{
+    if (!cond) {
+        fail_at(line, "expected %s", text);
+        return 0;
+    }
+    g_passed++;
+    return 1;
+}
+
+#define TRUE(cond) expect_true((cond) ? 1 : 0, #cond, __LINE__)
+
+/* Setup steps that must succeed; otherwise the section cannot go on. */
+#define MUST(call)                                                                       \
+    do {                                                                                 \
+        luigi_status must_status_ = (call);                                              \
+        if (must_status_ != LUIGI_OK) {                                                  \
+            fail_at(__LINE__, "setup %s failed: %s: %s", #call,                          \
+                    luigi_status_name(must_status_), luigi_last_error_message());        \
+            return;                                                                      \
+        }                                                                                \
+    } while (0)
+
+/* A TYPE_CONFLICT or OVERFLOW may be found when the op is buffered or only at
+ * commit (the header promises it by commit): accept either, but exactly that
+ * code, a message, and no update handed out. */
+static int expect_rejected_txn(luigi_status op_status, luigi_txn *txn, luigi_status want,
+                               const char *what, int line)
+{
+    if (op_status != LUIGI_OK) return expect_status(op_status, want, what, line);
+    luigi_update *update = (luigi_update *)(uintptr_t)0x5e5e;
+    int ok = expect_status(luigi_txn_commit(txn, &update), want, what, line);
+    if (update != (luigi_update *)(uintptr_t)0x5e5e) {
+        fail_at(line, "%s: rejected commit wrote its output", what);
+        ok = 0;
+    }
+    return ok;
+}
+
+#define EXPECT_REJECTED(op, txn, want) expect_rejected_txn((op), (txn), (want), #op, __LINE__)
+
+#define KEY(s) (s), strlen(s)
+
+/* Distinct sentinels for outputs that must stay untouched on failure. */
+#define SENTINEL(type) ((type *)(uintptr_t)0x5e5e5e50)
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t next_random(void)
+{
+    /* xorshift64*: deterministic, so every run checks the same inputs. */
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return g_rng * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t crc32c(const uint8_t *data, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= data[i];
+        for (int k = 0; k < 8; k++) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+/* Does `data` end with the little-endian CRC-32C of what precedes it? */
+static int has_trailing_crc(const uint8_t *data, size_t len)
+{
+    if (len < 5) return 0;
+    uint32_t c = crc32c(data, len - 4);
+    const uint8_t *t = data + len - 4;
+    return t[0] == (uint8_t)c && t[1] == (uint8_t)(c >> 8) && t[2] == (uint8_t)(c >> 16) &&
+           t[3] == (uint8_t)(c >> 24);
+}
+
+static void reseal(uint8_t *data, size_t len)
+{
+    uint32_t c = crc32c(data, len - 4);
+    for (int i = 0; i < 4; i++) data[len - 4 + (size_t)i] = (uint8_t)(c >> (8 * i));
+}
+
+static uint8_t *find_bytes(uint8_t *hay, size_t hay_len, const void *needle, size_t n)
+{
+    if (n == 0 || hay_len < n) return NULL;
+    for (size_t i = 0; i + n <= hay_len; i++)
+        if (memcmp(hay + i, needle, n) == 0) return hay + i;
+    return NULL;
+}
+
+/* A replica (node 1) with one committed update holding several op kinds. */
+typedef struct fixture {
+    luigi_replica *replica;
+    luigi_update *update;
+    luigi_buffer update_bytes;
+    luigi_clock *clock; /* {1: 3, 7: 9, 42: 1} */
+    luigi_buffer clock_bytes;
+} fixture;
+
+static int fixture_make(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    luigi_txn *txn = NULL;
+    if (luigi_replica_new(1, &f->replica) != LUIGI_OK) return 0;
+    if (luigi_replica_begin(f->replica, &txn) != LUIGI_OK) return 0;
+    if (luigi_txn_add(txn, KEY("KEYKEYKEY"), 7) != LUIGI_OK) return 0;
+    if (luigi_txn_max_float(txn, KEY("f"), 1.5) != LUIGI_OK) return 0;
+    if (luigi_txn_min_int(txn, KEY("m"), -3) != LUIGI_OK) return 0;
+    if (luigi_txn_union_str(txn, KEY("s"), KEY("x")) != LUIGI_OK) return 0;
+    if (luigi_txn_union_int(txn, KEY("s"), 5) != LUIGI_OK) return 0;
+    if (luigi_txn_commit(txn, &f->update) != LUIGI_OK) return 0;
+    luigi_txn_free(txn);
+    if (luigi_update_encode(f->update, &f->update_bytes) != LUIGI_OK) return 0;
+    if (luigi_clock_new(&f->clock) != LUIGI_OK) return 0;
+    if (luigi_clock_set(f->clock, 1, 3) != LUIGI_OK) return 0;
+    if (luigi_clock_set(f->clock, 7, 9) != LUIGI_OK) return 0;
+    if (luigi_clock_set(f->clock, 42, 1) != LUIGI_OK) return 0;
+    if (luigi_clock_encode(f->clock, &f->clock_bytes) != LUIGI_OK) return 0;
+    return 1;
+}
+
+static void fixture_free(fixture *f)
+{
+    luigi_buffer_free(&f->clock_bytes);
+    luigi_buffer_free(&f->update_bytes);
+    luigi_clock_free(f->clock);
+    luigi_update_free(f->update);
+    luigi_replica_free(f->replica);
+}
+
+#define MUST_FIXTURE(f)                                                               \
+    do {                                                                              \
+        if (!fixture_make(f)) {                                                       \
+            fail_at(__LINE__, "fixture setup failed: %s", luigi_last_error_message()); \
+            return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+static luigi_cluster *small_cluster(uint32_t nodes)
+{
+    luigi_cluster_options o;
+    luigi_cluster_options_init(&o);
+    o.nodes = nodes;
+    o.seed = 7;
+    luigi_cluster *c = NULL;
+    if (luigi_cluster_new(&o, &c) != LUIGI_OK) return NULL;
+    return c;
+}
+
+/* ------------------------------------------------------------ sections */
+
+static int thread_body(void *arg)
+{
+    int *result = arg;
+    const char *m = luigi_last_error_message();
+    result[0] = (m != NULL && m[0] == '\0'); /* a new thread starts with "" */
+    result[1] = luigi_clock_new(NULL) == LUIGI_ERR_INVALID_ARGUMENT;
+    m = luigi_last_error_message();
+    result[2] = (m != NULL && m[0] != '\0');
+    return 0;
+}
+
+static void s_messages_and_names(void)
+{
+    const char *m = luigi_last_error_message();
+    TRUE(m != NULL && m[0] == '\0'); /* nothing failed yet in this process */
+
+    struct { luigi_status s; const char *name; } names[] = {
+        {LUIGI_OK, "LUIGI_OK"},
+        {LUIGI_ERR_INVALID_ARGUMENT, "LUIGI_ERR_INVALID_ARGUMENT"},
+        {LUIGI_ERR_INVALID_HANDLE, "LUIGI_ERR_INVALID_HANDLE"},
+        {LUIGI_ERR_DECODE, "LUIGI_ERR_DECODE"},
+        {LUIGI_ERR_NOT_ALGEBRAIC, "LUIGI_ERR_NOT_ALGEBRAIC"},
+        {LUIGI_ERR_TYPE_CONFLICT, "LUIGI_ERR_TYPE_CONFLICT"},
+        {LUIGI_ERR_OVERFLOW, "LUIGI_ERR_OVERFLOW"},
+        {LUIGI_ERR_STATE, "LUIGI_ERR_STATE"},
+        {LUIGI_ERR_BUFFER_TOO_SMALL, "LUIGI_ERR_BUFFER_TOO_SMALL"},
+        {LUIGI_ERR_NOT_CONVERGED, "LUIGI_ERR_NOT_CONVERGED"},
+        {LUIGI_ERR_OUT_OF_RANGE, "LUIGI_ERR_OUT_OF_RANGE"},
+        {LUIGI_ERR_INTERNAL, "LUIGI_ERR_INTERNAL"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *n = luigi_status_name(names[i].s);
+        if (!TRUE(n != NULL && strcmp(n, names[i].name) == 0))
+            fprintf(stderr, "  status %d is named \"%s\"\n", (int)names[i].s, n ? n : "(null)");
+    }
+    /* Unknown codes still get a static, non-empty name. */
+    const luigi_status unknown[] = {-1, 11, 98, 100, INT32_MAX, INT32_MIN};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        const char *n = luigi_status_name(unknown[i]);
+        TRUE(n != NULL && n[0] != '\0');
+    }
+    const char *v = luigi_version_string();
+    TRUE(v != NULL && strlen(v) >= 5);
+
+    /* The message is per thread. */
+    EXPECT(luigi_clock_new(NULL), LUIGI_ERR_INVALID_ARGUMENT);
+    char mine[512];
+    snprintf(mine, sizeof mine, "%s", luigi_last_error_message());
+    int result[3] = {0, 0, 0};
+    thrd_t thread;
+    if (TRUE(thrd_create(&thread, thread_body, result) == thrd_success)) {
+        thrd_join(thread, NULL);
+        TRUE(result[0]); /* another thread's failure is not visible here */
+        TRUE(result[1]);
+        TRUE(result[2]);
+        TRUE(strcmp(mine, luigi_last_error_message()) == 0);
+    }
+}
+
+static void s_null_out_pointers(void)
+{
+    fixture f;
+    MUST_FIXTURE(&f);
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    uint64_t u64 = 0;
+    size_t n = 0;
+
+    /* clocks */
+    EXPECT(luigi_clock_new(NULL), IA);
+    EXPECT(luigi_clock_copy(f.clock, NULL), IA);
+    EXPECT(luigi_clock_tick(f.clock, 1, NULL), IA);
+    MUST(luigi_clock_get(f.clock, 1, &u64));
+    TRUE(u64 == 3); /* the rejected tick did not tick */
+    EXPECT(luigi_clock_get(f.clock, 1, NULL), IA);
+    EXPECT(luigi_clock_compare(f.clock, f.clock, NULL), IA);
+    EXPECT(luigi_clock_len(f.clock, NULL), IA);
+    uint64_t nodes[4], counters[4];
+    EXPECT(luigi_clock_entries(f.clock, nodes, counters, 4, NULL), IA);
+    EXPECT(luigi_clock_encode(f.clock, NULL), IA);
+    EXPECT(luigi_clock_decode(f.clock_bytes.data, f.clock_bytes.len, NULL), IA);
+    luigi_clock *clock_out = SENTINEL(luigi_clock);
+    EXPECT(luigi_clock_decode(NULL, 16, &clock_out), IA);
+    TRUE(clock_out == SENTINEL(luigi_clock));
+
+    /* replicas and transactions */
+    EXPECT(luigi_replica_new(5, NULL), IA);
+    EXPECT(luigi_replica_node_id(f.replica, NULL), IA);
+    EXPECT(luigi_replica_begin(f.replica, NULL), IA);
+    luigi_txn *txn = NULL;
+    MUST(luigi_replica_begin(f.replica, &txn));
+    MUST(luigi_txn_add(txn, KEY("c"), 1));
+    EXPECT(luigi_txn_op_count(txn, NULL), IA);
+    EXPECT(luigi_txn_commit(txn, NULL), IA);
+    /* The txn is still open after the rejected commit. */
+    EXPECT(luigi_txn_add(txn, KEY("c"), 1), LUIGI_OK);
+    EXPECT(luigi_txn_op_count(txn, &n), LUIGI_OK);
+    TRUE(n == 2);
+    EXPECT(luigi_txn_add(txn, NULL, 3, 1), IA);
+    EXPECT(luigi_txn_max_int(txn, NULL, 1, 1), IA);
+    EXPECT(luigi_txn_min_float(txn, NULL, 1, 1.0), IA);
+    EXPECT(luigi_txn_union_int(txn, NULL, 2, 1), IA);
+    EXPECT(luigi_txn_union_str(txn, KEY("s"), NULL, 2), IA);
+    EXPECT(luigi_txn_union_bytes(txn, KEY("b"), NULL, 2), IA);
+    EXPECT(luigi_txn_op_count(txn, &n), LUIGI_OK);
+    TRUE(n == 2);
+    luigi_txn_free(txn);
+
+    EXPECT(luigi_replica_apply(f.replica, f.update, NULL), IA);
+    luigi_update_list *list = NULL;
+    MUST(luigi_update_list_new(&list));
+    MUST(luigi_update_list_push(list, f.update));
+    EXPECT(luigi_replica_apply_list(f.replica, list, NULL), IA);
+    EXPECT(luigi_replica_value(f.replica, KEY("KEYKEYKEY"), NULL), IA);
+    EXPECT(luigi_replica_value(f.replica, NULL, 4, &(luigi_value){0}), IA);
+    EXPECT(luigi_replica_set_elements(f.replica, KEY("s"), NULL), IA);
+    EXPECT(luigi_replica_keys(f.replica, NULL), IA);
+    EXPECT(luigi_replica_key_count(f.replica, NULL), IA);
+    EXPECT(luigi_replica_clock(f.replica, NULL), IA);
+    EXPECT(luigi_replica_pending(f.replica, NULL), IA);
+    EXPECT(luigi_replica_conflicts(f.replica, NULL), IA);
+    EXPECT(luigi_replica_delta_since(f.replica, f.clock, NULL), IA);
+
+    /* updates and lists */
+    EXPECT(luigi_update_origin(f.update, NULL), IA);
+    EXPECT(luigi_update_seq(f.update, NULL), IA);
+    EXPECT(luigi_update_clock(f.update, NULL), IA);
+    EXPECT(luigi_update_op_count(f.update, NULL), IA);
+    EXPECT(luigi_update_encode(f.update, NULL), IA);
+    EXPECT(luigi_update_decode(f.update_bytes.data, f.update_bytes.len, NULL), IA);
+    luigi_update *update_out = SENTINEL(luigi_update);
+    EXPECT(luigi_update_decode(NULL, 16, &update_out), IA);
+    TRUE(update_out == SENTINEL(luigi_update));
+    EXPECT(luigi_update_list_new(NULL), IA);
+    EXPECT(luigi_update_list_len(list, NULL), IA);
+    EXPECT(luigi_update_list_get(list, 0, NULL), IA);
+    luigi_update_list_free(list);
+
+    /* clusters */
+    luigi_cluster_options o;
+    luigi_cluster_options_init(&o);
+    o.nodes = 3;
+    EXPECT(luigi_cluster_new(&o, NULL), IA);
+    luigi_cluster *cluster = SENTINEL(luigi_cluster);
+    EXPECT(luigi_cluster_new(NULL, &cluster), IA);
+    TRUE(cluster == SENTINEL(luigi_cluster));
+    MUST(luigi_cluster_new(&o, &cluster));
+    EXPECT(luigi_cluster_size(cluster, NULL), IA);
+    EXPECT(luigi_cluster_replica(cluster, 0, NULL), IA);
+    EXPECT(luigi_cluster_partition(cluster, NULL, 3), IA);
+    EXPECT(luigi_cluster_run_until_converged(cluster, 10, NULL), IA);
+    EXPECT(luigi_cluster_converged(cluster, NULL), IA);
+    EXPECT(luigi_cluster_get_stats(cluster, NULL), IA);
+    luigi_cluster_free(cluster);
+
+    /* Releasing NULL is a no-op everywhere. */
+    luigi_buffer_free(NULL);
+    luigi_clock_free(NULL);
+    luigi_replica_free(NULL);
+    luigi_txn_free(NULL);
+    luigi_update_free(NULL);
+    luigi_update_list_free(NULL);
+    luigi_cluster_free(NULL);
+    luigi_cluster_options_init(NULL);
+    TRUE(1); /* still alive */
+
+    fixture_free(&f);
+}
+
+static void s_null_handles(void)
+{
+    fixture f;
+    MUST_FIXTURE(&f);
+    /* A NULL handle is a NULL pointer: INVALID_ARGUMENT (not INVALID_HANDLE,
+     * which is for freed, forged and wrong-type handles). */
+    const luigi_status IH = LUIGI_ERR_INVALID_ARGUMENT;
+    uint64_t u64 = 77;
+    size_t n = 77;
+    int flag = 77;
+    luigi_causal_order order = LUIGI_ORDER_EQUAL;
+    luigi_buffer buf = {0};
+    luigi_clock *clock_out = SENTINEL(luigi_clock);
+
+    EXPECT(luigi_clock_copy(NULL, &clock_out), IH);
+    TRUE(clock_out == SENTINEL(luigi_clock));
+    EXPECT(luigi_clock_tick(NULL, 1, &u64), IH);
+    EXPECT(luigi_clock_get(NULL, 1, &u64), IH);
+    TRUE(u64 == 77);
+    EXPECT(luigi_clock_set(NULL, 1, 1), IH);
+    EXPECT(luigi_clock_merge(NULL, f.clock), IH);
+    EXPECT(luigi_clock_merge(f.clock, NULL), IH);
+    EXPECT(luigi_clock_compare(NULL, f.clock, &order), IH);
+    EXPECT(luigi_clock_compare(f.clock, NULL, &order), IH);
+    EXPECT(luigi_clock_len(NULL, &n), IH);
+    uint64_t nodes[4], counters[4];
+    EXPECT(luigi_clock_entries(NULL, nodes, counters, 4, &n), IH);
+    TRUE(n == 77);
+    EXPECT(luigi_clock_encode(NULL, &buf), IH);
+    TRUE(buf.data == NULL && buf.len == 0);
+
+    luigi_txn *txn_out = SENTINEL(luigi_txn);
+    EXPECT(luigi_replica_node_id(NULL, &u64), IH);
+    EXPECT(luigi_replica_begin(NULL, &txn_out), IH);
+    TRUE(txn_out == SENTINEL(luigi_txn));
+    EXPECT(luigi_txn_add(NULL, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_max_int(NULL, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_max_float(NULL, KEY("k"), 1.0), IH);
+    EXPECT(luigi_txn_min_int(NULL, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_min_float(NULL, KEY("k"), 1.0), IH);
+    EXPECT(luigi_txn_union_int(NULL, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_union_str(NULL, KEY("k"), KEY("e")), IH);
+    EXPECT(luigi_txn_union_bytes(NULL, KEY("k"), (const uint8_t *)"e", 1), IH);
+    EXPECT(luigi_txn_set_int(NULL, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_op_count(NULL, &n), IH);
+    luigi_update *update_out = SENTINEL(luigi_update);
+    EXPECT(luigi_txn_commit(NULL, &update_out), IH);
+    TRUE(update_out == SENTINEL(luigi_update));
+
+    luigi_update_list *list = NULL;
+    MUST(luigi_update_list_new(&list));
+    EXPECT(luigi_replica_apply(NULL, f.update, &flag), IH);
+    EXPECT(luigi_replica_apply(f.replica, NULL, &flag), IH);
+    TRUE(flag == 77);
+    EXPECT(luigi_replica_apply_list(NULL, list, &n), IH);
+    EXPECT(luigi_replica_apply_list(f.replica, NULL, &n), IH);
+    luigi_value value;
+    memset(&value, 0xAB, sizeof value);
+    EXPECT(luigi_replica_value(NULL, KEY("k"), &value), IH);
+    TRUE(value.kind == 0xABABABABu);
+    EXPECT(luigi_replica_set_elements(NULL, KEY("s"), &buf), IH);
+    EXPECT(luigi_replica_keys(NULL, &buf), IH);
+    TRUE(buf.data == NULL && buf.len == 0);
+    EXPECT(luigi_replica_key_count(NULL, &n), IH);
+    EXPECT(luigi_replica_clock(NULL, &clock_out), IH);
+    EXPECT(luigi_replica_pending(NULL, &n), IH);
+    EXPECT(luigi_replica_conflicts(NULL, &u64), IH);
+    luigi_update_list *list_out = SENTINEL(luigi_update_list);
+    EXPECT(luigi_replica_delta_since(NULL, f.clock, &list_out), IH);
+    EXPECT(luigi_replica_delta_since(f.replica, NULL, &list_out), IH);
+    TRUE(list_out == SENTINEL(luigi_update_list));
+
+    EXPECT(luigi_update_origin(NULL, &u64), IH);
+    EXPECT(luigi_update_seq(NULL, &u64), IH);
+    EXPECT(luigi_update_clock(NULL, &clock_out), IH);
+    EXPECT(luigi_update_op_count(NULL, &n), IH);
+    EXPECT(luigi_update_encode(NULL, &buf), IH);
+    EXPECT(luigi_update_list_len(NULL, &n), IH);
+    EXPECT(luigi_update_list_get(NULL, 0, &update_out), IH);
+    EXPECT(luigi_update_list_push(NULL, f.update), IH);
+    EXPECT(luigi_update_list_push(list, NULL), IH);
+    MUST(luigi_update_list_len(list, &n));
+    TRUE(n == 0);
+    luigi_update_list_free(list);
+
+    luigi_replica *replica_out = SENTINEL(luigi_replica);
+    luigi_cluster_stats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.version = LUIGI_CLUSTER_STATS_VERSION;
+    const uint32_t groups[3] = {0, 0, 1};
+    EXPECT(luigi_cluster_size(NULL, &n), IH);
+    EXPECT(luigi_cluster_replica(NULL, 0, &replica_out), IH);
+    TRUE(replica_out == SENTINEL(luigi_replica));
+    EXPECT(luigi_cluster_set_faults(NULL, 0.0, 0.0, 0.0, 0), IH);
+    EXPECT(luigi_cluster_partition(NULL, groups, 3), IH);
+    EXPECT(luigi_cluster_heal(NULL), IH);
+    EXPECT(luigi_cluster_run(NULL, 1), IH);
+    EXPECT(luigi_cluster_run_until_converged(NULL, 1, &u64), IH);
+    EXPECT(luigi_cluster_converged(NULL, &flag), IH);
+    EXPECT(luigi_cluster_get_stats(NULL, &stats), IH);
+    TRUE(stats.rounds == 0 && stats.messages == 0);
+
+    fixture_free(&f);
+}
+
+static void s_freed_handles(void)
+{
+    const luigi_status IH = LUIGI_ERR_INVALID_HANDLE;
+    uint64_t u64 = 0;
+    size_t n = 0;
+    int flag = 0;
+
+    /* clock: double free, use after free, stale handle after reuse */
+    luigi_clock *c = NULL, *c2 = NULL;
+    MUST(luigi_clock_new(&c));
+    MUST(luigi_clock_set(c, 1, 1));
+    luigi_clock_free(c);
+    luigi_clock_free(c); /* double free: a no-op */
+    EXPECT(luigi_clock_len(c, &n), IH);
+    EXPECT(luigi_clock_tick(c, 1, &u64), IH);
+    MUST(luigi_clock_new(&c2));
+    EXPECT(luigi_clock_get(c, 1, &u64), IH); /* even if a new clock took its place */
+    EXPECT(luigi_clock_merge(c2, c), IH);
+    luigi_clock_free(c2);
+
+    /* replica */
+    luigi_replica *r = NULL, *r2 = NULL;
+    luigi_txn *t = NULL;
+    MUST(luigi_replica_new(3, &r));
+    luigi_replica_free(r);
+    luigi_replica_free(r);
+    EXPECT(luigi_replica_node_id(r, &u64), IH);
+    EXPECT(luigi_replica_begin(r, &t), IH);
+    MUST(luigi_replica_new(4, &r2));
+    EXPECT(luigi_replica_key_count(r, &n), IH);
+
+    /* txn */
+    MUST(luigi_replica_begin(r2, &t));
+    luigi_txn_free(t);
+    luigi_txn_free(t);
+    EXPECT(luigi_txn_add(t, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_op_count(t, &n), IH);
+    luigi_update *u = NULL;
+    EXPECT(luigi_txn_commit(t, &u), IH);
+    MUST(luigi_replica_key_count(r2, &n));
+    TRUE(n == 0); /* nothing was committed through the freed txn */
+
+    /* update */
+    MUST(luigi_replica_begin(r2, &t));
+    MUST(luigi_txn_add(t, KEY("k"), 1));
+    MUST(luigi_txn_commit(t, &u));
+    luigi_txn_free(t);
+    luigi_update_free(u);
+    luigi_update_free(u);
+    EXPECT(luigi_update_seq(u, &u64), IH);
+    EXPECT(luigi_replica_apply(r2, u, &flag), IH);
+    luigi_buffer buf = {0};
+    EXPECT(luigi_update_encode(u, &buf), IH);
+
+    /* update list; the list keeps its own reference to pushed updates */
+    luigi_update_list *l = NULL;
+    luigi_update *u2 = NULL, *got = NULL;
+    MUST(luigi_replica_begin(r2, &t));
+    MUST(luigi_txn_add(t, KEY("k"), 1));
+    MUST(luigi_txn_commit(t, &u2));
+    luigi_txn_free(t);
+    MUST(luigi_update_list_new(&l));
+    MUST(luigi_update_list_push(l, u2));
+    luigi_update_free(u2);
+    EXPECT(luigi_update_list_get(l, 0, &got), LUIGI_OK);
+    EXPECT(luigi_update_seq(got, &u64), LUIGI_OK);
+    TRUE(u64 == 2);
+    luigi_update_free(got);
+    luigi_update_list_free(l);
+    luigi_update_list_free(l);
+    EXPECT(luigi_update_list_len(l, &n), IH);
+    EXPECT(luigi_replica_apply_list(r2, l, &n), IH);
+
+    /* buffers: freeing zeroes, so a second free is a no-op */
+    MUST(luigi_replica_keys(r2, &buf));
+    luigi_buffer_free(&buf);
+    TRUE(buf.data == NULL && buf.len == 0);
+    luigi_buffer_free(&buf);
+    luigi_replica_free(r2);
+
+    /* cluster: replica handles outlive it; the cluster handle does not */
+    luigi_cluster *cl = small_cluster(3);
+    if (!TRUE(cl != NULL)) return;
+    luigi_replica *member = NULL;
+    MUST(luigi_cluster_replica(cl, 1, &member));
+    luigi_replica_free(member); /* releasing the handle leaves the member alone */
+    MUST(luigi_cluster_replica(cl, 1, &member));
+    EXPECT(luigi_cluster_run(cl, 2), LUIGI_OK);
+    luigi_cluster_free(cl);
+    luigi_cluster_free(cl);
+    EXPECT(luigi_cluster_run(cl, 1), IH);
+    EXPECT(luigi_cluster_size(cl, &n), IH);
+    EXPECT(luigi_cluster_heal(cl), IH);
+    EXPECT(luigi_replica_node_id(member, &u64), LUIGI_OK);
+    TRUE(u64 == 1);
+    MUST(luigi_replica_begin(member, &t));
+    MUST(luigi_txn_add(t, KEY("after"), 1));
+    EXPECT(luigi_txn_commit(t, &u), LUIGI_OK);
+    luigi_txn_free(t);
+    luigi_update_free(u);
+    luigi_replica_free(member);
+}
+
+static void s_wrong_types(void)
+{
+    fixture f;
+    MUST_FIXTURE(&f);
+    const luigi_status IH = LUIGI_ERR_INVALID_HANDLE;
+    luigi_txn *txn = NULL;
+    luigi_update_list *list = NULL;
+    MUST(luigi_replica_begin(f.replica, &txn));
+    MUST(luigi_update_list_new(&list));
+    luigi_cluster *cl = small_cluster(2);
+    if (!TRUE(cl != NULL)) return;
+    uint64_t u64 = 0;
+    size_t n = 0;
+    int flag = 0;
+    luigi_causal_order order;
+    luigi_buffer buf = {0};
+    luigi_value value;
+
+    /* Each handle, cast to each other handle type. */
+    EXPECT(luigi_clock_len((const luigi_clock *)f.replica, &n), IH);
+    EXPECT(luigi_clock_len((const luigi_clock *)txn, &n), IH);
+    EXPECT(luigi_clock_len((const luigi_clock *)f.update, &n), IH);
+    EXPECT(luigi_clock_len((const luigi_clock *)list, &n), IH);
+    EXPECT(luigi_clock_len((const luigi_clock *)cl, &n), IH);
+    EXPECT(luigi_clock_tick((luigi_clock *)f.update, 1, &u64), IH);
+    EXPECT(luigi_clock_compare(f.clock, (const luigi_clock *)f.update, &order), IH);
+    EXPECT(luigi_clock_merge(f.clock, (const luigi_clock *)f.replica), IH);
+    EXPECT(luigi_clock_encode((const luigi_clock *)f.update, &buf), IH);
+
+    EXPECT(luigi_replica_node_id((const luigi_replica *)f.clock, &u64), IH);
+    EXPECT(luigi_replica_node_id((const luigi_replica *)cl, &u64), IH);
+    EXPECT(luigi_replica_begin((luigi_replica *)txn, &txn), IH);
+    EXPECT(luigi_replica_apply(f.replica, (const luigi_update *)f.clock, &flag), IH);
+    EXPECT(luigi_replica_apply(f.replica, (const luigi_update *)list, &flag), IH);
+    EXPECT(luigi_replica_apply_list(f.replica, (const luigi_update_list *)f.update, &n), IH);
+    EXPECT(luigi_replica_value((const luigi_replica *)list, KEY("f"), &value), IH);
+    EXPECT(luigi_replica_delta_since(f.replica, (const luigi_clock *)f.replica, &list), IH);
+
+    EXPECT(luigi_txn_add((luigi_txn *)f.replica, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_add((luigi_txn *)f.update, KEY("k"), 1), IH);
+    EXPECT(luigi_txn_union_str((luigi_txn *)f.clock, KEY("k"), KEY("e")), IH);
+    luigi_update *update_out = NULL;
+    EXPECT(luigi_txn_commit((luigi_txn *)cl, &update_out), IH);
+
+    EXPECT(luigi_update_seq((const luigi_update *)txn, &u64), IH);
+    EXPECT(luigi_update_encode((const luigi_update *)f.clock, &buf), IH);
+    EXPECT(luigi_update_list_len((const luigi_update_list *)f.update, &n), IH);
+    EXPECT(luigi_update_list_push(list, (const luigi_update *)f.replica), IH);
+    EXPECT(luigi_update_list_push((luigi_update_list *)f.update, f.update), IH);
+
+    EXPECT(luigi_cluster_run((luigi_cluster *)f.replica, 1), IH);
+    EXPECT(luigi_cluster_size((const luigi_cluster *)list, &n), IH);
+    EXPECT(luigi_cluster_heal((luigi_cluster *)txn), IH);
+    TRUE(buf.data == NULL && buf.len == 0);
+
+    /* Releasing through the wrong _free must not release anything. */
+    luigi_clock_free((luigi_clock *)f.replica);
+    luigi_replica_free((luigi_replica *)cl);
+    luigi_update_free((luigi_update *)list);
+    luigi_update_list_free((luigi_update_list *)f.update);
+    luigi_txn_free((luigi_txn *)f.clock);
+    luigi_cluster_free((luigi_cluster *)txn);
+    EXPECT(luigi_replica_node_id(f.replica, &u64), LUIGI_OK);
+    EXPECT(luigi_cluster_run(cl, 1), LUIGI_OK);
+    EXPECT(luigi_update_list_len(list, &n), LUIGI_OK);
+    EXPECT(luigi_update_seq(f.update, &u64), LUIGI_OK);
+    EXPECT(luigi_clock_len(f.clock, &n), LUIGI_OK);
+    TRUE(n == 3);
+    EXPECT(luigi_txn_add(txn, KEY("still-open"), 1), LUIGI_OK);
+
+    /* Pointers the library never issued. */
+    uint64_t junk[32];
+    for (size_t i = 0; i < 32; i++) junk[i] = next_random();
+    uint64_t zeros[32] = {0};
+    const uintptr_t bogus[] = {1, 8, 0x1000, 0xdeadbeef, (uintptr_t)junk, (uintptr_t)zeros,
+                               (uintptr_t)junk + 3, UINTPTR_MAX, UINTPTR_MAX - 7};
+    for (size_t i = 0; i < sizeof bogus / sizeof bogus[0]; i++) {
+        EXPECT(luigi_clock_len((const luigi_clock *)bogus[i], &n), IH);
+        EXPECT(luigi_replica_node_id((const luigi_replica *)bogus[i], &u64), IH);
+        EXPECT(luigi_txn_add((luigi_txn *)bogus[i], KEY("k"), 1), IH);
+        EXPECT(luigi_update_seq((const luigi_update *)bogus[i], &u64), IH);
+        EXPECT(luigi_update_list_len((const luigi_update_list *)bogus[i], &n), IH);
+        EXPECT(luigi_cluster_run((luigi_cluster *)bogus[i], 1), IH);
+        luigi_clock_free((luigi_clock *)bogus[i]);
+        luigi_replica_free((luigi_replica *)bogus[i]);
+        luigi_txn_free((luigi_txn *)bogus[i]);
+        luigi_update_free((luigi_update *)bogus[i]);
+        luigi_update_list_free((luigi_update_list *)bogus[i]);
+        luigi_cluster_free((luigi_cluster *)bogus[i]);
+    }
+    TRUE(1); /* survived the bogus frees */
+
+    luigi_txn_free(txn);
+    luigi_update_list_free(list);
+    luigi_cluster_free(cl);
+    fixture_free(&f);
+}
+
+static void s_utf8(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    luigi_replica *r = NULL;
+    luigi_txn *t = NULL;
+    MUST(luigi_replica_new(9, &r));
+    MUST(luigi_replica_begin(r, &t));
+    static const struct { const char *bytes; size_t len; const char *what; } bad[] = {
+        {"\xff", 1, "0xFF"},
+        {"ab\xfe", 3, "0xFE"},
+        {"\xc0\xaf", 2, "overlong '/'"},
+        {"\xe0\x80\xaf", 3, "overlong 3-byte"},
+        {"\xed\xa0\x80", 3, "UTF-16 surrogate"},
+        {"\xe2\x82", 2, "truncated sequence"},
+        {"\xf4\x90\x80\x80", 4, "above U+10FFFF"},
+        {"a\x80" "b", 3, "lone continuation byte"},
+        {"\xf8\x88\x80\x80\x80", 5, "5-byte form"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *k = bad[i].bytes;
+        size_t kl = bad[i].len;
+        if (!EXPECT(luigi_txn_add(t, k, kl, 1), IA)) fprintf(stderr, "  key: %s\n", bad[i].what);
+        EXPECT(luigi_txn_max_int(t, k, kl, 1), IA);
+        EXPECT(luigi_txn_max_float(t, k, kl, 1.0), IA);
+        EXPECT(luigi_txn_min_int(t, k, kl, 1), IA);
+        EXPECT(luigi_txn_min_float(t, k, kl, 1.0), IA);
+        EXPECT(luigi_txn_union_int(t, k, kl, 1), IA);
+        EXPECT(luigi_txn_union_str(t, k, kl, KEY("e")), IA);
+        EXPECT(luigi_txn_union_bytes(t, k, kl, (const uint8_t *)"e", 1), IA);
+        if (!EXPECT(luigi_txn_union_str(t, KEY("set"), k, kl), IA))
+            fprintf(stderr, "  element: %s\n", bad[i].what);
+        luigi_value v;
+        EXPECT(luigi_replica_value(r, k, kl, &v), IA);
+        luigi_buffer b = {0};
+        EXPECT(luigi_replica_set_elements(r, k, kl, &b), IA);
+    }
+    size_t n = 99;
+    EXPECT(luigi_txn_op_count(t, &n), LUIGI_OK);
+    TRUE(n == 0); /* nothing bad was buffered */
+
+    /* Bytes elements are arbitrary; keys need not be NUL-terminated; NUL is valid UTF-8. */
+    EXPECT(luigi_txn_union_bytes(t, KEY("blob"), (const uint8_t *)"\xff\xfe\x00", 3), LUIGI_OK);
+    EXPECT(luigi_txn_add(t, "visitsGARBAGE\xff", 6, 1), LUIGI_OK);
+    EXPECT(luigi_txn_add(t, "a\0b", 3, 1), LUIGI_OK);
+    EXPECT(luigi_txn_add(t, "\xf0\x9f\x8d\x84", 4, 1), LUIGI_OK); /* U+1F344 */
+    luigi_update *u = NULL;
+    EXPECT(luigi_txn_commit(t, &u), LUIGI_OK);
+    luigi_value v;
+    EXPECT(luigi_replica_value(r, KEY("visits"), &v), LUIGI_OK);
+    TRUE(v.kind == LUIGI_KIND_COUNTER && v.counter_lo == 1 && v.counter_hi == 0);
+    EXPECT(luigi_replica_value(r, "a\0b", 3, &v), LUIGI_OK);
+    TRUE(v.kind == LUIGI_KIND_COUNTER);
+    EXPECT(luigi_replica_value(r, "a", 1, &v), LUIGI_OK);
+    TRUE(v.kind == LUIGI_KIND_NONE);
+    size_t keys = 0;
+    EXPECT(luigi_replica_key_count(r, &keys), LUIGI_OK);
+    TRUE(keys == 4);
+    luigi_update_free(u);
+    luigi_txn_free(t);
+    luigi_replica_free(r);
+}
+
+static void s_nan_and_floats(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    luigi_replica *r = NULL;
+    luigi_txn *t = NULL;
+    MUST(luigi_replica_new(2, &r));
+    MUST(luigi_replica_begin(r, &t));
+    uint64_t bits = 0x7FF0000000000001ull; /* a signalling NaN */
+    double snan;
+    memcpy(&snan, &bits, sizeof snan);
+    const double nans[] = {NAN, -NAN, snan};
+    for (size_t i = 0; i < 3; i++) {
+        EXPECT(luigi_txn_max_float(t, KEY("hi"), nans[i]), IA);
+        EXPECT(luigi_txn_min_float(t, KEY("lo"), nans[i]), IA);
+    }
+    size_t n = 99;
+    EXPECT(luigi_txn_op_count(t, &n), LUIGI_OK);
+    TRUE(n == 0);
+    /* Infinities and -0.0 are ordinary values. */
+    EXPECT(luigi_txn_max_float(t, KEY("hi"), INFINITY), LUIGI_OK);
+    EXPECT(luigi_txn_min_float(t, KEY("lo"), -INFINITY), LUIGI_OK);
+    EXPECT(luigi_txn_max_float(t, KEY("z"), -0.0), LUIGI_OK);
+    luigi_update *u = NULL;
+    EXPECT(luigi_txn_commit(t, &u), LUIGI_OK);
+    luigi_value v;
+    EXPECT(luigi_replica_value(r, KEY("hi"), &v), LUIGI_OK);
+    TRUE(v.kind == LUIGI_KIND_MAX && v.number_type == LUIGI_NUMBER_FLOAT && isinf(v.float_value));
+    luigi_update_free(u);
+    luigi_txn_free(t);
+    luigi_replica_free(r);
+}
+
+/* Runs `decode` over a family of bad inputs derived from `good`. */
+typedef luigi_status (*decode_fn)(const uint8_t *, size_t, void **);
+
+static luigi_status decode_update(const uint8_t *d, size_t n, void **out)
+{
+    return luigi_update_decode(d, n, (luigi_update **)out);
+}
+
+static luigi_status decode_clock(const uint8_t *d, size_t n, void **out)
+{
+    return luigi_clock_decode(d, n, (luigi_clock **)out);
+}
+
+static void release(decode_fn decode, void *handle)
+{
+    if (decode == decode_update) luigi_update_free(handle);
+    else luigi_clock_free(handle);
+}
+
+static void check_decoder(const char *what, decode_fn decode, const uint8_t *good, size_t len)
+{
+    const luigi_status DE = LUIGI_ERR_DECODE;
+    void *sentinel = (void *)(uintptr_t)0x5e5e5e50, *out = sentinel;
+    uint8_t *copy = malloc(len + 64);
+    if (!TRUE(copy != NULL)) return;
+
+    /* positive control */
+    if (EXPECT(decode(good, len, &out), LUIGI_OK)) release(decode, out);
+
+    /* empty input (non-NULL pointer, length 0) */
+    out = sentinel;
+    EXPECT(decode(good, 0, &out), DE);
+    TRUE(out == sentinel);
+
+    /* every truncation */
+    int bad_prefix = 0;
+    for (size_t k = 1; k < len; k++) {
+        uint8_t *prefix = malloc(k); /* exact size: reading past it is a real over-read */
+        if (!prefix) break;
+        memcpy(prefix, good, k);
+        out = sentinel;
+        luigi_status s = decode(prefix, k, &out);
+        free(prefix);
+        if (s != DE || out != sentinel) {
+            if (!bad_prefix++)
+                fail_at(__LINE__, "%s: %zu-byte prefix of %zu gave %s", what, k, len,
+                        luigi_status_name(s));
+        }
+    }
+    if (!bad_prefix) g_passed++;
+
+    /* every single-byte corruption (each bit pattern the CRC must catch) */
+    int bad_flip = 0;
+    for (size_t i = 0; i < len; i++) {
+        const uint8_t masks[] = {0x01, 0x80, 0xFF};
+        for (size_t m = 0; m < 3; m++) {
+            memcpy(copy, good, len);
+            copy[i] ^= masks[m];
+            out = sentinel;
+            luigi_status s = decode(copy, len, &out);
+            if (s != DE) {
+                if (s == LUIGI_OK) release(decode, out);
+                if (!bad_flip++)
+                    fail_at(__LINE__, "%s: byte %zu ^ 0x%02x gave %s", what, i, masks[m],
+                            luigi_status_name(s));
+            }
+        }
+    }
+    if (!bad_flip) g_passed++;
+
+    /* trailing garbage */
+    memcpy(copy, good, len);
+    copy[len] = 0;
+    out = sentinel;
+    EXPECT(decode(copy, len + 1, &out), DE);
+    memcpy(copy + len, good, len < 64 ? len : 64);
+    EXPECT(decode(copy, len + (len < 64 ? len : 64), &out), DE);
+    TRUE(out == sentinel);
+
+    /* random bytes, with and without the right leading (magic) bytes */
+    int bad_random = 0;
+    uint8_t noise[300];
+    for (int i = 0; i < 3000; i++) {
+        size_t n = (size_t)(next_random() % sizeof noise);
+        for (size_t j = 0; j < n; j++) noise[j] = (uint8_t)next_random();
+        size_t keep = (size_t)(i % 3) * 4; /* 0, 4 or 8 leading bytes from `good` */
+        if (keep > len) keep = len;
+        if (keep > n) keep = n;
+        memcpy(noise, good, keep);
+        out = sentinel;
+        luigi_status s = decode(noise, n, &out);
+        if (s != DE) {
+            if (s == LUIGI_OK) release(decode, out);
+            if (!bad_random++)
+                fail_at(__LINE__, "%s: random %zu bytes gave %s", what, n, luigi_status_name(s));
+        }
+    }
+    if (!bad_random) g_passed++;
+
+    /* Past the checksum: corrupt the body and re-seal it, so the parser itself
+     * sees garbage. Any outcome but DECODE or OK (a different valid value) is
+     * wrong; a crash ends the section. Only when the format carries a
+     * trailing CRC-32C, which is the documented layout. */
+    if (len > 8 && has_trailing_crc(good, len)) {
+        int bad_sealed = 0;
+        for (int i = 0; i < 20000; i++) {
+            memcpy(copy, good, len);
+            int edits = 1 + (int)(next_random() % 4);
+            for (int e = 0; e < edits; e++) {
+                size_t pos = 4 + (size_t)(next_random() % (len - 8));
+                uint64_t r = next_random();
+                copy[pos] = (r & 1) ? (uint8_t)(r >> 8) : (uint8_t)(copy[pos] ^ (1u << ((r >> 8) % 8)));
+            }
+            size_t n = len;
+            if (i % 5 == 0) n = 8 + (size_t)(next_random() % (len - 8)); /* also shorten */
+            reseal(copy, n);
+            out = sentinel;
+            luigi_status s = decode(copy, n, &out);
+            if (s == LUIGI_OK) {
+                /* whatever decoded must re-encode without trouble */
+                luigi_buffer b = {0};
+                luigi_status e = decode == decode_update ? luigi_update_encode(out, &b)
+                                                         : luigi_clock_encode(out, &b);
+                if (e != LUIGI_OK && !bad_sealed++)
+                    fail_at(__LINE__, "%s: decoded mutant fails to encode: %s", what,
+                            luigi_status_name(e));
+                luigi_buffer_free(&b);
+                release(decode, out);
+            } else if (s != DE || out != sentinel) {
+                if (!bad_sealed++)
+                    fail_at(__LINE__, "%s: re-sealed mutant gave %s", what, luigi_status_name(s));
+            }
+        }
+        if (!bad_sealed) g_passed++;
+    } else {
+        printf("  note: %s bytes carry no trailing CRC-32C; skipped re-sealed mutations\n", what);
+    }
+    free(copy);
+}
+
+static void s_decode(void)
+{
+    fixture f;
+    MUST_FIXTURE(&f);
+    check_decoder("update", decode_update, f.update_bytes.data, f.update_bytes.len);
+    check_decoder("clock", decode_clock, f.clock_bytes.data, f.clock_bytes.len);
+
+    /* One kind of bytes is not the other. */
+    luigi_update *u = SENTINEL(luigi_update);
+    luigi_clock *c = SENTINEL(luigi_clock);
+    EXPECT(luigi_update_decode(f.clock_bytes.data, f.clock_bytes.len, &u), LUIGI_ERR_DECODE);
+    EXPECT(luigi_clock_decode(f.update_bytes.data, f.update_bytes.len, &c), LUIGI_ERR_DECODE);
+    TRUE(u == SENTINEL(luigi_update) && c == SENTINEL(luigi_clock));
+
+    /* A well-sealed update that carries NaN, or a key that is not UTF-8, must
+     * still be refused: found by value in the encoding, then re-sealed. */
+    size_t len = f.update_bytes.len;
+    uint8_t *copy = malloc(len);
+    if (!TRUE(copy != NULL)) return;
+    if (has_trailing_crc(f.update_bytes.data, len)) {
+        double one_and_half = 1.5;
+        uint8_t pattern[8];
+        memcpy(pattern, &one_and_half, 8); /* little-endian host assumed (x86-64/arm64) */
+        memcpy(copy, f.update_bytes.data, len);
+        uint8_t *at = find_bytes(copy, len, pattern, 8);
+        if (at) {
+            const uint64_t nan_bits = 0x7FF8000000000000ull;
+            memcpy(at, &nan_bits, 8);
+            reseal(copy, len);
+            u = SENTINEL(luigi_update);
+            EXPECT(luigi_update_decode(copy, len, &u), LUIGI_ERR_DECODE);
+        } else {
+            printf("  note: 1.5 not found as 8 raw bytes; skipped the sealed-NaN check\n");
+        }
+        memcpy(copy, f.update_bytes.data, len);
+        at = find_bytes(copy, len, "KEYKEYKEY", 9);
+        if (TRUE(at != NULL)) {
+            memcpy(at, "\xff\xfeKEYKEY\xc0", 9);
+            reseal(copy, len);
+            u = SENTINEL(luigi_update);
+            EXPECT(luigi_update_decode(copy, len, &u), LUIGI_ERR_DECODE);
+        }
+    }
+    free(copy);
+
+    /* Applying decoded bytes is still exactly-once. */
+    luigi_update *again = NULL;
+    int is_new = -1;
+    MUST(luigi_update_decode(f.update_bytes.data, f.update_bytes.len, &again));
+    EXPECT(luigi_replica_apply(f.replica, again, &is_new), LUIGI_OK);
+    TRUE(is_new == 0);
+    luigi_update_free(again);
+    fixture_free(&f);
+}
+
+static void s_indices(void)
+{
+    const luigi_status OOR = LUIGI_ERR_OUT_OF_RANGE;
+    fixture f;
+    MUST_FIXTURE(&f);
+    luigi_update_list *l = NULL;
+    luigi_update *u = SENTINEL(luigi_update);
+    MUST(luigi_update_list_new(&l));
+    EXPECT(luigi_update_list_get(l, 0, &u), OOR);
+    TRUE(u == SENTINEL(luigi_update));
+    MUST(luigi_update_list_push(l, f.update));
+    MUST(luigi_update_list_push(l, f.update));
+    EXPECT(luigi_update_list_get(l, 2, &u), OOR);
+    EXPECT(luigi_update_list_get(l, 3, &u), OOR);
+    EXPECT(luigi_update_list_get(l, SIZE_MAX, &u), OOR);
+    EXPECT(luigi_update_list_get(l, (size_t)1 << 40, &u), OOR);
+    TRUE(u == SENTINEL(luigi_update));
+    if (EXPECT(luigi_update_list_get(l, 1, &u), LUIGI_OK)) luigi_update_free(u);
+    luigi_update_list_free(l);
+
+    luigi_cluster *cl = small_cluster(4);
+    if (!TRUE(cl != NULL)) return;
+    luigi_replica *r = SENTINEL(luigi_replica);
+    EXPECT(luigi_cluster_replica(cl, 4, &r), OOR);
+    EXPECT(luigi_cluster_replica(cl, 5, &r), OOR);
+    EXPECT(luigi_cluster_replica(cl, SIZE_MAX, &r), OOR);
+    TRUE(r == SENTINEL(luigi_replica));
+    if (EXPECT(luigi_cluster_replica(cl, 3, &r), LUIGI_OK)) luigi_replica_free(r);
+
+    /* partition: one group per node, exactly */
+    const uint32_t groups[5] = {0, 0, 1, 1, 2};
+    EXPECT(luigi_cluster_partition(cl, groups, 3), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_cluster_partition(cl, groups, 5), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_cluster_partition(cl, groups, 0), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_cluster_partition(cl, groups, SIZE_MAX), LUIGI_ERR_INVALID_ARGUMENT);
+    const uint32_t odd_ids[4] = {UINT32_MAX, 0, UINT32_MAX, 7};
+    EXPECT(luigi_cluster_partition(cl, odd_ids, 4), LUIGI_OK);
+    EXPECT(luigi_cluster_heal(cl), LUIGI_OK);
+    luigi_cluster_free(cl);
+    fixture_free(&f);
+}
+
+static void s_cluster_options(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    luigi_cluster_options base;
+    memset(&base, 0xCD, sizeof base);
+    luigi_cluster_options_init(&base);
+    TRUE(base.version == LUIGI_CLUSTER_OPTIONS_VERSION);
+    TRUE(base.fanout == 1 && base.max_delay == 0);
+    TRUE(base.drop_rate == 0.0 && base.duplicate_rate == 0.0 && base.reorder_rate == 0.0);
+    base.nodes = 3;
+
+    luigi_cluster *cl = SENTINEL(luigi_cluster);
+    luigi_cluster_options o;
+#define BAD_OPTION(field, val)                                                            \
+    do {                                                                                  \
+        o = base;                                                                         \
+        o.field = (val);                                                                  \
+        if (!EXPECT(luigi_cluster_new(&o, &cl), IA))                                      \
+            fprintf(stderr, "  option %s = %s\n", #field, #val);                          \
+        if (cl != SENTINEL(luigi_cluster)) {                                              \
+            fail_at(__LINE__, "rejected options still produced a cluster");               \
+            if (cl) luigi_cluster_free(cl);                                               \
+            cl = SENTINEL(luigi_cluster);                                                 \
+        }                                                                                 \
+    } while (0)
+    BAD_OPTION(version, 0);
+    BAD_OPTION(nodes, 0);
+    BAD_OPTION(nodes, 1025);
+    BAD_OPTION(nodes, UINT32_MAX);
+    BAD_OPTION(fanout, 0);
+    BAD_OPTION(drop_rate, 1.0);
+    BAD_OPTION(drop_rate, 1.5);
+    BAD_OPTION(drop_rate, -0.1);
+    BAD_OPTION(drop_rate, NAN);
+    BAD_OPTION(drop_rate, INFINITY);
+    BAD_OPTION(duplicate_rate, 1.0);
+    BAD_OPTION(duplicate_rate, -1e-9);
+    BAD_OPTION(duplicate_rate, NAN);
+    BAD_OPTION(duplicate_rate, -INFINITY);
+    BAD_OPTION(reorder_rate, 1.0);
+    BAD_OPTION(reorder_rate, -0.5);
+    BAD_OPTION(reorder_rate, NAN);
+#undef BAD_OPTION
+
+    /* The edges that are allowed. */
+    o = base;
+    o.nodes = 1;
+    if (EXPECT(luigi_cluster_new(&o, &cl), LUIGI_OK)) luigi_cluster_free(cl);
+    o = base;
+    o.drop_rate = 0.999;
+    o.duplicate_rate = 0.5;
+    o.reorder_rate = 0.999;
+    o.max_delay = 5;
+    o.fanout = 7; /* more than nodes - 1 */
+    if (EXPECT(luigi_cluster_new(&o, &cl), LUIGI_OK)) luigi_cluster_free(cl);
+
+    /* set_faults follows the same ranges and leaves the cluster usable. */
+    MUST(luigi_cluster_new(&base, &cl));
+    EXPECT(luigi_cluster_set_faults(cl, 1.0, 0.0, 0.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, -0.01, 0.0, 0.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, NAN, 0.0, 0.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, 0.0, 1.0, 0.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, 0.0, NAN, 0.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, 0.0, 0.0, 1.0, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, 0.0, 0.0, -INFINITY, 0), IA);
+    EXPECT(luigi_cluster_set_faults(cl, 0.1, 0.1, 0.1, 3), LUIGI_OK);
+    EXPECT(luigi_cluster_run(cl, 3), LUIGI_OK);
+
+    /* stats need the caller's struct version */
+    luigi_cluster_stats stats;
+    memset(&stats, 0, sizeof stats);
+    EXPECT(luigi_cluster_get_stats(cl, &stats), IA);
+    TRUE(stats.rounds == 0);
+    stats.version = LUIGI_CLUSTER_STATS_VERSION;
+    EXPECT(luigi_cluster_get_stats(cl, &stats), LUIGI_OK);
+    TRUE(stats.version == LUIGI_CLUSTER_STATS_VERSION && stats.rounds == 3);
+
+    /* A cluster that cannot converge says so, after running max_rounds. */
+    EXPECT(luigi_cluster_set_faults(cl, 0.0, 0.0, 0.0, 0), LUIGI_OK);
+    const uint32_t split[3] = {0, 1, 1};
+    MUST(luigi_cluster_partition(cl, split, 3));
+    for (size_t i = 0; i < 3; i += 2) {
+        luigi_replica *r = NULL;
+        luigi_txn *t = NULL;
+        luigi_update *u = NULL;
+        MUST(luigi_cluster_replica(cl, i, &r));
+        MUST(luigi_replica_begin(r, &t));
+        MUST(luigi_txn_add(t, KEY("n"), 1));
+        MUST(luigi_txn_commit(t, &u));
+        luigi_update_free(u);
+        luigi_txn_free(t);
+        luigi_replica_free(r);
+    }
+    uint64_t rounds = 0;
+    EXPECT(luigi_cluster_run_until_converged(cl, 25, &rounds), LUIGI_ERR_NOT_CONVERGED);
+    luigi_cluster_stats after;
+    memset(&after, 0, sizeof after);
+    after.version = LUIGI_CLUSTER_STATS_VERSION;
+    MUST(luigi_cluster_get_stats(cl, &after));
+    TRUE(after.rounds == stats.rounds + 25);
+    int converged = -1;
+    EXPECT(luigi_cluster_converged(cl, &converged), LUIGI_OK);
+    TRUE(converged == 0);
+    MUST(luigi_cluster_heal(cl));
+    EXPECT(luigi_cluster_run_until_converged(cl, 200, &rounds), LUIGI_OK);
+    TRUE(rounds >= 1 && rounds <= 200);
+    luigi_cluster_free(cl);
+}
+
+static void s_txn_state(void)
+{
+    const luigi_status ST = LUIGI_ERR_STATE;
+    luigi_replica *r = NULL;
+    luigi_txn *t = NULL;
+    luigi_update *u = NULL, *u2 = SENTINEL(luigi_update);
+    size_t n = 0;
+    MUST(luigi_replica_new(11, &r));
+
+    /* After a commit every call on the txn is a STATE error. */
+    MUST(luigi_replica_begin(r, &t));
+    MUST(luigi_txn_add(t, KEY("c"), 1));
+    MUST(luigi_txn_commit(t, &u));
+    EXPECT(luigi_txn_add(t, KEY("c"), 1), ST);
+    EXPECT(luigi_txn_max_int(t, KEY("m"), 1), ST);
+    EXPECT(luigi_txn_max_float(t, KEY("m"), 1.0), ST);
+    EXPECT(luigi_txn_min_int(t, KEY("n"), 1), ST);
+    EXPECT(luigi_txn_min_float(t, KEY("n"), 1.0), ST);
+    EXPECT(luigi_txn_union_int(t, KEY("s"), 1), ST);
+    EXPECT(luigi_txn_union_str(t, KEY("s"), KEY("x")), ST);
+    EXPECT(luigi_txn_union_bytes(t, KEY("s"), (const uint8_t *)"x", 1), ST);
+    EXPECT(luigi_txn_op_count(t, &n), ST);
+    EXPECT(luigi_txn_commit(t, &u2), ST);
+    TRUE(u2 == SENTINEL(luigi_update));
+    luigi_txn_free(t);
+    luigi_update_free(u);
+    luigi_value v;
+    MUST(luigi_replica_value(r, KEY("c"), &v));
+    TRUE(v.counter_lo == 1); /* committed once */
+
+    /* Overwrite is never algebraic, and leaves the txn as it was. */
+    MUST(luigi_replica_begin(r, &t));
+    MUST(luigi_txn_add(t, KEY("c"), 1));
+    EXPECT(luigi_txn_set_int(t, KEY("c"), 5), LUIGI_ERR_NOT_ALGEBRAIC);
+    EXPECT(luigi_txn_set_int(t, KEY("fresh"), 5), LUIGI_ERR_NOT_ALGEBRAIC);
+    EXPECT(luigi_txn_op_count(t, &n), LUIGI_OK);
+    TRUE(n == 1);
+    luigi_txn_free(t); /* discarded without commit: nothing changes */
+    MUST(luigi_replica_value(r, KEY("c"), &v));
+    TRUE(v.counter_lo == 1);
+
+    /* Rejected commits change nothing and leave the txn open. */
+    luigi_clock *before = NULL, *after = NULL;
+    luigi_causal_order order;
+    MUST(luigi_replica_clock(r, &before));
+
+    MUST(luigi_replica_begin(r, &t)); /* type conflict with the stored key */
+    MUST(luigi_txn_add(t, KEY("other"), 5));
+    EXPECT_REJECTED(luigi_txn_union_int(t, KEY("c"), 1), t, LUIGI_ERR_TYPE_CONFLICT);
+    EXPECT(luigi_txn_commit(t, &u2), LUIGI_ERR_TYPE_CONFLICT); /* still open, still refused */
+    TRUE(u2 == SENTINEL(luigi_update));
+    luigi_txn_free(t);
+
+    MUST(luigi_replica_begin(r, &t)); /* type conflict inside one txn */
+    MUST(luigi_txn_max_int(t, KEY("k2"), 1));
+    EXPECT_REJECTED(luigi_txn_min_int(t, KEY("k2"), 1), t, LUIGI_ERR_TYPE_CONFLICT);
+    luigi_txn_free(t);
+
+    MUST(luigi_replica_begin(r, &t)); /* int64 contribution overflow, upwards */
+    MUST(luigi_txn_add(t, KEY("other"), 5));
+    MUST(luigi_txn_add(t, KEY("big"), INT64_MAX));
+    EXPECT_REJECTED(luigi_txn_add(t, KEY("big"), 1), t, LUIGI_ERR_OVERFLOW);
+    luigi_txn_free(t);
+
+    MUST(luigi_replica_begin(r, &t)); /* and downwards */
+    MUST(luigi_txn_add(t, KEY("small"), INT64_MIN));
+    EXPECT_REJECTED(luigi_txn_add(t, KEY("small"), -1), t, LUIGI_ERR_OVERFLOW);
+    luigi_txn_free(t);
+
+    MUST(luigi_replica_begin(r, &t)); /* contribution already at the edge */
+    MUST(luigi_txn_add(t, KEY("edge"), INT64_MAX));
+    MUST(luigi_txn_commit(t, &u));
+    luigi_txn_free(t);
+    luigi_update_free(u);
+    luigi_clock_free(before);
+    MUST(luigi_replica_clock(r, &before));
+    MUST(luigi_replica_begin(r, &t));
+    EXPECT_REJECTED(luigi_txn_add(t, KEY("edge"), 1), t, LUIGI_ERR_OVERFLOW);
+    luigi_txn_free(t);
+
+    MUST(luigi_replica_clock(r, &after));
+    EXPECT(luigi_clock_compare(before, after, &order), LUIGI_OK);
+    TRUE(order == LUIGI_ORDER_EQUAL);
+    size_t keys = 0;
+    MUST(luigi_replica_key_count(r, &keys));
+    TRUE(keys == 2); /* "c" and "edge": nothing from the rejected txns */
+    MUST(luigi_replica_value(r, KEY("other"), &v));
+    TRUE(v.kind == LUIGI_KIND_NONE);
+    luigi_clock_free(before);
+    luigi_clock_free(after);
+
+    /* Reading sets from non-sets. */
+    luigi_buffer b = {0};
+    EXPECT(luigi_replica_set_elements(r, KEY("c"), &b), LUIGI_ERR_TYPE_CONFLICT);
+    EXPECT(luigi_replica_set_elements(r, KEY("absent"), &b), LUIGI_ERR_TYPE_CONFLICT);
+    TRUE(b.data == NULL && b.len == 0);
+
+    /* Vector clock counter overflow. */
+    luigi_clock *c = NULL;
+    uint64_t got = 12345;
+    MUST(luigi_clock_new(&c));
+    MUST(luigi_clock_set(c, 1, UINT64_MAX));
+    EXPECT(luigi_clock_tick(c, 1, &got), LUIGI_ERR_OVERFLOW);
+    TRUE(got == 12345);
+    MUST(luigi_clock_get(c, 1, &got));
+    TRUE(got == UINT64_MAX);
+    luigi_clock_free(c);
+
+    /* Concurrent remote updates that disagree on a key's type still apply
+     * and converge; the losing ops are counted, not dropped. */
+    luigi_replica *a = NULL, *z = NULL;
+    luigi_update *ua = NULL, *uz = NULL;
+    int is_new = 0;
+    MUST(luigi_replica_new(100, &a));
+    MUST(luigi_replica_new(200, &z));
+    MUST(luigi_replica_begin(a, &t));
+    MUST(luigi_txn_add(t, KEY("k"), 1));
+    MUST(luigi_txn_commit(t, &ua));
+    luigi_txn_free(t);
+    MUST(luigi_replica_begin(z, &t));
+    MUST(luigi_txn_union_int(t, KEY("k"), 1));
+    MUST(luigi_txn_commit(t, &uz));
+    luigi_txn_free(t);
+    EXPECT(luigi_replica_apply(a, uz, &is_new), LUIGI_OK);
+    EXPECT(luigi_replica_apply(z, ua, &is_new), LUIGI_OK);
+    luigi_value va, vz;
+    uint64_t ca = 0, cz = 0;
+    MUST(luigi_replica_value(a, KEY("k"), &va));
+    MUST(luigi_replica_value(z, KEY("k"), &vz));
+    MUST(luigi_replica_conflicts(a, &ca));
+    MUST(luigi_replica_conflicts(z, &cz));
+    TRUE(va.kind == vz.kind && va.kind != LUIGI_KIND_NONE);
+    TRUE(ca >= 1 && ca == cz);
+    luigi_update_free(ua);
+    luigi_update_free(uz);
+    luigi_replica_free(a);
+    luigi_replica_free(z);
+    luigi_replica_free(r);
+}
+
+static void s_buffer_too_small(void)
+{
+    luigi_clock *c = NULL;
+    MUST(luigi_clock_new(&c));
+    size_t count = 999;
+    EXPECT(luigi_clock_entries(c, NULL, NULL, 0, &count), LUIGI_OK); /* empty clock */
+    TRUE(count == 0);
+    MUST(luigi_clock_set(c, 30, 3));
+    MUST(luigi_clock_set(c, 10, 1));
+    MUST(luigi_clock_set(c, 20, 2));
+
+    count = 999;
+    EXPECT(luigi_clock_entries(c, NULL, NULL, 0, &count), LUIGI_ERR_BUFFER_TOO_SMALL);
+    TRUE(count == 3); /* the size needed is still reported */
+    uint64_t nodes[8], counters[8];
+    for (int i = 0; i < 8; i++) nodes[i] = counters[i] = 0xEE;
+    count = 999;
+    EXPECT(luigi_clock_entries(c, nodes, counters, 2, &count), LUIGI_ERR_BUFFER_TOO_SMALL);
+    TRUE(count == 3);
+    TRUE(nodes[0] == 0xEE && counters[0] == 0xEE && nodes[2] == 0xEE);
+    EXPECT(luigi_clock_entries(c, NULL, counters, 3, &count), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_clock_entries(c, nodes, NULL, 3, &count), LUIGI_ERR_INVALID_ARGUMENT);
+    count = 0;
+    EXPECT(luigi_clock_entries(c, nodes, counters, 3, &count), LUIGI_OK);
+    TRUE(count == 3 && nodes[0] == 10 && nodes[1] == 20 && nodes[2] == 30);
+    TRUE(counters[0] == 1 && counters[1] == 2 && counters[2] == 3);
+    EXPECT(luigi_clock_entries(c, nodes, counters, 8, &count), LUIGI_OK);
+    TRUE(count == 3 && nodes[3] == 0xEE);
+    luigi_clock_free(c);
+}
+
+/* ---------------------------------------------------------------- main */
+
+typedef struct section {
+    const char *name;
+    void (*run)(void);
+} section;
+
+static const section SECTIONS[] = {
+    {"messages and status names", s_messages_and_names},
+    {"NULL out pointers", s_null_out_pointers},
+    {"NULL handles", s_null_handles},
+    {"freed handles", s_freed_handles},
+    {"wrong-type and never-issued handles", s_wrong_types},
+    {"bad UTF-8", s_utf8},
+    {"NaN and floats", s_nan_and_floats},
+    {"garbage, truncated and corrupted bytes", s_decode},
+    {"out-of-range indices", s_indices},
+    {"cluster options and faults", s_cluster_options},
+    {"transaction state, conflicts, overflow", s_txn_state},
+    {"buffer too small", s_buffer_too_small},
+};
+
+int main(void)
+{
+    int total_passed = 0, total_failed = 0;
+    fflush(stdout);
+    for (size_t i = 0; i < sizeof SECTIONS / sizeof SECTIONS[0]; i++) {
+        int fds[2];
+        if (pipe(fds) != 0) {
+            perror("pipe");
+            return 2;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 2;
+        }
+        if (pid == 0) {
+            /* Child: a fresh process in which the library was never called. */
+            close(fds[0]);
+            g_section = SECTIONS[i].name;
+            SECTIONS[i].run();
+            int counts[2] = {g_passed, g_failed};
+            ssize_t w = write(fds[1], counts, sizeof counts);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(w == (ssize_t)sizeof counts ? 0 : 3);
+        }
+        close(fds[1]);
+        int counts[2] = {0, 0};
+        ssize_t got = read(fds[0], counts, sizeof counts);
+        close(fds[0]);
+        int wstatus = 0;
+        waitpid(pid, &wstatus, 0);
+        if (WIFSIGNALED(wstatus)) {
+            fprintf(stderr, "FAIL [%s] crashed with signal %d (%s) after %d passed checks\n",
+                    SECTIONS[i].name, WTERMSIG(wstatus), strsignal(WTERMSIG(wstatus)), counts[0]);
+            counts[1] += 1;
+        } else if (got != (ssize_t)sizeof counts || !WIFEXITED(wstatus) ||
+                   WEXITSTATUS(wstatus) != 0) {
+            fprintf(stderr, "FAIL [%s] did not finish normally\n", SECTIONS[i].name);
+            counts[1] += 1;
+        }
+        printf("  %-40s %4d passed, %d failed\n", SECTIONS[i].name, counts[0], counts[1]);
+        fflush(stdout);
+        total_passed += counts[0];
+        total_failed += counts[1];
+    }
+    printf("bad_input: %d passed, %d failed\n", total_passed, total_failed);
+    return total_failed == 0 ? 0 : 1;
+}
