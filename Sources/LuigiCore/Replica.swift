@@ -38,16 +38,17 @@ public final class Replica {
 
     /// Validates a transaction's buffered ops against the current state and
     /// turns them into the normalized update; changes nothing.
-    func prepare(_ ops: [String: PendingOp]) throws -> Update {
+    func prepare(_ ops: [(key: String, op: PendingOp)]) throws -> Update {
         var keyOps: [(key: String, op: KeyOp)] = []
         keyOps.reserveCapacity(ops.count)
         for (key, pending) in ops {
-            if let current = state[key]?.visibleKind, current != pending.kind {
-                throw LuigiError.typeConflict("key '\(key)' is a \(current), not a \(pending.kind)")
+            let current = state[key]
+            if let kind = current?.visibleKind, kind != pending.kind {
+                throw LuigiError.typeConflict("key '\(key)' is a \(kind), not a \(pending.kind)")
             }
             switch pending {
             case .counter(let delta):
-                let mine = Int128(state[key]?.variant(.counter)?.contributions[nodeID] ?? 0)
+                let mine = Int128(current?.variants.first?.contributions[nodeID] ?? 0)
                 guard let next = Int64(exactly: mine + delta) else {
                     throw LuigiError.overflow(
                         "counter '\(key)': node \(nodeID)'s contribution \(mine) + \(delta) overflows 64 bits")
@@ -58,7 +59,7 @@ public final class Replica {
             case .union(let elements): keyOps.append((key, .union(elements.sorted())))
             }
         }
-        keyOps.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        if keyOps.count > 1 { keyOps.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
         var next = clock
         let seq = try next.tick(nodeID)
         return try Update(origin: nodeID, seq: seq, clock: next, ops: keyOps)
@@ -89,11 +90,7 @@ public final class Replica {
     }
 
     private func isDeliverable(_ update: Update) -> Bool {
-        guard clock[update.origin] == update.seq - 1 else { return false }
-        for (node, counter) in update.clock.counters where node != update.origin && counter > clock[node] {
-            return false
-        }
-        return true
+        clock[update.origin] == update.seq - 1 && update.clock.isDominated(by: clock, ignoring: update.origin)
     }
 
     private func drainPending() {
@@ -116,8 +113,9 @@ public final class Replica {
     private func deliver(_ update: Update) {
         let dot = update.dot
         for (key, op) in update.ops {
-            state[key, default: KeyState()].apply(op, from: update.origin, dot: dot)
-            if state[key]!.variants.count > 1 { conflictedKeys.insert(key) }
+            if state[key, default: KeyState()].apply(op, from: update.origin, dot: dot) {
+                conflictedKeys.insert(key)
+            }
         }
         clock[update.origin] = update.seq
         logByOrigin[update.origin, default: []].append(update)
@@ -149,8 +147,7 @@ public final class Replica {
             let known = seen[origin]
             guard known < UInt64(log.count) else { continue }
             for update in log[Int(known)...] {
-                let rank = update.clock.counters.values.reduce(UInt128(0)) { $0 + UInt128($1) }
-                missing.append((rank, update))
+                missing.append((update.clock.total, update))
             }
         }
         missing.sort { ($0.rank, $0.update.dot) < ($1.rank, $1.update.dot) }
@@ -168,8 +165,6 @@ struct KeyState {
 
     var visibleKind: Kind? { variants.first?.kind }
 
-    func variant(_ kind: Kind) -> Variant? { variants.first { $0.kind == kind } }
-
     var visibleValue: Value? {
         guard let v = variants.first else { return nil }
         switch v.kind {
@@ -180,7 +175,8 @@ struct KeyState {
         }
     }
 
-    mutating func apply(_ op: KeyOp, from origin: UInt64, dot: Dot) {
+    /// Returns true when the key now holds more than one type.
+    mutating func apply(_ op: KeyOp, from origin: UInt64, dot: Dot) -> Bool {
         let index: Int
         if let i = variants.firstIndex(where: { $0.kind == op.kind }) {
             index = i
@@ -189,7 +185,9 @@ struct KeyState {
             index = variants.count - 1
         }
         variants[index].apply(op, from: origin, dot: dot)
-        if variants.count > 1 { variants.sort { $0.firstDot < $1.firstDot } }
+        guard variants.count > 1 else { return false }
+        variants.sort { $0.firstDot < $1.firstDot }
+        return true
     }
 }
 

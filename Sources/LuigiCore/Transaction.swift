@@ -19,7 +19,10 @@ enum PendingOp {
 /// all of them and applies them atomically (all or nothing).
 public final class Transaction {
     public let replica: Replica
-    private var ops: [String: PendingOp] = [:]
+    /// Buffered ops, one per key. Transactions are usually small, so keys are
+    /// found by a linear scan; `index` takes over once there are many.
+    private var ops: [(key: String, op: PendingOp)] = []
+    private var index: [String: Int]?
     /// The first op whose type disagreed with an earlier op on the same key.
     private var conflict: LuigiError?
     public private(set) var opCount = 0
@@ -59,7 +62,8 @@ public final class Transaction {
         let update = try replica.prepare(ops)
         replica.commitLocal(update)
         self.update = update
-        ops = [:]
+        ops = []
+        index = nil
         return update
     }
 
@@ -72,25 +76,35 @@ public final class Transaction {
         guard update == nil else { throw LuigiError.state("transaction already committed") }
     }
 
+    private func slot(of key: String) -> Int? {
+        if let index { return index[key] }
+        return ops.firstIndex { $0.key == key }
+    }
+
     private func record(_ key: String, _ op: PendingOp) throws {
         try ensureOpen()
         opCount += 1
-        guard let existing = ops[key] else {
-            ops[key] = op
+        guard let i = slot(of: key) else {
+            ops.append((key, op))
+            if index != nil {
+                index![key] = ops.count - 1
+            } else if ops.count > 16 {
+                index = Dictionary(uniqueKeysWithValues: ops.enumerated().map { ($1.key, $0) })
+            }
             return
         }
-        switch (existing, op) {
-        case (.counter(let a), .counter(let b)): ops[key] = .counter(a + b)
-        case (.max(let a), .max(let b)): ops[key] = .max(Swift.max(a, b))
-        case (.min(let a), .min(let b)): ops[key] = .min(Swift.min(a, b))
+        switch (ops[i].op, op) {
+        case (.counter(let a), .counter(let b)): ops[i].op = .counter(a + b)
+        case (.max(let a), .max(let b)): ops[i].op = .max(Swift.max(a, b))
+        case (.min(let a), .min(let b)): ops[i].op = .min(Swift.min(a, b))
         case (.union(var a), .union(let b)):
-            ops[key] = nil  // release the buffered set so the union happens in place
+            ops[i].op = .counter(0)  // release the buffered set so the union happens in place
             a.formUnion(b)
-            ops[key] = .union(a)
+            ops[i].op = .union(a)
         default:
             if conflict == nil {
                 conflict = .typeConflict(
-                    "key '\(key)' is used as a \(existing.kind) and as a \(op.kind) in one transaction")
+                    "key '\(key)' is used as a \(ops[i].op.kind) and as a \(op.kind) in one transaction")
             }
         }
     }
