@@ -99,7 +99,9 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
 @c @implementation public func luigi_txn_op_count(_ t: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!) -> luigi_status {
     guarded {
         let out = try required(out, "out_count")
-        out.pointee = try txn(t).opCount
+        let tx = try txn(t)
+        guard !tx.isFinished else { throw LuigiError.state("transaction already committed") }
+        out.pointee = tx.opCount
     }
 }
 
