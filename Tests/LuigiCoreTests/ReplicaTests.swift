@@ -162,3 +162,21 @@ import Testing
         }
     }
 }
+
+@Suite struct LargeSetTests {
+    @Test func largeConcurrentUnionsConvergeAndRoundTrip() throws {
+        let a = Replica(nodeID: 1), b = Replica(nodeID: 2)
+        let ua = try a.commit { try $0.union("s", (0..<50_000).map { Element.int(Int64($0)) }) }
+        let ub = try b.commit { try $0.union("s", (25_000..<75_000).map { Element.string("e\($0)") } + [.int(7)]) }
+        let wire = try Update(decoding: ub.encoded())
+        #expect(wire == ub)
+        a.apply(wire)
+        b.apply(ua)
+        guard case .set(let elements)? = a.value("s") else {
+            Issue.record("not a set")
+            return
+        }
+        #expect(elements.count == 100_000)
+        #expect(a.value("s") == b.value("s"))
+    }
+}
