@@ -1,0 +1,80 @@
+"""luigi_node: Python bindings for Luigi's coordination-free replicas.
+
+The heavy lifting happens in libluigi.so (Swift, behind the C ABI in
+``luigi.h``); ``luigi_node._luigi`` is a thin CPython extension over that
+header and this package re-exports it. See docs/PYTHON_API.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+__version__ = "0.1.0"
+
+
+class CausalOrder(enum.IntEnum):
+    """How two vector clocks relate (values match ``luigi_causal_order``)."""
+
+    EQUAL = 0
+    BEFORE = 1  # a happened before b
+    AFTER = 2  # b happened before a
+    CONCURRENT = 3
+
+
+# The extension looks up CausalOrder on this (partially initialised) module
+# while it is being imported, so CausalOrder must be defined above this line.
+from ._errors import (  # noqa: E402
+    DecodeError,
+    InvalidHandleError,
+    LuigiError,
+    LuigiIndexError,
+    LuigiOverflowError,
+    LuigiValueError,
+    NotAlgebraicError,
+    NotConvergedError,
+    TransactionStateError,
+    TypeConflictError,
+)
+from ._luigi import (  # noqa: E402
+    Replica,
+    SimulatedCluster,
+    Transaction,
+    Update,
+    VectorClock,
+)
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def library_path() -> str:
+    """Path of the libluigi.so shipped inside this package."""
+    return os.path.join(_HERE, "libluigi.so")
+
+
+def include_dir() -> str:
+    """Directory holding the luigi.h this package was built against."""
+    return os.path.join(_HERE, "include")
+
+
+__all__ = [
+    "__version__",
+    "library_path",
+    "include_dir",
+    "CausalOrder",
+    "VectorClock",
+    "Replica",
+    "Transaction",
+    "Update",
+    "SimulatedCluster",
+    "LuigiError",
+    "LuigiValueError",
+    "InvalidHandleError",
+    "DecodeError",
+    "NotAlgebraicError",
+    "TypeConflictError",
+    "LuigiOverflowError",
+    "TransactionStateError",
+    "NotConvergedError",
+    "LuigiIndexError",
+]

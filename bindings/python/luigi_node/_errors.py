@@ -1,0 +1,64 @@
+"""The exception hierarchy of luigi_node.
+
+Every failure reported by libluigi (a ``luigi_status`` other than
+``LUIGI_OK``) is raised as one of these classes; the C extension maps the
+status code to the class in exactly one place (``raise_status`` in
+``_luigi.c``). Where a failure has a natural built-in counterpart the class
+derives from it too, so ``except ValueError`` and friends keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LuigiError",
+    "LuigiValueError",
+    "InvalidHandleError",
+    "DecodeError",
+    "NotAlgebraicError",
+    "TypeConflictError",
+    "LuigiOverflowError",
+    "TransactionStateError",
+    "NotConvergedError",
+    "LuigiIndexError",
+]
+
+
+class LuigiError(Exception):
+    """Base class of every error raised by luigi_node (LUIGI_ERR_INTERNAL,
+    LUIGI_ERR_BUFFER_TOO_SMALL and unknown codes are raised as this class)."""
+
+
+class LuigiValueError(LuigiError, ValueError):
+    """LUIGI_ERR_INVALID_ARGUMENT: bad argument (NaN, bad option, bad UTF-8)."""
+
+
+class InvalidHandleError(LuigiError):
+    """LUIGI_ERR_INVALID_HANDLE: a freed, unknown or wrong-type handle."""
+
+
+class DecodeError(LuigiError, ValueError):
+    """LUIGI_ERR_DECODE: malformed, truncated or corrupted bytes."""
+
+
+class NotAlgebraicError(LuigiError, TypeError):
+    """LUIGI_ERR_NOT_ALGEBRAIC: the operation needs coordination."""
+
+
+class TypeConflictError(LuigiError, TypeError):
+    """LUIGI_ERR_TYPE_CONFLICT: the operation's type differs from the key's."""
+
+
+class LuigiOverflowError(LuigiError, OverflowError):
+    """LUIGI_ERR_OVERFLOW, or a Python int that does not fit its C type."""
+
+
+class TransactionStateError(LuigiError, RuntimeError):
+    """LUIGI_ERR_STATE: e.g. using a transaction after commit or discard."""
+
+
+class NotConvergedError(LuigiError):
+    """LUIGI_ERR_NOT_CONVERGED: a simulation did not converge in time."""
+
+
+class LuigiIndexError(LuigiError, IndexError):
+    """LUIGI_ERR_OUT_OF_RANGE: an index outside [0, count)."""

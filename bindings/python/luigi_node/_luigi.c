@@ -1,0 +1,2488 @@
+/*
+ * _luigi.c — the CPython extension behind luigi_node.
+ *
+ * Written against Include/luigi.h only. Shape:
+ *  - multi-phase init (PyModuleDef_Init + Py_mod_exec), heap types created
+ *    with PyType_FromModuleAndSpec, all per-module data in the module state
+ *    (the types, the exception classes imported from luigi_node._errors and
+ *    luigi_node.CausalOrder);
+ *  - the types are final (no Py_TPFLAGS_BASETYPE), so the module state is
+ *    always reachable as PyType_GetModuleState(Py_TYPE(self));
+ *  - one function, raise_status(), maps a luigi_status (plus
+ *    luigi_last_error_message()) to an exception;
+ *  - every luigi handle is owned by exactly one Python object and freed in
+ *    its tp_dealloc.
+ *
+ * Threads. luigi.h lets distinct handles be used from different threads but
+ * forbids using one replica (together with the cluster that owns it) from two
+ * threads at once. Long calls (cluster runs, apply_many) release the GIL, so
+ * every call touching a replica, a transaction or a cluster takes a lock:
+ * a standalone Replica owns one, a Replica obtained from a SimulatedCluster
+ * and every Transaction use the lock of their owner. Rule kept throughout:
+ * while holding such a lock we never allocate or release Python objects (so
+ * no Python code, finalizer or GC can run and re-enter the same lock); we
+ * call the library, unlock, and only then build Python results.
+ * VectorClock and Update objects never release the GIL, so the GIL alone
+ * serialises them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "luigi.h"
+
+/* ------------------------------------------------------------ compat */
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *
+compat_new_ref(PyObject *o)
+{
+    Py_INCREF(o);
+    return o;
+}
+#define Py_NewRef(o) compat_new_ref((PyObject *)(o))
+#endif
+
+#if PY_VERSION_HEX >= 0x030A0000
+#define LUIGI_TPFLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE)
+#else
+#define LUIGI_TPFLAGS Py_TPFLAGS_DEFAULT
+#endif
+
+/* Cast any C function to PyCFunction without -Wcast-function-type noise. */
+#define FUNC(f) ((PyCFunction)(void (*)(void))(f))
+
+/* ------------------------------------------------------------ module state */
+
+typedef struct {
+    PyTypeObject *VectorClockType;
+    PyTypeObject *UpdateType;
+    PyTypeObject *ReplicaType;
+    PyTypeObject *TransactionType;
+    PyTypeObject *ClusterType;
+    PyObject *LuigiError;
+    PyObject *LuigiValueError;
+    PyObject *InvalidHandleError;
+    PyObject *DecodeError;
+    PyObject *NotAlgebraicError;
+    PyObject *TypeConflictError;
+    PyObject *LuigiOverflowError;
+    PyObject *TransactionStateError;
+    PyObject *NotConvergedError;
+    PyObject *LuigiIndexError;
+    PyObject *CausalOrder;
+} module_state;
+
+static inline module_state *
+state_of(PyObject *self)
+{
+    return (module_state *)PyType_GetModuleState(Py_TYPE(self));
+}
+
+static inline module_state *
+state_of_type(PyTypeObject *type)
+{
+    return (module_state *)PyType_GetModuleState(type);
+}
+
+/* ------------------------------------------------------------ errors */
+
+/* The one place where a luigi_status becomes a Python exception. */
+static PyObject *
+raise_status(module_state *st, luigi_status status)
+{
+    PyObject *cls;
+    switch (status) {
+    case LUIGI_ERR_INVALID_ARGUMENT: cls = st->LuigiValueError; break;
+    case LUIGI_ERR_INVALID_HANDLE: cls = st->InvalidHandleError; break;
+    case LUIGI_ERR_DECODE: cls = st->DecodeError; break;
+    case LUIGI_ERR_NOT_ALGEBRAIC: cls = st->NotAlgebraicError; break;
+    case LUIGI_ERR_TYPE_CONFLICT: cls = st->TypeConflictError; break;
+    case LUIGI_ERR_OVERFLOW: cls = st->LuigiOverflowError; break;
+    case LUIGI_ERR_STATE: cls = st->TransactionStateError; break;
+    case LUIGI_ERR_NOT_CONVERGED: cls = st->NotConvergedError; break;
+    case LUIGI_ERR_OUT_OF_RANGE: cls = st->LuigiIndexError; break;
+    default: cls = st->LuigiError; break; /* BUFFER_TOO_SMALL, INTERNAL, unknown */
+    }
+    const char *message = luigi_last_error_message();
+    const char *name = luigi_status_name(status);
+    if (name == NULL || name[0] == '\0') {
+        name = "LUIGI_ERR_UNKNOWN";
+    }
+    if (message != NULL && message[0] != '\0') {
+        PyErr_Format(cls, "%s [%s]", message, name);
+    }
+    else {
+        PyErr_Format(cls, "%s (status %d)", name, (int)status);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ locks */
+
+static int
+lock_acquire(PyThread_type_lock lock)
+{
+    if (!PyThread_acquire_lock(lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    return 0;
+}
+
+static inline void
+lock_release(PyThread_type_lock lock)
+{
+    PyThread_release_lock(lock);
+}
+
+/* ------------------------------------------------------------ conversions */
+
+/* An int (or __index__ object) in [0, 2**64). Outside: LuigiOverflowError. */
+static int
+as_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out)
+{
+    PyObject *num;
+    if (PyLong_Check(obj)) {
+        num = Py_NewRef(obj);
+    }
+    else if (PyIndex_Check(obj)) {
+        num = PyNumber_Index(obj);
+        if (num == NULL) {
+            return -1;
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(num);
+    Py_DECREF(num);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(st->LuigiOverflowError, "%s must be in [0, 2**64)", what);
+        }
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* An int (or __index__ object) in [-2**63, 2**63). Outside: LuigiOverflowError. */
+static int
+as_i64(module_state *st, PyObject *obj, const char *what, int64_t *out)
+{
+    PyObject *num;
+    if (PyLong_Check(obj)) {
+        num = Py_NewRef(obj);
+    }
+    else if (PyIndex_Check(obj)) {
+        num = PyNumber_Index(obj);
+        if (num == NULL) {
+            return -1;
+        }
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(num, &overflow);
+    Py_DECREF(num);
+    if (overflow != 0) {
+        PyErr_Format(st->LuigiOverflowError, "%s must be in [-2**63, 2**63)", what);
+        return -1;
+    }
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int
+as_u32(module_state *st, PyObject *obj, const char *what, uint32_t *out)
+{
+    uint64_t v;
+    if (as_u64(st, obj, what, &v) < 0) {
+        return -1;
+    }
+    if (v > UINT32_MAX) {
+        PyErr_Format(st->LuigiOverflowError, "%s must be in [0, 2**32)", what);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
+}
+
+/* Keys are str, passed to the library as UTF-8 (borrowed from `obj`). */
+static int
+as_key(PyObject *obj, const char **data, size_t *len)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "key must be str, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(obj, &n);
+    if (p == NULL) {
+        return -1;
+    }
+    *data = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* counter_hi:counter_lo (128-bit two's complement) as an exact Python int. */
+static PyObject *
+int128_to_long(int64_t hi, uint64_t lo)
+{
+    if (hi == 0) {
+        return PyLong_FromUnsignedLongLong(lo);
+    }
+    if (hi == -1 && (lo >> 63) != 0) {
+        return PyLong_FromLongLong((long long)(int64_t)lo);
+    }
+    PyObject *high = PyLong_FromLongLong(hi);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *low = PyLong_FromUnsignedLongLong(lo);
+    PyObject *shifted = NULL, *result = NULL;
+    if (high != NULL && shift != NULL && low != NULL) {
+        shifted = PyNumber_Lshift(high, shift);
+        if (shifted != NULL) {
+            result = PyNumber_Add(shifted, low); /* hi * 2**64 + lo */
+        }
+    }
+    Py_XDECREF(high);
+    Py_XDECREF(shift);
+    Py_XDECREF(low);
+    Py_XDECREF(shifted);
+    return result;
+}
+
+static inline uint32_t
+read_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t
+read_u64le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static PyObject *
+malformed_buffer(module_state *st, const char *what)
+{
+    PyErr_Format(st->LuigiError, "libluigi returned a malformed %s buffer", what);
+    return NULL;
+}
+
+/* ============================================================ VectorClock */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_clock *clock;
+} VectorClockObject;
+
+static PyObject *
+wrap_clock(module_state *st, luigi_clock *clock)
+{
+    PyTypeObject *tp = st->VectorClockType;
+    VectorClockObject *self = (VectorClockObject *)tp->tp_alloc(tp, 0);
+    if (self == NULL) {
+        luigi_clock_free(clock);
+        return NULL;
+    }
+    self->clock = clock;
+    return (PyObject *)self;
+}
+
+static int
+check_clock(module_state *st, PyObject *obj)
+{
+    if (!Py_IS_TYPE(obj, st->VectorClockType)) {
+        PyErr_Format(PyExc_TypeError, "expected a VectorClock, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+VectorClock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"entries", NULL};
+    PyObject *entries = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:VectorClock", kwlist, &entries)) {
+        return NULL;
+    }
+    module_state *st = state_of_type(type);
+    luigi_clock *clock = NULL;
+    luigi_status s = luigi_clock_new(&clock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    VectorClockObject *self = (VectorClockObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        luigi_clock_free(clock);
+        return NULL;
+    }
+    self->clock = clock;
+    if (entries == Py_None) {
+        return (PyObject *)self;
+    }
+    /* dict() accepts exactly what we promise: a mapping or (node, counter) pairs. */
+    PyObject *d = PyObject_CallOneArg((PyObject *)&PyDict_Type, entries);
+    if (d == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        uint64_t node, counter;
+        if (as_u64(st, key, "node id", &node) < 0 || as_u64(st, value, "counter", &counter) < 0) {
+            goto fail;
+        }
+        s = luigi_clock_set(clock, node, counter);
+        if (s != LUIGI_OK) {
+            raise_status(st, s);
+            goto fail;
+        }
+    }
+    Py_DECREF(d);
+    return (PyObject *)self;
+fail:
+    Py_DECREF(d);
+    Py_DECREF(self);
+    return NULL;
+}
+
+static void
+VectorClock_dealloc(VectorClockObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    luigi_clock_free(self->clock);
+    self->clock = NULL;
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* Entries sorted by node id, into freshly PyMem-allocated arrays. */
+static int
+clock_entries(module_state *st, const luigi_clock *clock, uint64_t **nodes,
+              uint64_t **counters, size_t *count)
+{
+    size_t n = 0;
+    luigi_status s = luigi_clock_len(clock, &n);
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return -1;
+    }
+    *nodes = NULL;
+    *counters = NULL;
+    *count = 0;
+    if (n == 0) {
+        return 0;
+    }
+    if (n > (size_t)PY_SSIZE_T_MAX / sizeof(uint64_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t *a = PyMem_Malloc(n * sizeof(uint64_t));
+    uint64_t *b = PyMem_Malloc(n * sizeof(uint64_t));
+    if (a == NULL || b == NULL) {
+        PyMem_Free(a);
+        PyMem_Free(b);
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t got = 0;
+    s = luigi_clock_entries(clock, a, b, n, &got);
+    if (s != LUIGI_OK || got > n) {
+        PyMem_Free(a);
+        PyMem_Free(b);
+        if (s == LUIGI_OK) {
+            PyErr_SetString(st->LuigiError, "luigi_clock_entries reported more entries than room");
+        }
+        else {
+            raise_status(st, s);
+        }
+        return -1;
+    }
+    *nodes = a;
+    *counters = b;
+    *count = got;
+    return 0;
+}
+
+/* mode 0: keys, 1: values, 2: items, 3: dict */
+static PyObject *
+clock_collect(PyObject *op, int mode)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    module_state *st = state_of(op);
+    uint64_t *nodes, *counters;
+    size_t n;
+    if (clock_entries(st, self->clock, &nodes, &counters, &n) < 0) {
+        return NULL;
+    }
+    PyObject *result = mode == 3 ? PyDict_New() : PyList_New((Py_ssize_t)n);
+    if (result == NULL) {
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *item = NULL;
+        PyObject *k = PyLong_FromUnsignedLongLong(nodes[i]);
+        PyObject *v = PyLong_FromUnsignedLongLong(counters[i]);
+        if (k == NULL || v == NULL) {
+            Py_XDECREF(k);
+            Py_XDECREF(v);
+            Py_CLEAR(result);
+            goto done;
+        }
+        switch (mode) {
+        case 0: item = Py_NewRef(k); break;
+        case 1: item = Py_NewRef(v); break;
+        case 2: item = PyTuple_Pack(2, k, v); break;
+        default:
+            if (PyDict_SetItem(result, k, v) < 0) {
+                Py_DECREF(k);
+                Py_DECREF(v);
+                Py_CLEAR(result);
+                goto done;
+            }
+            break;
+        }
+        Py_DECREF(k);
+        Py_DECREF(v);
+        if (mode != 3) {
+            if (item == NULL) {
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyList_SET_ITEM(result, (Py_ssize_t)i, item);
+        }
+    }
+done:
+    PyMem_Free(nodes);
+    PyMem_Free(counters);
+    return result;
+}
+
+static PyObject *
+VectorClock_keys(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return clock_collect(self, 0);
+}
+
+static PyObject *
+VectorClock_values(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return clock_collect(self, 1);
+}
+
+static PyObject *
+VectorClock_items(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return clock_collect(self, 2);
+}
+
+static PyObject *
+VectorClock_iter(PyObject *self)
+{
+    PyObject *keys = clock_collect(self, 0);
+    if (keys == NULL) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(keys);
+    Py_DECREF(keys);
+    return it;
+}
+
+static PyObject *
+VectorClock_repr(PyObject *self)
+{
+    PyObject *d = clock_collect(self, 3);
+    if (d == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyUnicode_FromFormat("VectorClock(%R)", d);
+    Py_DECREF(d);
+    return r;
+}
+
+static PyObject *
+VectorClock_tick(PyObject *op, PyObject *arg)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    module_state *st = state_of(op);
+    uint64_t node, counter = 0;
+    if (as_u64(st, arg, "node id", &node) < 0) {
+        return NULL;
+    }
+    luigi_status s = luigi_clock_tick(self->clock, node, &counter);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromUnsignedLongLong(counter);
+}
+
+static PyObject *
+VectorClock_subscript(PyObject *op, PyObject *key)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    module_state *st = state_of(op);
+    uint64_t node, counter = 0;
+    if (as_u64(st, key, "node id", &node) < 0) {
+        return NULL;
+    }
+    luigi_status s = luigi_clock_get(self->clock, node, &counter);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromUnsignedLongLong(counter);
+}
+
+static int
+VectorClock_ass_subscript(PyObject *op, PyObject *key, PyObject *value)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    module_state *st = state_of(op);
+    uint64_t node, counter = 0;
+    if (as_u64(st, key, "node id", &node) < 0) {
+        return -1;
+    }
+    if (value != NULL && as_u64(st, value, "counter", &counter) < 0) {
+        return -1;
+    }
+    /* del vc[node] is vc[node] = 0: both remove the entry. */
+    luigi_status s = luigi_clock_set(self->clock, node, counter);
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t
+VectorClock_length(PyObject *op)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    size_t n = 0;
+    luigi_status s = luigi_clock_len(self->clock, &n);
+    if (s != LUIGI_OK) {
+        raise_status(state_of(op), s);
+        return -1;
+    }
+    return (Py_ssize_t)n;
+}
+
+static int
+VectorClock_contains(PyObject *op, PyObject *key)
+{
+    VectorClockObject *self = (VectorClockObject *)op;
+    if (!PyLong_Check(key)) {
+        return 0;
+    }
+    unsigned long long node = PyLong_AsUnsignedLongLong(key);
+    if (node == (unsigned long long)-1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear(); /* negative or >= 2**64: never a node id */
+            return 0;
+        }
+        return -1;
+    }
+    uint64_t counter = 0;
+    luigi_status s = luigi_clock_get(self->clock, (uint64_t)node, &counter);
+    if (s != LUIGI_OK) {
+        raise_status(state_of(op), s);
+        return -1;
+    }
+    return counter != 0;
+}
+
+static PyObject *
+VectorClock_merge(PyObject *op, PyObject *other)
+{
+    module_state *st = state_of(op);
+    if (check_clock(st, other) < 0) {
+        return NULL;
+    }
+    luigi_status s = luigi_clock_merge(((VectorClockObject *)op)->clock,
+                                       ((VectorClockObject *)other)->clock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+/* Returns the luigi_causal_order or -1 with an exception set. */
+static int
+clock_order(module_state *st, PyObject *a, PyObject *b)
+{
+    if (check_clock(st, b) < 0) {
+        return -1;
+    }
+    luigi_causal_order order = LUIGI_ORDER_EQUAL;
+    luigi_status s = luigi_clock_compare(((VectorClockObject *)a)->clock,
+                                         ((VectorClockObject *)b)->clock, &order);
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return -1;
+    }
+    return (int)order;
+}
+
+static PyObject *
+VectorClock_compare(PyObject *op, PyObject *other)
+{
+    module_state *st = state_of(op);
+    int order = clock_order(st, op, other);
+    if (order < 0) {
+        return NULL;
+    }
+    return PyObject_CallFunction(st->CausalOrder, "i", order);
+}
+
+static PyObject *
+VectorClock_happened_before(PyObject *op, PyObject *other)
+{
+    int order = clock_order(state_of(op), op, other);
+    if (order < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(order == LUIGI_ORDER_BEFORE);
+}
+
+static PyObject *
+VectorClock_concurrent_with(PyObject *op, PyObject *other)
+{
+    int order = clock_order(state_of(op), op, other);
+    if (order < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(order == LUIGI_ORDER_CONCURRENT);
+}
+
+static PyObject *
+VectorClock_richcompare(PyObject *op, PyObject *other, int cmp)
+{
+    module_state *st = state_of(op);
+    if ((cmp != Py_EQ && cmp != Py_NE) || !Py_IS_TYPE(other, st->VectorClockType)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    int order = clock_order(st, op, other);
+    if (order < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong((order == LUIGI_ORDER_EQUAL) == (cmp == Py_EQ));
+}
+
+static PyObject *
+VectorClock_copy(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    module_state *st = state_of(op);
+    luigi_clock *copy = NULL;
+    luigi_status s = luigi_clock_copy(((VectorClockObject *)op)->clock, &copy);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_clock(st, copy);
+}
+
+static PyObject *
+VectorClock_bytes(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    module_state *st = state_of(op);
+    luigi_buffer buf = {NULL, 0};
+    luigi_status s = luigi_clock_encode(((VectorClockObject *)op)->clock, &buf);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *b = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
+    luigi_buffer_free(&buf);
+    return b;
+}
+
+static PyObject *
+VectorClock_from_bytes(PyObject *cls, PyObject *data)
+{
+    module_state *st = state_of_type((PyTypeObject *)cls);
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    luigi_clock *clock = NULL;
+    luigi_status s = luigi_clock_decode((const uint8_t *)view.buf, (size_t)view.len, &clock);
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_clock(st, clock);
+}
+
+static PyMethodDef VectorClock_methods[] = {
+    {"tick", VectorClock_tick, METH_O,
+     "tick($self, node, /)\n--\n\nIncrement node's counter; return the new value."},
+    {"merge", VectorClock_merge, METH_O,
+     "merge($self, other, /)\n--\n\nPointwise maximum with other, in place."},
+    {"compare", VectorClock_compare, METH_O,
+     "compare($self, other, /)\n--\n\nThe CausalOrder of self relative to other."},
+    {"happened_before", VectorClock_happened_before, METH_O,
+     "happened_before($self, other, /)\n--\n\nTrue when self happened before other."},
+    {"concurrent_with", VectorClock_concurrent_with, METH_O,
+     "concurrent_with($self, other, /)\n--\n\nTrue when neither happened before the other."},
+    {"copy", VectorClock_copy, METH_NOARGS, "copy($self, /)\n--\n\nAn independent copy."},
+    {"keys", VectorClock_keys, METH_NOARGS,
+     "keys($self, /)\n--\n\nNode ids with a non-zero counter, sorted."},
+    {"values", VectorClock_values, METH_NOARGS,
+     "values($self, /)\n--\n\nCounters, in node order."},
+    {"items", VectorClock_items, METH_NOARGS,
+     "items($self, /)\n--\n\n(node, counter) pairs, in node order."},
+    {"__bytes__", VectorClock_bytes, METH_NOARGS,
+     "__bytes__($self, /)\n--\n\nVersioned binary encoding (with CRC-32C)."},
+    {"from_bytes", VectorClock_from_bytes, METH_O | METH_CLASS,
+     "from_bytes($type, data, /)\n--\n\nDecode bytes(vc); DecodeError when malformed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot VectorClock_slots[] = {
+    {Py_tp_doc, "VectorClock(entries=None)\n--\n\n"
+                "A vector clock: node id (uint64) -> counter (uint64); absent means 0.\n"
+                "entries is a mapping or an iterable of (node, counter) pairs."},
+    {Py_tp_new, VectorClock_new},
+    {Py_tp_dealloc, VectorClock_dealloc},
+    {Py_tp_repr, VectorClock_repr},
+    {Py_tp_iter, VectorClock_iter},
+    {Py_tp_richcompare, VectorClock_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_tp_methods, VectorClock_methods},
+    {Py_mp_subscript, VectorClock_subscript},
+    {Py_mp_ass_subscript, VectorClock_ass_subscript},
+    {Py_mp_length, VectorClock_length},
+    {Py_sq_contains, VectorClock_contains},
+    {0, NULL},
+};
+
+static PyType_Spec VectorClock_spec = {
+    .name = "luigi_node.VectorClock",
+    .basicsize = sizeof(VectorClockObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = VectorClock_slots,
+};
+
+/* ============================================================ Update */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_update *update;
+    PyObject *encoded; /* cached to_bytes(), NULL until first needed */
+} UpdateObject;
+
+static PyObject *
+wrap_update(module_state *st, luigi_update *update)
+{
+    PyTypeObject *tp = st->UpdateType;
+    UpdateObject *self = (UpdateObject *)tp->tp_alloc(tp, 0);
+    if (self == NULL) {
+        luigi_update_free(update);
+        return NULL;
+    }
+    self->update = update;
+    self->encoded = NULL;
+    return (PyObject *)self;
+}
+
+static PyObject *
+Update_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    PyErr_Format(PyExc_TypeError,
+                 "cannot create '%.100s' instances: use Transaction.commit() or Update.from_bytes()",
+                 type->tp_name);
+    return NULL;
+}
+
+static void
+Update_dealloc(UpdateObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    luigi_update_free(self->update);
+    self->update = NULL;
+    Py_CLEAR(self->encoded);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* Borrowed reference to the cached encoding. */
+static PyObject *
+update_encoded(UpdateObject *self)
+{
+    if (self->encoded == NULL) {
+        module_state *st = state_of((PyObject *)self);
+        luigi_buffer buf = {NULL, 0};
+        luigi_status s = luigi_update_encode(self->update, &buf);
+        if (s != LUIGI_OK) {
+            return raise_status(st, s);
+        }
+        self->encoded = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
+        luigi_buffer_free(&buf);
+    }
+    return self->encoded;
+}
+
+static PyObject *
+Update_to_bytes(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *b = update_encoded((UpdateObject *)op);
+    return b == NULL ? NULL : Py_NewRef(b);
+}
+
+static PyObject *
+Update_from_bytes(PyObject *cls, PyObject *data)
+{
+    module_state *st = state_of_type((PyTypeObject *)cls);
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    luigi_update *update = NULL;
+    luigi_status s = luigi_update_decode((const uint8_t *)view.buf, (size_t)view.len, &update);
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_update(st, update);
+}
+
+static PyObject *
+Update_get_origin(PyObject *op, void *Py_UNUSED(closure))
+{
+    uint64_t v = 0;
+    luigi_status s = luigi_update_origin(((UpdateObject *)op)->update, &v);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *
+Update_get_seq(PyObject *op, void *Py_UNUSED(closure))
+{
+    uint64_t v = 0;
+    luigi_status s = luigi_update_seq(((UpdateObject *)op)->update, &v);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *
+Update_get_clock(PyObject *op, void *Py_UNUSED(closure))
+{
+    module_state *st = state_of(op);
+    luigi_clock *clock = NULL;
+    luigi_status s = luigi_update_clock(((UpdateObject *)op)->update, &clock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_clock(st, clock);
+}
+
+static Py_ssize_t
+Update_length(PyObject *op)
+{
+    size_t n = 0;
+    luigi_status s = luigi_update_op_count(((UpdateObject *)op)->update, &n);
+    if (s != LUIGI_OK) {
+        raise_status(state_of(op), s);
+        return -1;
+    }
+    return (Py_ssize_t)n;
+}
+
+static PyObject *
+Update_richcompare(PyObject *op, PyObject *other, int cmp)
+{
+    module_state *st = state_of(op);
+    if ((cmp != Py_EQ && cmp != Py_NE) || !Py_IS_TYPE(other, st->UpdateType)) {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyObject *a = update_encoded((UpdateObject *)op);
+    if (a == NULL) {
+        return NULL;
+    }
+    PyObject *b = update_encoded((UpdateObject *)other);
+    if (b == NULL) {
+        return NULL;
+    }
+    return PyObject_RichCompare(a, b, cmp);
+}
+
+static Py_hash_t
+Update_hash(PyObject *op)
+{
+    PyObject *b = update_encoded((UpdateObject *)op);
+    if (b == NULL) {
+        return -1;
+    }
+    return PyObject_Hash(b);
+}
+
+static PyObject *
+Update_repr(PyObject *op)
+{
+    UpdateObject *self = (UpdateObject *)op;
+    uint64_t origin = 0, seq = 0;
+    size_t ops = 0;
+    luigi_status s = luigi_update_origin(self->update, &origin);
+    if (s == LUIGI_OK) {
+        s = luigi_update_seq(self->update, &seq);
+    }
+    if (s == LUIGI_OK) {
+        s = luigi_update_op_count(self->update, &ops);
+    }
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyUnicode_FromFormat("Update(origin=%llu, seq=%llu, ops=%zu)",
+                                (unsigned long long)origin, (unsigned long long)seq, ops);
+}
+
+static PyMethodDef Update_methods[] = {
+    {"to_bytes", Update_to_bytes, METH_NOARGS,
+     "to_bytes($self, /)\n--\n\nVersioned binary encoding (with CRC-32C)."},
+    {"from_bytes", Update_from_bytes, METH_O | METH_CLASS,
+     "from_bytes($type, data, /)\n--\n\nDecode an update; DecodeError when malformed."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Update_getset[] = {
+    {"origin", Update_get_origin, NULL, "Node id of the replica that committed it.", NULL},
+    {"seq", Update_get_seq, NULL, "Sequence number at its origin (1, 2, ...).", NULL},
+    {"clock", Update_get_clock, NULL,
+     "The origin's clock when it committed (its causal dependencies).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Update_slots[] = {
+    {Py_tp_doc, "One committed transaction, as shipped between replicas.\n\n"
+                "Updates compare and hash by their encoded bytes."},
+    {Py_tp_new, Update_new},
+    {Py_tp_dealloc, Update_dealloc},
+    {Py_tp_repr, Update_repr},
+    {Py_tp_richcompare, Update_richcompare},
+    {Py_tp_hash, Update_hash},
+    {Py_tp_methods, Update_methods},
+    {Py_tp_getset, Update_getset},
+    {Py_mp_length, Update_length},
+    {0, NULL},
+};
+
+static PyType_Spec Update_spec = {
+    .name = "luigi_node.Update",
+    .basicsize = sizeof(UpdateObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = Update_slots,
+};
+
+/* ============================================================ SimulatedCluster */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_cluster *cluster;
+    PyThread_type_lock lock; /* guards the cluster and every replica it owns */
+    size_t size;
+} ClusterObject;
+
+/* ============================================================ Replica */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_replica *replica;
+    PyThread_type_lock lock;     /* effective lock: own_lock or the cluster's */
+    PyThread_type_lock own_lock; /* NULL when the replica belongs to a cluster */
+    PyObject *cluster;           /* the owning SimulatedCluster, kept alive */
+} ReplicaObject;
+
+static PyObject *
+wrap_replica(module_state *st, luigi_replica *replica, PyObject *cluster)
+{
+    PyTypeObject *tp = st->ReplicaType;
+    ReplicaObject *self = (ReplicaObject *)tp->tp_alloc(tp, 0);
+    if (self == NULL) {
+        luigi_replica_free(replica);
+        return NULL;
+    }
+    self->replica = replica;
+    if (cluster != NULL) {
+        self->cluster = Py_NewRef(cluster);
+        self->lock = ((ClusterObject *)cluster)->lock;
+        self->own_lock = NULL;
+    }
+    else {
+        self->cluster = NULL;
+        self->own_lock = PyThread_allocate_lock();
+        if (self->own_lock == NULL) {
+            Py_DECREF(self);
+            PyErr_NoMemory();
+            return NULL;
+        }
+        self->lock = self->own_lock;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+Replica_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"node_id", NULL};
+    PyObject *node_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Replica", kwlist, &node_obj)) {
+        return NULL;
+    }
+    module_state *st = state_of_type(type);
+    uint64_t node;
+    if (as_u64(st, node_obj, "node_id", &node) < 0) {
+        return NULL;
+    }
+    luigi_replica *replica = NULL;
+    luigi_status s = luigi_replica_new(node, &replica);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_replica(st, replica, NULL);
+}
+
+static void
+Replica_dealloc(ReplicaObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->replica != NULL) {
+        if (self->lock != NULL) {
+            lock_acquire(self->lock);
+            luigi_replica_free(self->replica);
+            lock_release(self->lock);
+        }
+        else {
+            luigi_replica_free(self->replica);
+        }
+        self->replica = NULL;
+    }
+    if (self->own_lock != NULL) {
+        PyThread_free_lock(self->own_lock);
+        self->own_lock = NULL;
+    }
+    Py_CLEAR(self->cluster);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+Replica_get_node_id(PyObject *op, void *Py_UNUSED(closure))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    uint64_t v = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_node_id(self->replica, &v);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *
+Replica_get_clock(PyObject *op, void *Py_UNUSED(closure))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    luigi_clock *clock = NULL;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_clock(self->replica, &clock);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_clock(st, clock);
+}
+
+static PyObject *
+Replica_get_pending(PyObject *op, void *Py_UNUSED(closure))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    size_t n = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_pending(self->replica, &n);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromSize_t(n);
+}
+
+static PyObject *
+Replica_get_conflicts(PyObject *op, void *Py_UNUSED(closure))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    uint64_t n = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_conflicts(self->replica, &n);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+/* Transaction objects are defined below; Replica.transaction() makes them. */
+typedef enum { TXN_OPEN = 0, TXN_COMMITTED = 1, TXN_DISCARDED = 2 } txn_state;
+
+typedef struct {
+    PyObject_HEAD
+    luigi_txn *txn;         /* NULL once committed or discarded */
+    ReplicaObject *replica; /* strong reference */
+    PyObject *update;       /* the committed Update, or NULL */
+    txn_state state;
+} TransactionObject;
+
+static PyObject *
+Replica_transaction(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    luigi_txn *txn = NULL;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_begin(self->replica, &txn);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyTypeObject *tp = st->TransactionType;
+    TransactionObject *t = (TransactionObject *)tp->tp_alloc(tp, 0);
+    if (t == NULL) {
+        lock_acquire(self->lock);
+        luigi_txn_free(txn);
+        lock_release(self->lock);
+        return NULL;
+    }
+    t->txn = txn;
+    t->replica = (ReplicaObject *)Py_NewRef(op);
+    t->update = NULL;
+    t->state = TXN_OPEN;
+    return (PyObject *)t;
+}
+
+static int
+check_update(module_state *st, PyObject *obj)
+{
+    if (!Py_IS_TYPE(obj, st->UpdateType)) {
+        PyErr_Format(PyExc_TypeError, "expected an Update, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Replica_apply(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "apply() takes exactly 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    if (check_update(st, args[0]) < 0) {
+        return NULL;
+    }
+    int is_new = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_apply(self->replica, ((UpdateObject *)args[0])->update, &is_new);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyBool_FromLong(is_new != 0);
+}
+
+static PyObject *
+Replica_apply_many(PyObject *op, PyObject *updates)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    luigi_update_list *list = NULL;
+    luigi_status s = luigi_update_list_new(&list);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *it = PyObject_GetIter(updates);
+    if (it == NULL) {
+        luigi_update_list_free(list);
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (check_update(st, item) < 0) {
+            Py_DECREF(item);
+            goto fail;
+        }
+        s = luigi_update_list_push(list, ((UpdateObject *)item)->update);
+        Py_DECREF(item);
+        if (s != LUIGI_OK) {
+            raise_status(st, s);
+            goto fail;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto fail;
+    }
+    Py_DECREF(it);
+    size_t applied = 0;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    s = luigi_replica_apply_list(self->replica, list, &applied);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    luigi_update_list_free(list);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromSize_t(applied);
+fail:
+    Py_DECREF(it);
+    luigi_update_list_free(list);
+    return NULL;
+}
+
+static PyObject *
+decode_set_elements(module_state *st, const uint8_t *p, size_t n)
+{
+    PyObject *set = PyFrozenSet_New(NULL);
+    if (set == NULL) {
+        return NULL;
+    }
+    size_t i = 0;
+    while (i < n) {
+        uint8_t tag = p[i++];
+        PyObject *element = NULL;
+        if (tag == LUIGI_ELEMENT_INT) {
+            if (n - i < 8) {
+                goto malformed;
+            }
+            element = PyLong_FromLongLong((long long)(int64_t)read_u64le(p + i));
+            i += 8;
+        }
+        else if (tag == LUIGI_ELEMENT_STR || tag == LUIGI_ELEMENT_BYTES) {
+            if (n - i < 4) {
+                goto malformed;
+            }
+            size_t len = read_u32le(p + i);
+            i += 4;
+            if (n - i < len) {
+                goto malformed;
+            }
+            if (tag == LUIGI_ELEMENT_STR) {
+                element = PyUnicode_DecodeUTF8((const char *)p + i, (Py_ssize_t)len, "strict");
+            }
+            else {
+                element = PyBytes_FromStringAndSize((const char *)p + i, (Py_ssize_t)len);
+            }
+            i += len;
+        }
+        else {
+            goto malformed;
+        }
+        if (element == NULL) {
+            Py_DECREF(set);
+            return NULL;
+        }
+        int rc = PySet_Add(set, element);
+        Py_DECREF(element);
+        if (rc < 0) {
+            Py_DECREF(set);
+            return NULL;
+        }
+    }
+    return set;
+malformed:
+    Py_DECREF(set);
+    return malformed_buffer(st, "set elements");
+}
+
+static PyObject *
+Replica_value(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "value() takes exactly 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    if (as_key(args[0], &key, &key_len) < 0) {
+        return NULL;
+    }
+    luigi_value v;
+    memset(&v, 0, sizeof v);
+    luigi_buffer buf = {NULL, 0};
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_value(self->replica, key, key_len, &v);
+    if (s == LUIGI_OK && v.kind == LUIGI_KIND_SET) {
+        s = luigi_replica_set_elements(self->replica, key, key_len, &buf);
+    }
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    switch (v.kind) {
+    case LUIGI_KIND_NONE:
+        Py_RETURN_NONE;
+    case LUIGI_KIND_COUNTER:
+        return int128_to_long(v.counter_hi, v.counter_lo);
+    case LUIGI_KIND_MAX:
+    case LUIGI_KIND_MIN:
+        if (v.number_type == LUIGI_NUMBER_FLOAT) {
+            return PyFloat_FromDouble(v.float_value);
+        }
+        return PyLong_FromLongLong((long long)v.int_value);
+    case LUIGI_KIND_SET: {
+        PyObject *set = decode_set_elements(st, buf.data, buf.len);
+        luigi_buffer_free(&buf);
+        return set;
+    }
+    default:
+        PyErr_Format(st->LuigiError, "libluigi returned an unknown value kind %u",
+                     (unsigned)v.kind);
+        return NULL;
+    }
+}
+
+static PyObject *
+Replica_keys(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    luigi_buffer buf = {NULL, 0};
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_keys(self->replica, &buf);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        goto done;
+    }
+    size_t i = 0;
+    while (i < buf.len) {
+        if (buf.len - i < 4) {
+            goto malformed;
+        }
+        size_t len = read_u32le(buf.data + i);
+        i += 4;
+        if (buf.len - i < len) {
+            goto malformed;
+        }
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)buf.data + i, (Py_ssize_t)len, "strict");
+        i += len;
+        if (key == NULL || PyList_Append(list, key) < 0) {
+            Py_XDECREF(key);
+            Py_CLEAR(list);
+            goto done;
+        }
+        Py_DECREF(key);
+    }
+    goto done;
+malformed:
+    Py_CLEAR(list);
+    malformed_buffer(st, "keys");
+done:
+    luigi_buffer_free(&buf);
+    return list;
+}
+
+static PyObject *
+update_list_to_pylist(module_state *st, luigi_update_list *list)
+{
+    size_t n = 0;
+    luigi_status s = luigi_update_list_len(list, &n);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *result = PyList_New((Py_ssize_t)n);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        luigi_update *u = NULL;
+        s = luigi_update_list_get(list, i, &u);
+        if (s != LUIGI_OK) {
+            Py_DECREF(result);
+            return raise_status(st, s);
+        }
+        PyObject *item = wrap_update(st, u);
+        if (item == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, item);
+    }
+    return result;
+}
+
+static PyObject *
+Replica_delta_since(PyObject *op, PyObject *clock)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    if (check_clock(st, clock) < 0) {
+        return NULL;
+    }
+    luigi_update_list *list = NULL;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_delta_since(self->replica,
+                                               ((VectorClockObject *)clock)->clock, &list);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *result = update_list_to_pylist(st, list);
+    luigi_update_list_free(list);
+    return result;
+}
+
+static PyObject *
+Replica_repr(PyObject *op)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    uint64_t node = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_node_id(self->replica, &node);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyUnicode_FromFormat("Replica(%llu)", (unsigned long long)node);
+}
+
+static PyMethodDef Replica_methods[] = {
+    {"transaction", Replica_transaction, METH_NOARGS,
+     "transaction($self, /)\n--\n\nStart a transaction (use it as a context manager)."},
+    {"apply", FUNC(Replica_apply), METH_FASTCALL,
+     "apply($self, update, /)\n--\n\n"
+     "Apply a remote update. True when it was new (applied, or held in pending\n"
+     "until its causal predecessors arrive); False for a duplicate."},
+    {"apply_many", Replica_apply_many, METH_O,
+     "apply_many($self, updates, /)\n--\n\n"
+     "Apply every update of an iterable (the loop runs in C, without the GIL);\n"
+     "return how many were new."},
+    {"value", FUNC(Replica_value), METH_FASTCALL,
+     "value($self, key, /)\n--\n\n"
+     "The key's value: int (counter, max/min), float (max/min), frozenset (set),\n"
+     "or None when the key is unknown."},
+    {"keys", Replica_keys, METH_NOARGS, "keys($self, /)\n--\n\nAll keys, sorted."},
+    {"delta_since", Replica_delta_since, METH_O,
+     "delta_since($self, clock, /)\n--\n\n"
+     "Every applied update that clock has not seen, in causal order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Replica_getset[] = {
+    {"node_id", Replica_get_node_id, NULL, "This replica's node id.", NULL},
+    {"clock", Replica_get_clock, NULL,
+     "A copy of the version vector (origin -> highest applied seq).", NULL},
+    {"pending", Replica_get_pending, NULL,
+     "Updates received but waiting for causal predecessors.", NULL},
+    {"conflicts", Replica_get_conflicts, NULL,
+     "Ops kept under a type that lost its key's type conflict.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Replica_slots[] = {
+    {Py_tp_doc, "Replica(node_id)\n--\n\n"
+                "A replica of coordination-free (algebraic) state: counters, max/min\n"
+                "registers and grow-only sets, merged exactly once per update."},
+    {Py_tp_new, Replica_new},
+    {Py_tp_dealloc, Replica_dealloc},
+    {Py_tp_repr, Replica_repr},
+    {Py_tp_methods, Replica_methods},
+    {Py_tp_getset, Replica_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Replica_spec = {
+    .name = "luigi_node.Replica",
+    .basicsize = sizeof(ReplicaObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = Replica_slots,
+};
+
+/* ============================================================ Transaction */
+
+static PyObject *
+Transaction_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances: use Replica.transaction()",
+                 type->tp_name);
+    return NULL;
+}
+
+static void
+txn_release(TransactionObject *self)
+{
+    if (self->txn != NULL) {
+        lock_acquire(self->replica->lock);
+        luigi_txn_free(self->txn);
+        lock_release(self->replica->lock);
+        self->txn = NULL;
+    }
+}
+
+static void
+Transaction_dealloc(TransactionObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    txn_release(self);
+    Py_CLEAR(self->update);
+    Py_CLEAR(self->replica);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+txn_check_open(module_state *st, TransactionObject *self)
+{
+    if (self->state == TXN_OPEN) {
+        return 0;
+    }
+    PyErr_SetString(st->TransactionStateError, self->state == TXN_COMMITTED
+                                                   ? "the transaction was already committed"
+                                                   : "the transaction was discarded");
+    return -1;
+}
+
+/* Common prologue of the op methods: 2 positional args, open txn, str key. */
+static int
+txn_op_args(module_state *st, TransactionObject *self, const char *name, PyObject *const *args,
+            Py_ssize_t nargs, const char **key, size_t *key_len)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "%s() takes exactly 2 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    if (txn_check_open(st, self) < 0) {
+        return -1;
+    }
+    return as_key(args[0], key, key_len);
+}
+
+static PyObject *
+Transaction_add(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    const char *key;
+    size_t key_len;
+    int64_t delta;
+    if (txn_op_args(st, self, "add", args, nargs, &key, &key_len) < 0 ||
+        as_i64(st, args[1], "delta", &delta) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->replica->lock);
+    luigi_status s = luigi_txn_add(self->txn, key, key_len, delta);
+    lock_release(self->replica->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+txn_extremum(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int is_max)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    const char *key;
+    size_t key_len;
+    if (txn_op_args(st, self, is_max ? "max" : "min", args, nargs, &key, &key_len) < 0) {
+        return NULL;
+    }
+    PyObject *value = args[1];
+    luigi_status s;
+    if (PyFloat_Check(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        lock_acquire(self->replica->lock);
+        s = is_max ? luigi_txn_max_float(self->txn, key, key_len, d)
+                   : luigi_txn_min_float(self->txn, key, key_len, d);
+        lock_release(self->replica->lock);
+    }
+    else if (PyLong_Check(value) || PyIndex_Check(value)) {
+        int64_t i;
+        if (as_i64(st, value, "value", &i) < 0) {
+            return NULL;
+        }
+        lock_acquire(self->replica->lock);
+        s = is_max ? luigi_txn_max_int(self->txn, key, key_len, i)
+                   : luigi_txn_min_int(self->txn, key, key_len, i);
+        lock_release(self->replica->lock);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError, "value must be int or float, not %.100s",
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Transaction_max(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    return txn_extremum(op, args, nargs, 1);
+}
+
+static PyObject *
+Transaction_min(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    return txn_extremum(op, args, nargs, 0);
+}
+
+/* One set element, converted before the lock is taken. */
+typedef struct {
+    int tag; /* LUIGI_ELEMENT_* */
+    int64_t int_value;
+    const char *data; /* borrowed from the element object, kept alive by `seq` */
+    size_t len;
+} element_arg;
+
+static PyObject *
+Transaction_union(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    const char *key;
+    size_t key_len;
+    if (txn_op_args(st, self, "union", args, nargs, &key, &key_len) < 0) {
+        return NULL;
+    }
+    PyObject *elements = args[1];
+    if (PyUnicode_Check(elements) || PyBytes_Check(elements) || PyByteArray_Check(elements)) {
+        PyErr_Format(PyExc_TypeError,
+                     "elements must be an iterable of elements, not a single %.100s "
+                     "(wrap it: {value})",
+                     Py_TYPE(elements)->tp_name);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(elements, "elements must be an iterable");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    element_arg *conv = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(element_arg));
+    if (conv == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    /* Validate every element first, so a bad one adds nothing. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = items[i];
+        if (PyUnicode_Check(e)) {
+            Py_ssize_t len;
+            conv[i].data = PyUnicode_AsUTF8AndSize(e, &len);
+            if (conv[i].data == NULL) {
+                goto fail;
+            }
+            conv[i].len = (size_t)len;
+            conv[i].tag = LUIGI_ELEMENT_STR;
+        }
+        else if (PyBytes_Check(e)) {
+            conv[i].data = PyBytes_AS_STRING(e);
+            conv[i].len = (size_t)PyBytes_GET_SIZE(e);
+            conv[i].tag = LUIGI_ELEMENT_BYTES;
+        }
+        else if (PyLong_Check(e)) {
+            if (as_i64(st, e, "set element", &conv[i].int_value) < 0) {
+                goto fail;
+            }
+            conv[i].tag = LUIGI_ELEMENT_INT;
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "set elements must be str, bytes or int, not %.100s",
+                         Py_TYPE(e)->tp_name);
+            goto fail;
+        }
+    }
+    luigi_status s = LUIGI_OK;
+    lock_acquire(self->replica->lock);
+    for (Py_ssize_t i = 0; i < n && s == LUIGI_OK; i++) {
+        switch (conv[i].tag) {
+        case LUIGI_ELEMENT_STR:
+            s = luigi_txn_union_str(self->txn, key, key_len, conv[i].data, conv[i].len);
+            break;
+        case LUIGI_ELEMENT_BYTES:
+            s = luigi_txn_union_bytes(self->txn, key, key_len, (const uint8_t *)conv[i].data,
+                                      conv[i].len);
+            break;
+        default:
+            s = luigi_txn_union_int(self->txn, key, key_len, conv[i].int_value);
+            break;
+        }
+    }
+    lock_release(self->replica->lock);
+    PyMem_Free(conv);
+    Py_DECREF(seq);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(conv);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyObject *
+Transaction_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    const char *key;
+    size_t key_len;
+    if (txn_op_args(st, self, "set", args, nargs, &key, &key_len) < 0) {
+        return NULL;
+    }
+    PyObject *value = args[1];
+    if (PyLong_Check(value)) {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow == 0) {
+            /* Let the library give its verdict (always NOT_ALGEBRAIC). */
+            lock_acquire(self->replica->lock);
+            luigi_status s = luigi_txn_set_int(self->txn, key, key_len, (int64_t)v);
+            lock_release(self->replica->lock);
+            if (s != LUIGI_OK) {
+                return raise_status(st, s);
+            }
+            PyErr_SetString(st->LuigiError,
+                            "libluigi accepted an overwrite, which luigi.h says it never does");
+            return NULL;
+        }
+    }
+    PyErr_SetString(st->NotAlgebraicError,
+                    "overwrite is not algebraic: it needs coordination (the replicated log)");
+    return NULL;
+}
+
+static PyObject *
+Transaction_commit(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    if (txn_check_open(st, self) < 0) {
+        return NULL;
+    }
+    luigi_update *update = NULL;
+    lock_acquire(self->replica->lock);
+    luigi_status s = luigi_txn_commit(self->txn, &update);
+    if (s == LUIGI_OK) {
+        luigi_txn_free(self->txn); /* finished: nothing more to do with it */
+        self->txn = NULL;
+    }
+    lock_release(self->replica->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s); /* still open: the caller may discard it */
+    }
+    self->state = TXN_COMMITTED;
+    PyObject *u = wrap_update(st, update);
+    if (u == NULL) {
+        return NULL;
+    }
+    self->update = Py_NewRef(u);
+    return u;
+}
+
+static Py_ssize_t
+Transaction_length(PyObject *op)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    module_state *st = state_of(op);
+    size_t n = 0;
+    luigi_status s = LUIGI_OK;
+    switch (self->state) {
+    case TXN_OPEN:
+        lock_acquire(self->replica->lock);
+        s = luigi_txn_op_count(self->txn, &n);
+        lock_release(self->replica->lock);
+        break;
+    case TXN_COMMITTED:
+        s = luigi_update_op_count(((UpdateObject *)self->update)->update, &n);
+        break;
+    default:
+        break;
+    }
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return -1;
+    }
+    return (Py_ssize_t)n;
+}
+
+static PyObject *
+Transaction_get_update(PyObject *op, void *Py_UNUSED(closure))
+{
+    TransactionObject *self = (TransactionObject *)op;
+    if (self->update == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->update);
+}
+
+static PyObject *
+Transaction_enter(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(op);
+}
+
+static PyObject *
+Transaction_exit(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "__exit__() takes exactly 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->state != TXN_OPEN) {
+        Py_RETURN_FALSE; /* already committed (or discarded) inside the block */
+    }
+    if (args[0] == Py_None) {
+        PyObject *u = Transaction_commit(op, NULL);
+        if (u == NULL) {
+            /* The block is over: a transaction that cannot commit is dropped. */
+            txn_release(self);
+            self->state = TXN_DISCARDED;
+            return NULL;
+        }
+        Py_DECREF(u);
+        Py_RETURN_FALSE;
+    }
+    txn_release(self);
+    self->state = TXN_DISCARDED;
+    Py_RETURN_FALSE; /* never swallow the exception */
+}
+
+static PyObject *
+Transaction_repr(PyObject *op)
+{
+    TransactionObject *self = (TransactionObject *)op;
+    static const char *names[] = {"open", "committed", "discarded"};
+    return PyUnicode_FromFormat("<Transaction on %R, %s>", (PyObject *)self->replica,
+                                names[self->state]);
+}
+
+static PyMethodDef Transaction_methods[] = {
+    {"add", FUNC(Transaction_add), METH_FASTCALL,
+     "add($self, key, delta, /)\n--\n\nAdd a signed 64-bit delta to a counter."},
+    {"max", FUNC(Transaction_max), METH_FASTCALL,
+     "max($self, key, value, /)\n--\n\nRaise a max register to value (int or float, no NaN)."},
+    {"min", FUNC(Transaction_min), METH_FASTCALL,
+     "min($self, key, value, /)\n--\n\nLower a min register to value (int or float, no NaN)."},
+    {"union", FUNC(Transaction_union), METH_FASTCALL,
+     "union($self, key, elements, /)\n--\n\n"
+     "Add str/bytes/int elements to a grow-only set. All elements are checked\n"
+     "before any is added; an empty iterable adds nothing."},
+    {"set", FUNC(Transaction_set), METH_FASTCALL,
+     "set($self, key, value, /)\n--\n\n"
+     "Overwrite is not algebraic: always raises NotAlgebraicError."},
+    {"commit", Transaction_commit, METH_NOARGS,
+     "commit($self, /)\n--\n\n"
+     "Validate and apply every op atomically; return the Update to ship.\n"
+     "On error nothing changes and the transaction stays open."},
+    {"__enter__", Transaction_enter, METH_NOARGS, "__enter__($self, /)\n--\n\n"},
+    {"__exit__", FUNC(Transaction_exit), METH_FASTCALL,
+     "__exit__($self, exc_type, exc, traceback, /)\n--\n\n"
+     "Commit when the block ended normally, discard when it raised."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Transaction_getset[] = {
+    {"update", Transaction_get_update, NULL, "The committed Update, or None.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Transaction_slots[] = {
+    {Py_tp_doc, "A transaction on a Replica: ops are buffered until commit()."},
+    {Py_tp_new, Transaction_new},
+    {Py_tp_dealloc, Transaction_dealloc},
+    {Py_tp_repr, Transaction_repr},
+    {Py_tp_methods, Transaction_methods},
+    {Py_tp_getset, Transaction_getset},
+    {Py_mp_length, Transaction_length},
+    {0, NULL},
+};
+
+static PyType_Spec Transaction_spec = {
+    .name = "luigi_node.Transaction",
+    .basicsize = sizeof(TransactionObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = Transaction_slots,
+};
+
+/* ============================================================ SimulatedCluster */
+
+static PyObject *
+Cluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"nodes", "seed", "fanout", "drop", "duplicate",
+                             "reorder", "max_delay", NULL};
+    module_state *st = state_of_type(type);
+    PyObject *nodes_obj, *seed_obj = NULL, *fanout_obj = NULL, *max_delay_obj = NULL;
+    luigi_cluster_options options;
+    luigi_cluster_options_init(&options);
+    double drop = 0.0, duplicate = 0.0, reorder = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O$OdddO:SimulatedCluster", kwlist,
+                                     &nodes_obj, &seed_obj, &fanout_obj, &drop, &duplicate,
+                                     &reorder, &max_delay_obj)) {
+        return NULL;
+    }
+    options.version = LUIGI_CLUSTER_OPTIONS_VERSION;
+    options.seed = 0;
+    options.fanout = 1;
+    options.max_delay = 0;
+    if (as_u32(st, nodes_obj, "nodes", &options.nodes) < 0 ||
+        (seed_obj != NULL && as_u64(st, seed_obj, "seed", &options.seed) < 0) ||
+        (fanout_obj != NULL && as_u32(st, fanout_obj, "fanout", &options.fanout) < 0) ||
+        (max_delay_obj != NULL && as_u32(st, max_delay_obj, "max_delay", &options.max_delay) < 0)) {
+        return NULL;
+    }
+    options.drop_rate = drop;
+    options.duplicate_rate = duplicate;
+    options.reorder_rate = reorder;
+
+    PyThread_type_lock lock = PyThread_allocate_lock();
+    if (lock == NULL) {
+        return PyErr_NoMemory();
+    }
+    luigi_cluster *cluster = NULL;
+    size_t size = 0;
+    luigi_status s = luigi_cluster_new(&options, &cluster);
+    if (s == LUIGI_OK) {
+        s = luigi_cluster_size(cluster, &size);
+    }
+    if (s != LUIGI_OK) {
+        luigi_cluster_free(cluster);
+        PyThread_free_lock(lock);
+        return raise_status(st, s);
+    }
+    ClusterObject *self = (ClusterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        luigi_cluster_free(cluster);
+        PyThread_free_lock(lock);
+        return NULL;
+    }
+    self->cluster = cluster;
+    self->lock = lock;
+    self->size = size;
+    return (PyObject *)self;
+}
+
+static void
+Cluster_dealloc(ClusterObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    /* Replicas keep us alive, so none of them can be in use now. */
+    luigi_cluster_free(self->cluster);
+    self->cluster = NULL;
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+        self->lock = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static Py_ssize_t
+Cluster_length(PyObject *op)
+{
+    return (Py_ssize_t)((ClusterObject *)op)->size;
+}
+
+static PyObject *
+cluster_replica(module_state *st, ClusterObject *self, size_t index)
+{
+    luigi_replica *replica = NULL;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_replica(self->cluster, index, &replica);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return wrap_replica(st, replica, (PyObject *)self);
+}
+
+static PyObject *
+Cluster_subscript(PyObject *op, PyObject *key)
+{
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    if (!PyLong_Check(key) && !PyIndex_Check(key)) {
+        PyErr_Format(PyExc_TypeError, "cluster indices must be int, not %.100s",
+                     Py_TYPE(key)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t i = PyNumber_AsSsize_t(key, NULL); /* clamps, never raises for ints */
+    if (i == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (i < 0 || (size_t)i >= self->size) {
+        PyErr_Format(st->LuigiIndexError, "node %R is not in [0, %zu)", key, self->size);
+        return NULL;
+    }
+    return cluster_replica(st, self, (size_t)i);
+}
+
+static PyObject *
+Cluster_iter(PyObject *op)
+{
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *list = PyList_New((Py_ssize_t)self->size);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < self->size; i++) {
+        PyObject *r = cluster_replica(st, self, i);
+        if (r == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, r);
+    }
+    PyObject *it = PyObject_GetIter(list);
+    Py_DECREF(list);
+    return it;
+}
+
+static PyObject *
+Cluster_partition(PyObject *op, PyObject *groups)
+{
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    Py_ssize_t ngroups = PyTuple_GET_SIZE(groups);
+    size_t n = self->size;
+    uint32_t *group_of = PyMem_Calloc(n > 0 ? n : 1, sizeof(uint32_t));
+    if (group_of == NULL) {
+        return PyErr_NoMemory();
+    }
+    if ((uint64_t)ngroups >= UINT32_MAX) {
+        PyErr_SetString(st->LuigiValueError, "too many groups");
+        goto fail;
+    }
+    /* Nodes not named form one more group, numbered ngroups. */
+    for (size_t i = 0; i < n; i++) {
+        group_of[i] = (uint32_t)ngroups;
+    }
+    for (Py_ssize_t g = 0; g < ngroups; g++) {
+        PyObject *it = PyObject_GetIter(PyTuple_GET_ITEM(groups, g));
+        if (it == NULL) {
+            goto fail;
+        }
+        PyObject *item;
+        while ((item = PyIter_Next(it)) != NULL) {
+            uint64_t node;
+            int rc = as_u64(st, item, "node", &node);
+            if (rc == 0 && node >= n) {
+                PyErr_Format(st->LuigiIndexError, "node %R is not in [0, %zu)", item, n);
+                rc = -1;
+            }
+            if (rc == 0 && group_of[node] != (uint32_t)ngroups) {
+                PyErr_Format(st->LuigiValueError, "node %R is named in two groups", item);
+                rc = -1;
+            }
+            Py_DECREF(item);
+            if (rc < 0) {
+                Py_DECREF(it);
+                goto fail;
+            }
+            group_of[node] = (uint32_t)g;
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred()) {
+            goto fail;
+        }
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_partition(self->cluster, group_of, n);
+    lock_release(self->lock);
+    PyMem_Free(group_of);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+fail:
+    PyMem_Free(group_of);
+    return NULL;
+}
+
+static PyObject *
+Cluster_heal(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ClusterObject *self = (ClusterObject *)op;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_heal(self->cluster);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Cluster_set_faults(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"drop", "duplicate", "reorder", "max_delay", NULL};
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    double drop = 0.0, duplicate = 0.0, reorder = 0.0;
+    PyObject *max_delay_obj = NULL;
+    uint32_t max_delay = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$dddO:set_faults", kwlist, &drop, &duplicate,
+                                     &reorder, &max_delay_obj)) {
+        return NULL;
+    }
+    if (max_delay_obj != NULL && as_u32(st, max_delay_obj, "max_delay", &max_delay) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_set_faults(self->cluster, drop, duplicate, reorder, max_delay);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Cluster_run(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"rounds", NULL};
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *rounds_obj = NULL;
+    uint64_t rounds = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:run", kwlist, &rounds_obj)) {
+        return NULL;
+    }
+    if (rounds_obj != NULL && as_u64(st, rounds_obj, "rounds", &rounds) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    s = luigi_cluster_run(self->cluster, rounds);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Cluster_run_until_converged(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"max_rounds", NULL};
+    ClusterObject *self = (ClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *max_obj = NULL;
+    uint64_t max_rounds = 1000, ran = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:run_until_converged", kwlist, &max_obj)) {
+        return NULL;
+    }
+    if (max_obj != NULL && as_u64(st, max_obj, "max_rounds", &max_rounds) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    s = luigi_cluster_run_until_converged(self->cluster, max_rounds, &ran);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromUnsignedLongLong(ran);
+}
+
+static PyObject *
+Cluster_converged(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ClusterObject *self = (ClusterObject *)op;
+    int converged = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_converged(self->cluster, &converged);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyBool_FromLong(converged != 0);
+}
+
+static PyObject *
+Cluster_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    ClusterObject *self = (ClusterObject *)op;
+    luigi_cluster_stats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.version = LUIGI_CLUSTER_STATS_VERSION;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_cluster_get_stats(self->cluster, &stats);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return Py_BuildValue("{sKsKsKsKsKsKsK}",
+                         "rounds", (unsigned long long)stats.rounds,
+                         "messages", (unsigned long long)stats.messages,
+                         "bytes", (unsigned long long)stats.bytes,
+                         "dropped", (unsigned long long)stats.dropped,
+                         "duplicated", (unsigned long long)stats.duplicated,
+                         "updates_shipped", (unsigned long long)stats.updates_shipped,
+                         "type_conflicts", (unsigned long long)stats.type_conflicts);
+}
+
+static PyObject *
+Cluster_repr(PyObject *op)
+{
+    return PyUnicode_FromFormat("<SimulatedCluster of %zu nodes>", ((ClusterObject *)op)->size);
+}
+
+static PyMethodDef Cluster_methods[] = {
+    {"partition", Cluster_partition, METH_VARARGS,
+     "partition($self, /, *groups)\n--\n\n"
+     "Split the network: each argument is an iterable of node ids forming a group;\n"
+     "nodes not named form one more group. Messages between groups are lost."},
+    {"heal", Cluster_heal, METH_NOARGS, "heal($self, /)\n--\n\nRemove every partition."},
+    {"set_faults", FUNC(Cluster_set_faults), METH_VARARGS | METH_KEYWORDS,
+     "set_faults($self, /, *, drop=0.0, duplicate=0.0, reorder=0.0, max_delay=0)\n--\n\n"
+     "Change the network's fault settings."},
+    {"run", FUNC(Cluster_run), METH_VARARGS | METH_KEYWORDS,
+     "run($self, /, rounds=1)\n--\n\nRun rounds of anti-entropy (releases the GIL)."},
+    {"run_until_converged", FUNC(Cluster_run_until_converged), METH_VARARGS | METH_KEYWORDS,
+     "run_until_converged($self, /, max_rounds=1000)\n--\n\n"
+     "Run until every replica converged; return the rounds run.\n"
+     "NotConvergedError when max_rounds were not enough."},
+    {"converged", Cluster_converged, METH_NOARGS,
+     "converged($self, /)\n--\n\n"
+     "True when every replica applied the same updates and none is pending."},
+    {"stats", Cluster_stats, METH_NOARGS,
+     "stats($self, /)\n--\n\n"
+     "Counters: rounds, messages, bytes, dropped, duplicated, updates_shipped,\n"
+     "type_conflicts."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Cluster_slots[] = {
+    {Py_tp_doc, "SimulatedCluster(nodes, seed=0, *, fanout=1, drop=0.0, duplicate=0.0, "
+                "reorder=0.0, max_delay=0)\n--\n\n"
+                "Replicas 0..nodes-1 on virtual time, exchanging version vectors and\n"
+                "shipping missing updates over a seeded, faulty network."},
+    {Py_tp_new, Cluster_new},
+    {Py_tp_dealloc, Cluster_dealloc},
+    {Py_tp_repr, Cluster_repr},
+    {Py_tp_iter, Cluster_iter},
+    {Py_tp_methods, Cluster_methods},
+    {Py_mp_subscript, Cluster_subscript},
+    {Py_mp_length, Cluster_length},
+    {0, NULL},
+};
+
+static PyType_Spec Cluster_spec = {
+    .name = "luigi_node.SimulatedCluster",
+    .basicsize = sizeof(ClusterObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = Cluster_slots,
+};
+
+/* ============================================================ module */
+
+static int
+add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+    if (type == NULL) {
+        return -1;
+    }
+    *slot = (PyTypeObject *)type;
+    return PyModule_AddType(module, (PyTypeObject *)type);
+}
+
+static int
+import_attr(PyObject *from, const char *name, PyObject **slot)
+{
+    *slot = PyObject_GetAttrString(from, name);
+    return *slot == NULL ? -1 : 0;
+}
+
+static int
+luigi_exec(PyObject *module)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+
+    if (luigi_abi_version() != LUIGI_ABI_VERSION) {
+        PyErr_Format(PyExc_ImportError,
+                     "libluigi ABI version %u does not match the %d this extension was built for",
+                     (unsigned)luigi_abi_version(), LUIGI_ABI_VERSION);
+        return -1;
+    }
+
+    PyObject *errors = PyImport_ImportModule("luigi_node._errors");
+    if (errors == NULL) {
+        return -1;
+    }
+    int rc = import_attr(errors, "LuigiError", &st->LuigiError) |
+             import_attr(errors, "LuigiValueError", &st->LuigiValueError) |
+             import_attr(errors, "InvalidHandleError", &st->InvalidHandleError) |
+             import_attr(errors, "DecodeError", &st->DecodeError) |
+             import_attr(errors, "NotAlgebraicError", &st->NotAlgebraicError) |
+             import_attr(errors, "TypeConflictError", &st->TypeConflictError) |
+             import_attr(errors, "LuigiOverflowError", &st->LuigiOverflowError) |
+             import_attr(errors, "TransactionStateError", &st->TransactionStateError) |
+             import_attr(errors, "NotConvergedError", &st->NotConvergedError) |
+             import_attr(errors, "LuigiIndexError", &st->LuigiIndexError);
+    Py_DECREF(errors);
+    if (rc != 0) {
+        return -1;
+    }
+
+    /* luigi_node defines CausalOrder before it imports this extension. */
+    PyObject *package = PyImport_ImportModule("luigi_node");
+    if (package == NULL) {
+        return -1;
+    }
+    rc = import_attr(package, "CausalOrder", &st->CausalOrder);
+    Py_DECREF(package);
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (add_type(module, &VectorClock_spec, &st->VectorClockType) < 0 ||
+        add_type(module, &Update_spec, &st->UpdateType) < 0 ||
+        add_type(module, &Replica_spec, &st->ReplicaType) < 0 ||
+        add_type(module, &Transaction_spec, &st->TransactionType) < 0 ||
+        add_type(module, &Cluster_spec, &st->ClusterType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
+        PyModule_AddIntConstant(module, "ABI_VERSION", (long)luigi_abi_version()) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+luigi_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    Py_VISIT(st->VectorClockType);
+    Py_VISIT(st->UpdateType);
+    Py_VISIT(st->ReplicaType);
+    Py_VISIT(st->TransactionType);
+    Py_VISIT(st->ClusterType);
+    Py_VISIT(st->LuigiError);
+    Py_VISIT(st->LuigiValueError);
+    Py_VISIT(st->InvalidHandleError);
+    Py_VISIT(st->DecodeError);
+    Py_VISIT(st->NotAlgebraicError);
+    Py_VISIT(st->TypeConflictError);
+    Py_VISIT(st->LuigiOverflowError);
+    Py_VISIT(st->TransactionStateError);
+    Py_VISIT(st->NotConvergedError);
+    Py_VISIT(st->LuigiIndexError);
+    Py_VISIT(st->CausalOrder);
+    return 0;
+}
+
+static int
+luigi_clear(PyObject *module)
+{
+    module_state *st = (module_state *)PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    Py_CLEAR(st->VectorClockType);
+    Py_CLEAR(st->UpdateType);
+    Py_CLEAR(st->ReplicaType);
+    Py_CLEAR(st->TransactionType);
+    Py_CLEAR(st->ClusterType);
+    Py_CLEAR(st->LuigiError);
+    Py_CLEAR(st->LuigiValueError);
+    Py_CLEAR(st->InvalidHandleError);
+    Py_CLEAR(st->DecodeError);
+    Py_CLEAR(st->NotAlgebraicError);
+    Py_CLEAR(st->TypeConflictError);
+    Py_CLEAR(st->LuigiOverflowError);
+    Py_CLEAR(st->TransactionStateError);
+    Py_CLEAR(st->NotConvergedError);
+    Py_CLEAR(st->LuigiIndexError);
+    Py_CLEAR(st->CausalOrder);
+    return 0;
+}
+
+static void
+luigi_free(void *module)
+{
+    (void)luigi_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot luigi_slots[] = {
+    {Py_mod_exec, luigi_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef luigi_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "luigi_node._luigi",
+    .m_doc = "CPython extension over libluigi's C ABI (luigi.h). Use luigi_node instead.",
+    .m_size = sizeof(module_state),
+    .m_methods = NULL,
+    .m_slots = luigi_slots,
+    .m_traverse = luigi_traverse,
+    .m_clear = luigi_clear,
+    .m_free = luigi_free,
+};
+
+PyMODINIT_FUNC
+PyInit__luigi(void)
+{
+    return PyModuleDef_Init(&luigi_module);
+}
