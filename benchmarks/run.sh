@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# benchmarks/run.sh VENV_PYTHON [--quick]
+#
+# Runs every Luigi benchmark side by side with its peer, pycrdt (Yrs):
+#   1. installs pycrdt into the venv if it is missing;
+#   2. builds benchmarks/c/bench_commit.c against the libluigi.so that the
+#      venv's luigi_node ships (so C and Python measure the same library);
+#   3. runs the C benchmark, then benchmarks/bench.py;
+#   4. writes benchmarks/results/results.json and benchmarks/results/RESULTS.md.
+# --quick runs fewer repetitions (a smoke test, not for publishing).
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+    echo "usage: $0 VENV_PYTHON [--quick]" >&2
+    exit 2
+fi
+PY="$1"
+shift
+QUICK=()
+C_BATCHES=300
+if [[ "${1:-}" == "--quick" ]]; then
+    QUICK=(--quick)
+    C_BATCHES=50
+fi
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+OUT="$HERE/results"
+BUILD="$HERE/c/out"
+mkdir -p "$OUT" "$BUILD"
+started=$(date +%s)
+
+if ! "$PY" -c 'import pycrdt' 2>/dev/null; then
+    echo "== installing pycrdt into $("$PY" -c 'import sys; print(sys.prefix)')"
+    "$PY" -m pip install -q pycrdt
+fi
+"$PY" -c 'import luigi_node' || {
+    echo "luigi_node is not importable from $PY (run: make venv)" >&2
+    exit 1
+}
+
+LIB="${LUIGI_LIBRARY:-$("$PY" -c 'import luigi_node; print(luigi_node.library_path())')}"
+LIBDIR="$(cd "$(dirname "$LIB")" && pwd)"
+echo "== building the C benchmark against $LIB"
+"${CC:-cc}" -std=c11 -Wall -Wextra -Werror -O2 -I"$ROOT/Include" \
+    "$HERE/c/bench_commit.c" -o "$BUILD/bench_commit" "$LIB" -Wl,-rpath,"$LIBDIR"
+
+echo "== C ABI: commit / encode / decode / apply ($C_BATCHES batches)"
+"$BUILD/bench_commit" "$C_BATCHES" >"$BUILD/bench_commit.json"
+cat "$BUILD/bench_commit.json"
+
+echo "== Python: Luigi vs pycrdt"
+"$PY" "$HERE/bench.py" --out "$OUT" --c-results "$BUILD/bench_commit.json" "${QUICK[@]}"
+
+echo "== wrote $OUT/results.json and $OUT/RESULTS.md in $(( $(date +%s) - started )) s"
