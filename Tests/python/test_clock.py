@@ -100,7 +100,7 @@ def test_non_int_node_ids_are_type_errors() -> None:
     with pytest.raises(TypeError):
         vc["1"]  # type: ignore[index]
     with pytest.raises(TypeError):
-        VectorClock({"a": 1})  # type: ignore[dict-item]
+        VectorClock({"a": 1})  # type: ignore[arg-type]
     assert "a" not in vc
 
 

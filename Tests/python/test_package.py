@@ -68,9 +68,9 @@ def test_exception_hierarchy(cls: type[Exception], bases: tuple[type[Exception],
 
 def test_types_are_not_constructible_where_they_should_not_be() -> None:
     with pytest.raises(TypeError):
-        ln.Update()  # type: ignore[call-arg]
+        ln.Update()
     with pytest.raises(TypeError):
-        ln.Transaction()  # type: ignore[call-arg]
+        ln.Transaction()
 
 
 def test_types_are_final() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 import math
 import struct
 
@@ -224,7 +225,7 @@ def test_local_type_conflicts() -> None:
         tx.union("s", [1])
         tx.max("m", 1)
     before = snapshot(r)
-    attempts = [
+    attempts: list[Callable[[ln.Transaction], None]] = [
         lambda t: t.max("c", 1),
         lambda t: t.min("c", 1),
         lambda t: t.union("c", ["x"]),

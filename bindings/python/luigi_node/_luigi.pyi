@@ -1,6 +1,7 @@
 """Type stubs for the C extension luigi_node._luigi (see _luigi.c)."""
 
-from collections.abc import Iterable, Iterator, Mapping
+from _typeshed import SupportsKeysAndGetItem
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import ClassVar, Literal, NoReturn, Union, final
 
@@ -15,7 +16,8 @@ ABI_VERSION: int
 @final
 class VectorClock:
     def __new__(
-        cls, entries: Mapping[int, int] | Iterable[tuple[int, int]] | None = None
+        cls,
+        entries: SupportsKeysAndGetItem[int, int] | Iterable[tuple[int, int]] | None = None,
     ) -> VectorClock: ...
     def tick(self, node: int, /) -> int: ...
     def merge(self, other: VectorClock, /) -> None: ...
