@@ -17,7 +17,7 @@ fi
 PY="$1"
 shift
 QUICK=()
-C_BATCHES=300
+C_BATCHES=1000
 if [[ "${1:-}" == "--quick" ]]; then
     QUICK=(--quick)
     C_BATCHES=50
