@@ -54,7 +54,8 @@ def test_invalid_options() -> None:
     with pytest.raises(ln.LuigiOverflowError):
         SimulatedCluster(3, max_delay=2**32)
     with pytest.raises(TypeError):
-        SimulatedCluster(3, 0, 1)  # type: ignore[call-arg]  # fanout is keyword-only
+        positional: tuple[int, ...] = (3, 0, 1)
+        SimulatedCluster(*positional)  # fanout is keyword-only
 
 
 def test_single_update_spreads_and_stats() -> None:
@@ -204,7 +205,8 @@ def test_set_faults_checks_ranges() -> None:
     with pytest.raises(ln.LuigiOverflowError):
         c.set_faults(max_delay=-1)
     with pytest.raises(TypeError):
-        c.set_faults(0.1)  # type: ignore[call-arg]
+        faults: tuple[float, ...] = (0.1,)
+        c.set_faults(*faults)  # keyword-only
     c.set_faults(drop=0.1, duplicate=0.1, reorder=0.1, max_delay=5)
 
 
