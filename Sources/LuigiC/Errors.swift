@@ -91,8 +91,11 @@ func bytes(_ data: UnsafePointer<UInt8>?, _ len: Int, _ name: String) throws -> 
 func utf8(_ data: UnsafePointer<CChar>?, _ len: Int, _ name: String) throws -> String {
     guard len > 0 else { return "" }
     guard let data else { throw ABIError.invalidArgument("\(name) is NULL but its length is \(len)") }
-    let raw = UnsafeRawBufferPointer(start: data, count: len)
-    guard let s = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+    let raw = UnsafeRawBufferPointer(start: data, count: len).bindMemory(to: UInt8.self)
+    // Keys are usually ASCII: a plain byte scan is much cheaper than the
+    // general validator, and ASCII is always valid UTF-8.
+    if raw.allSatisfy({ $0 < 0x80 }) { return String(decoding: raw, as: UTF8.self) }
+    guard let s = String(validating: raw, as: UTF8.self) else {
         throw ABIError.invalidArgument("\(name) is not valid UTF-8")
     }
     return s

@@ -23,8 +23,9 @@ enum HandleKind: UInt8 {
 }
 
 /// Holds a value type (clock, update, list) behind a handle.
+/// Confined like the handle that holds it (see luigi.h on thread-safety).
 final class Box<Value> {
-    var value: Value
+    @exclusivity(unchecked) var value: Value
     init(_ value: Value) { self.value = value }
 }
 
@@ -42,7 +43,8 @@ final class HandleTable: @unchecked Sendable {  // all state behind `mutex`
         var free: [Int] = []
     }
 
-    private var slotsState = Slots()
+    // Only touched under `mutex`, so the dynamic exclusivity check adds nothing.
+    @exclusivity(unchecked) private var slotsState = Slots()
     private let mutex: UnsafeMutablePointer<pthread_mutex_t> = {
         let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(m, nil)

@@ -12,15 +12,20 @@
 /// the variant whose earliest dot is smallest in (origin, seq) order, which
 /// every replica computes identically from the same set of updates; ops of the
 /// other variants are counted in `conflicts`.
+///
+/// Not thread-safe: use one replica from one thread at a time. Its mutable
+/// state is marked `@exclusivity(unchecked)` because of that confinement and
+/// because no method calls out while it mutates; the debug build used by the
+/// tests keeps the dynamic checks for the rest of the code.
 public final class Replica {
     public let nodeID: UInt64
-    public private(set) var clock = VectorClock()
-    private var state: [String: KeyState] = [:]
-    private var conflictedKeys: Set<String> = []
-    private var pendingByOrigin: [UInt64: [UInt64: Update]] = [:]
-    public private(set) var pendingCount = 0
+    @exclusivity(unchecked) public private(set) var clock = VectorClock()
+    @exclusivity(unchecked) private var state: [String: KeyState] = [:]
+    @exclusivity(unchecked) private var conflictedKeys: Set<String> = []
+    @exclusivity(unchecked) private var pendingByOrigin: [UInt64: [UInt64: Update]] = [:]
+    @exclusivity(unchecked) public private(set) var pendingCount = 0
     /// Applied updates per origin; index seq-1 (delivery is per-origin FIFO).
-    private var logByOrigin: [UInt64: [Update]] = [:]
+    @exclusivity(unchecked) private var logByOrigin: [UInt64: [Update]] = [:]
 
     public init(nodeID: UInt64) { self.nodeID = nodeID }
 

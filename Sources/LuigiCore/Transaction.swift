@@ -16,17 +16,18 @@ enum PendingOp {
 }
 
 /// A coordination-free transaction: ops are buffered, then `commit` validates
-/// all of them and applies them atomically (all or nothing).
+/// all of them and applies them atomically (all or nothing). Confined to one
+/// thread at a time, like its replica (hence `@exclusivity(unchecked)`).
 public final class Transaction {
     public let replica: Replica
     /// Buffered ops, one per key. Transactions are usually small, so keys are
     /// found by a linear scan; `index` takes over once there are many.
-    private var ops: [(key: String, op: PendingOp)] = []
-    private var index: [String: Int]?
+    @exclusivity(unchecked) private var ops: [(key: String, op: PendingOp)] = []
+    @exclusivity(unchecked) private var index: [String: Int]?
     /// The first op whose type disagreed with an earlier op on the same key.
-    private var conflict: LuigiError?
-    public private(set) var opCount = 0
-    public private(set) var update: Update?
+    @exclusivity(unchecked) private var conflict: LuigiError?
+    @exclusivity(unchecked) public private(set) var opCount = 0
+    @exclusivity(unchecked) public private(set) var update: Update?
 
     init(replica: Replica) { self.replica = replica }
 
