@@ -9,9 +9,10 @@
  *  - Every fallible call returns a luigi_status (0 = LUIGI_OK) and writes its
  *    outputs only on success. luigi_last_error_message() explains a failure.
  *  - Handles are opaque. They are created by _new/_decode/_copy/... and
- *    released by _free; passing NULL to _free is a no-op. A handle that was
+ *    released by _free; passing NULL to _free is a no-op. A NULL handle or
+ *    output pointer yields LUIGI_ERR_INVALID_ARGUMENT; a handle that was
  *    freed, never issued, or is of the wrong type yields
- *    LUIGI_ERR_INVALID_HANDLE, never a crash.
+ *    LUIGI_ERR_INVALID_HANDLE (and _free ignores it): never a crash.
  *  - Bytes handed out by the library live in a luigi_buffer that the caller
  *    releases with luigi_buffer_free(). Never free() them yourself.
  *  - Strings (keys, set elements) are passed as pointer + length and must be
@@ -248,6 +249,11 @@ luigi_status luigi_update_list_len(const luigi_update_list *list, size_t *out_le
 luigi_status luigi_update_list_get(const luigi_update_list *list, size_t index,
                                    luigi_update **out);
 luigi_status luigi_update_list_push(luigi_update_list *list, const luigi_update *update);
+/* One buffer for a whole list (e.g. a delta): "LUL" v1, the count, each
+ * update's encoding with its length, CRC-32C. */
+luigi_status luigi_update_list_encode(const luigi_update_list *list, luigi_buffer *out);
+/* Any bytes are safe: malformed input returns LUIGI_ERR_DECODE. */
+luigi_status luigi_update_list_decode(const uint8_t *data, size_t len, luigi_update_list **out);
 
 /* ------------------------------------------------------- simulated cluster */
 

@@ -346,6 +346,22 @@ private func store(_ n: Number, in v: inout luigi_value) {
     }
 }
 
+@c @implementation public func luigi_update_list_encode(
+    _ l: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded { try fill(try required(out, "out"), with: Update.encodeBatch(try updateList(l).value)) }
+}
+
+@c @implementation public func luigi_update_list_decode(
+    _ data: UnsafePointer<UInt8>!, _ len: Int, _ out: UnsafeMutablePointer<OpaquePointer?>!
+) -> luigi_status {
+    guarded {
+        let out = try required(out, "out")
+        let updates = try Update.decodeBatch(try bytes(data, len, "data"))
+        out.pointee = handles.insert(UpdateListBox(updates), .updateList)
+    }
+}
+
 @c @implementation public func luigi_update_list_push(_ l: OpaquePointer!, _ u: OpaquePointer!) -> luigi_status {
     guarded {
         let list = try updateList(l)

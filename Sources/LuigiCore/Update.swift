@@ -135,6 +135,32 @@ public struct Update: Equatable, Sendable {
         try self.init(origin: origin, seq: seq, clock: clock, ops: ops)
     }
 
+    // MARK: - Batches
+    //
+    // "LUL" v1 | count | (length, update encoding)* | CRC-32C: one buffer for
+    // a delta, so a transport ships and checks it in one piece.
+
+    static let batchMagic: [UInt8] = [0x4C, 0x55, 0x4C, 0x01]  // "LUL" v1
+
+    public static func encodeBatch(_ updates: [Update]) -> [UInt8] {
+        var w = ByteWriter(capacity: 8 + updates.count * 32)
+        w.magic(batchMagic)
+        w.varint(UInt64(updates.count))
+        for u in updates { w.blob(u.encoded()) }
+        w.sealWithChecksum()
+        return w.bytes
+    }
+
+    public static func decodeBatch(_ bytes: [UInt8]) throws -> [Update] {
+        var r = try ByteReader.sealed(bytes, magic: batchMagic, what: "update batch")
+        let n = try r.count()
+        var updates: [Update] = []
+        updates.reserveCapacity(n)
+        for _ in 0..<n { updates.append(try Update(decoding: try r.blob())) }
+        try r.expectEnd("update batch")
+        return updates
+    }
+
     private static func write(_ n: Number, to w: inout ByteWriter) {
         switch n {
         case .int(let i): w.u8(0); w.zigzag(i)

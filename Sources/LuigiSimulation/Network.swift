@@ -47,8 +47,7 @@ enum SyncMessage {
             clock.write(to: &w)
         case .reply(let updates):
             w.u8(2)
-            w.varint(UInt64(updates.count))
-            for u in updates { w.blob(u.encoded()) }
+            w.raw(Update.encodeBatch(updates))
         }
         return w.bytes
     }
@@ -56,15 +55,11 @@ enum SyncMessage {
     init(decoding bytes: [UInt8]) throws {
         var r = ByteReader(bytes)
         switch try r.u8() {
-        case 1: self = .digest(try VectorClock.read(from: &r))
-        case 2:
-            let n = try r.count()
-            var updates: [Update] = []
-            updates.reserveCapacity(n)
-            for _ in 0..<n { updates.append(try Update(decoding: try r.blob())) }
-            self = .reply(updates)
+        case 1:
+            self = .digest(try VectorClock.read(from: &r))
+            try r.expectEnd("sync message")
+        case 2: self = .reply(try Update.decodeBatch(Array(bytes.dropFirst())))
         default: throw LuigiError.decode("unknown sync message tag")
         }
-        try r.expectEnd("sync message")
     }
 }

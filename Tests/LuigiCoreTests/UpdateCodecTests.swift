@@ -63,3 +63,19 @@ import Testing
         #expect(throws: LuigiError.decode("update: unsupported format version 9")) { try Update(decoding: bytes) }
     }
 }
+
+@Suite struct UpdateBatchTests {
+    @Test func batchRoundTripsAndDetectsDamage() throws {
+        let r = Replica(nodeID: 3)
+        let updates = try (0..<20).map { i in try r.commit { try $0.add("k\(i % 3)", Int64(i)) } }
+        let bytes = Update.encodeBatch(updates)
+        #expect(try Update.decodeBatch(bytes) == updates)
+        #expect(try Update.decodeBatch(Update.encodeBatch([])) == [])
+        for i in stride(from: 0, to: bytes.count * 8, by: 7) {
+            var flipped = bytes
+            flipped[i / 8] ^= 1 << UInt8(i % 8)
+            #expect(throws: LuigiError.self) { try Update.decodeBatch(flipped) }
+        }
+        #expect(throws: LuigiError.self) { try Update.decodeBatch(Array(bytes.dropLast())) }
+    }
+}
