@@ -9,11 +9,14 @@ a failure prints the falsifying example -- the seed -- and replays it.
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import random
 from dataclasses import dataclass, field
 from typing import Union
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import currently_in_test_context, given, settings, target
 from hypothesis import strategies as st
 
 import luigi_node as ln
@@ -30,7 +33,7 @@ counter_ops = st.tuples(
     st.just("add"),
     st.integers(min_value=0, max_value=KEYS_PER_KIND - 1),
     st.one_of(
-        st.integers(min_value=-1000, max_value=1000),
+        *[st.integers(min_value=-1000, max_value=1000)] * 4,  # mostly small, some near the limits
         st.integers(min_value=2**61, max_value=2**63 - 1),
         st.integers(min_value=I64_MIN, max_value=-(2**61)),
     ),
@@ -127,14 +130,16 @@ def run_txn(replica: Replica, txn: list[tuple[str, int, object]]) -> Update:
     return tx.commit()
 
 
+commit_steps = st.tuples(st.just("commit"), st.integers(min_value=0, max_value=4), ops)
 steps = st.lists(
     st.one_of(
-        st.tuples(st.just("commit"), st.integers(min_value=0, max_value=4), ops),
+        commit_steps,
+        commit_steps,  # twice: commits are the common step
         st.tuples(st.just("gossip"), st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=4)),
         st.tuples(st.just("deliver"), st.integers(min_value=0, max_value=4), st.integers(min_value=0, max_value=50)),
     ),
-    min_size=1,
-    max_size=25,
+    min_size=5,
+    max_size=60,
 )
 
 
@@ -147,6 +152,62 @@ steps = st.lists(
 def test_random_histories_converge_to_the_sequential_reference(
     node_ids: list[int], history: list[tuple[str, int, object]], rnd: random.Random
 ) -> None:
+    check_history(node_ids, history, rnd)
+
+
+def random_history(rnd: random.Random, length: int) -> list[tuple[str, int, object]]:
+    """A long history drawn with plain `random` (hypothesis keeps its lists short)."""
+
+    def number() -> Number:
+        pick = rnd.random()
+        if pick < 0.4:
+            return rnd.randint(-3, 3)
+        if pick < 0.6:
+            return rnd.randint(I64_MIN, I64_MAX)
+        if pick < 0.8:
+            return rnd.choice([0.0, -0.0, 1.0, -1.0, 2.0**53, float(2**63), math.inf, -math.inf])
+        return rnd.uniform(-1e6, 1e6)
+
+    def element() -> Element:
+        choices: list[Element] = [rnd.randint(-5, 5), str(rnd.randint(0, 20)), bytes([rnd.randint(0, 3)])]
+        return rnd.choice(choices)
+
+    history: list[tuple[str, int, object]] = []
+    for _ in range(length):
+        pick = rnd.random()
+        if pick < 0.5:
+            txn: list[tuple[str, int, object]] = []
+            for _ in range(rnd.randint(0, 4)):
+                kind = rnd.choice(["add", "max", "min", "union"])
+                k = rnd.randrange(KEYS_PER_KIND)
+                if kind == "add":
+                    big = rnd.random() < 0.1
+                    delta = rnd.randint(2**61, I64_MAX) * rnd.choice([1, -1]) if big else rnd.randint(-1000, 1000)
+                    txn.append((kind, k, delta))
+                elif kind == "union":
+                    txn.append((kind, k, [element() for _ in range(rnd.randint(0, 3))]))
+                else:
+                    txn.append((kind, k, number()))
+            history.append(("commit", rnd.randrange(5), txn))
+        elif pick < 0.75:
+            history.append(("gossip", rnd.randrange(5), rnd.randrange(5)))
+        else:
+            history.append(("deliver", rnd.randrange(5), rnd.randrange(50)))
+    return history
+
+
+SEEDS = [int(os.environ["LUIGI_SEED"])] if "LUIGI_SEED" in os.environ else [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_long_random_histories(seed: int) -> None:
+    print(f"seed={seed} (replay with LUIGI_SEED={seed})")  # shown when the test fails
+    rnd = random.Random(seed)
+    node_ids = rnd.sample([0, 1, 2, 3, 1000, 2**63, 2**64 - 1], k=rnd.randint(2, 5))
+    check_history(node_ids, random_history(rnd, 400), rnd)
+
+
+def check_history(node_ids: list[int], history: list[tuple[str, int, object]], rnd: random.Random) -> None:
     replicas = [Replica(n) for n in node_ids]
     n = len(replicas)
     reference = Reference()
@@ -182,6 +243,9 @@ def test_random_histories_converge_to_the_sequential_reference(
                 dst = replicas[a % n]
                 for _ in range(b % 8):
                     dst.apply(rnd.choice(updates))
+
+    if currently_in_test_context():
+        target(float(len(updates)), label="committed updates")  # steer towards long histories
 
     # Final delivery: every update to every replica (and a fresh observer), in
     # a random permutation with duplicates, some through their encoding.

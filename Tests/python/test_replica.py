@@ -353,6 +353,27 @@ def test_counter_sums_across_origins_are_exact(origins: int) -> None:
     assert all(r.value("up") == up for r in replicas)
 
 
+@pytest.mark.parametrize(
+    "contributions",
+    [
+        [-1],
+        [I64_MIN, 0],
+        [I64_MIN, -1],
+        [I64_MAX, I64_MAX, 1],
+        [I64_MAX, I64_MAX, 2],
+        [I64_MIN, I64_MIN],
+        [I64_MIN, I64_MIN, -1],
+        [I64_MAX, I64_MAX, I64_MAX, I64_MAX, 4],
+        [I64_MIN, I64_MIN, I64_MIN, I64_MIN],
+    ],
+)
+def test_counter_values_cross_the_64_bit_boundaries_exactly(contributions: list[int]) -> None:
+    observer = Replica(0)
+    for origin, delta in enumerate(contributions, start=1):
+        observer.apply(commit_add(Replica(origin), "k", delta))
+    assert observer.value("k") == sum(contributions)
+
+
 def test_counter_contributions_replace_not_double_count() -> None:
     a, b = Replica(1), Replica(2)
     ups = [commit_add(a, "k", 5), commit_add(a, "k", 7), commit_add(a, "k", -2)]
