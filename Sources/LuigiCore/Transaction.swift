@@ -94,14 +94,16 @@ public final class Transaction {
             }
             return
         }
+        if case .union(let added) = op, case .union(var buffered) = ops[i].op {
+            ops[i].op = .counter(0)  // drop the buffer's reference so the union happens in place
+            buffered.formUnion(added)
+            ops[i].op = .union(buffered)
+            return
+        }
         switch (ops[i].op, op) {
         case (.counter(let a), .counter(let b)): ops[i].op = .counter(a + b)
         case (.max(let a), .max(let b)): ops[i].op = .max(Swift.max(a, b))
         case (.min(let a), .min(let b)): ops[i].op = .min(Swift.min(a, b))
-        case (.union(var a), .union(let b)):
-            ops[i].op = .counter(0)  // release the buffered set so the union happens in place
-            a.formUnion(b)
-            ops[i].op = .union(a)
         default:
             if conflict == nil {
                 conflict = .typeConflict(

@@ -141,3 +141,34 @@ def test_empty_and_garbage() -> None:
         assert isinstance(info.value, ValueError)
     with pytest.raises(TypeError):
         Update.from_bytes("text")  # type: ignore[arg-type]
+
+
+def test_encode_many_round_trips_a_delta_and_rejects_damage() -> None:
+    a, b = Replica(1), Replica(2)
+    for i in range(50):
+        with a.transaction() as tx:
+            tx.add(f"k{i % 5}", i)
+    delta = a.delta_since(b.clock)
+    wire = Update.encode_many(delta)
+    decoded = Update.decode_many(wire)
+    assert decoded == delta
+    assert b.apply_many(decoded) == 50
+    assert b.clock == a.clock and b.value("k0") == a.value("k0")
+    assert Update.decode_many(Update.encode_many([])) == []
+    for i in range(0, len(wire) * 8, 11):
+        damaged = bytearray(wire)
+        damaged[i // 8] ^= 1 << (i % 8)
+        with pytest.raises(ln.DecodeError):
+            Update.decode_many(bytes(damaged))
+    with pytest.raises(ln.DecodeError):
+        Update.decode_many(wire[:-1])
+    with pytest.raises(TypeError):
+        Update.encode_many([a.clock])  # type: ignore[list-item]
+
+
+@given(st.binary(max_size=200))
+def test_decode_many_never_crashes(data: bytes) -> None:
+    try:
+        Update.decode_many(data)
+    except ln.DecodeError:
+        pass

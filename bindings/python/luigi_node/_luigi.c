@@ -965,11 +965,105 @@ Update_repr(PyObject *op)
                                 (unsigned long long)origin, (unsigned long long)seq, ops);
 }
 
+static int
+check_update(module_state *st, PyObject *obj)
+{
+    if (!Py_IS_TYPE(obj, st->UpdateType)) {
+        PyErr_Format(PyExc_TypeError, "expected an Update, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A library list holding every Update of a Python iterable (NULL with an
+ * exception set on failure). */
+static luigi_update_list *
+collect_updates(module_state *st, PyObject *updates)
+{
+    luigi_update_list *list = NULL;
+    luigi_status s = luigi_update_list_new(&list);
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(updates);
+    if (it == NULL) {
+        luigi_update_list_free(list);
+        return NULL;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (check_update(st, item) < 0) {
+            Py_DECREF(item);
+            goto fail;
+        }
+        s = luigi_update_list_push(list, ((UpdateObject *)item)->update);
+        Py_DECREF(item);
+        if (s != LUIGI_OK) {
+            raise_status(st, s);
+            goto fail;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto fail;
+    }
+    Py_DECREF(it);
+    return list;
+fail:
+    Py_DECREF(it);
+    luigi_update_list_free(list);
+    return NULL;
+}
+
+static PyObject *update_list_to_pylist(module_state *st, luigi_update_list *list);
+
+static PyObject *
+Update_encode_many(PyObject *cls, PyObject *updates)
+{
+    module_state *st = state_of_type((PyTypeObject *)cls);
+    luigi_update_list *list = collect_updates(st, updates);
+    if (list == NULL) {
+        return NULL;
+    }
+    luigi_buffer buf = {0};
+    luigi_status s = luigi_update_list_encode(list, &buf);
+    luigi_update_list_free(list);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
+    luigi_buffer_free(&buf);
+    return result;
+}
+
+static PyObject *
+Update_decode_many(PyObject *cls, PyObject *data)
+{
+    module_state *st = state_of_type((PyTypeObject *)cls);
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    luigi_update_list *list = NULL;
+    luigi_status s = luigi_update_list_decode((const uint8_t *)view.buf, (size_t)view.len, &list);
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *result = update_list_to_pylist(st, list);
+    luigi_update_list_free(list);
+    return result;
+}
+
 static PyMethodDef Update_methods[] = {
     {"to_bytes", Update_to_bytes, METH_NOARGS,
      "to_bytes($self, /)\n--\n\nVersioned binary encoding (with CRC-32C)."},
     {"from_bytes", Update_from_bytes, METH_O | METH_CLASS,
      "from_bytes($type, data, /)\n--\n\nDecode an update; DecodeError when malformed."},
+    {"encode_many", Update_encode_many, METH_O | METH_CLASS,
+     "encode_many($type, updates, /)\n--\n\nOne checksummed buffer for many updates (e.g. a delta)."},
+    {"decode_many", Update_decode_many, METH_O | METH_CLASS,
+     "decode_many($type, data, /)\n--\n\nDecode encode_many's buffer; DecodeError when malformed."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1190,15 +1284,6 @@ Replica_transaction(PyObject *op, PyObject *Py_UNUSED(ignored))
     return (PyObject *)t;
 }
 
-static int
-check_update(module_state *st, PyObject *obj)
-{
-    if (!Py_IS_TYPE(obj, st->UpdateType)) {
-        PyErr_Format(PyExc_TypeError, "expected an Update, not %.100s", Py_TYPE(obj)->tp_name);
-        return -1;
-    }
-    return 0;
-}
 
 static PyObject *
 Replica_apply(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
@@ -1227,34 +1312,12 @@ Replica_apply_many(PyObject *op, PyObject *updates)
 {
     ReplicaObject *self = (ReplicaObject *)op;
     module_state *st = state_of(op);
-    luigi_update_list *list = NULL;
-    luigi_status s = luigi_update_list_new(&list);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    PyObject *it = PyObject_GetIter(updates);
-    if (it == NULL) {
-        luigi_update_list_free(list);
+    luigi_update_list *list = collect_updates(st, updates);
+    if (list == NULL) {
         return NULL;
     }
-    PyObject *item;
-    while ((item = PyIter_Next(it)) != NULL) {
-        if (check_update(st, item) < 0) {
-            Py_DECREF(item);
-            goto fail;
-        }
-        s = luigi_update_list_push(list, ((UpdateObject *)item)->update);
-        Py_DECREF(item);
-        if (s != LUIGI_OK) {
-            raise_status(st, s);
-            goto fail;
-        }
-    }
-    if (PyErr_Occurred()) {
-        goto fail;
-    }
-    Py_DECREF(it);
     size_t applied = 0;
+    luigi_status s;
     lock_acquire(self->lock);
     Py_BEGIN_ALLOW_THREADS
     s = luigi_replica_apply_list(self->replica, list, &applied);
@@ -1265,10 +1328,6 @@ Replica_apply_many(PyObject *op, PyObject *updates)
         return raise_status(st, s);
     }
     return PyLong_FromSize_t(applied);
-fail:
-    Py_DECREF(it);
-    luigi_update_list_free(list);
-    return NULL;
 }
 
 static PyObject *
