@@ -13,7 +13,7 @@ SWIFT_SOURCES := $(shell find Sources Include -type f) Package.swift
 
 .PHONY: run test lib venv test-swift test-c test-python bench clean
 
-run: $(LIB)
+run:
 	swift run -c release luigi-geo-demo
 
 lib: $(LIB)
