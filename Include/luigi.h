@@ -229,6 +229,16 @@ luigi_status luigi_replica_conflicts(const luigi_replica *replica, uint64_t *out
 luigi_status luigi_replica_delta_since(const luigi_replica *replica, const luigi_clock *clock,
                                        luigi_update_list **out);
 
+/* Transport fast path: delta_since(clock) written straight into one batch
+ * buffer (the format of luigi_update_list_encode), no per-update handles. */
+luigi_status luigi_replica_delta_encode(const luigi_replica *replica, const luigi_clock *clock,
+                                        luigi_buffer *out);
+/* Decodes a batch (luigi_update_list_encode's format) and applies every
+ * update; *out_new counts the new ones. Malformed bytes return
+ * LUIGI_ERR_DECODE and apply nothing. */
+luigi_status luigi_replica_apply_encoded(luigi_replica *replica, const uint8_t *data, size_t len,
+                                         size_t *out_new);
+
 /* ----------------------------------------------------------------- updates */
 
 void luigi_update_free(luigi_update *update);

@@ -263,6 +263,26 @@ private func store(_ n: Number, in v: inout luigi_value) {
     }
 }
 
+@c @implementation public func luigi_replica_delta_encode(
+    _ r: OpaquePointer!, _ c: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded {
+        let out = try required(out, "out")
+        try fill(out, with: Update.encodeBatch(try replica(r).delta(since: try clock(c).value)))
+    }
+}
+
+@c @implementation public func luigi_replica_apply_encoded(
+    _ r: OpaquePointer!, _ data: UnsafePointer<UInt8>!, _ len: Int, _ outNew: UnsafeMutablePointer<Int>!
+) -> luigi_status {
+    guarded {
+        let outNew = try required(outNew, "out_new")
+        let target = try replica(r)
+        let updates = try Update.decodeBatch(try bytes(data, len, "data"))
+        outNew.pointee = updates.reduce(0) { $0 + (target.apply($1) ? 1 : 0) }
+    }
+}
+
 // MARK: - Updates
 
 @c @implementation public func luigi_update_free(_ u: OpaquePointer!) { handles.remove(u, .update) }

@@ -64,8 +64,8 @@ public struct ByteReader {
         guard bytes.count >= magic.count + 4 else {
             throw LuigiError.decode("\(what): \(bytes.count) bytes is too short")
         }
-        guard Array(bytes[0..<magic.count]) == magic else {
-            if Array(bytes[0..<magic.count - 1]) == Array(magic.dropLast()) {
+        guard bytes.starts(with: magic) else {
+            if bytes.starts(with: magic.dropLast()) {
                 throw LuigiError.decode("\(what): unsupported format version \(bytes[magic.count - 1])")
             }
             throw LuigiError.decode("\(what): bad magic bytes")

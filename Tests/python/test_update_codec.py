@@ -172,3 +172,23 @@ def test_decode_many_never_crashes(data: bytes) -> None:
         Update.decode_many(data)
     except ln.DecodeError:
         pass
+
+
+def test_delta_bytes_and_apply_bytes_sync_without_update_objects() -> None:
+    a, b = Replica(1), Replica(2)
+    for i in range(30):
+        with a.transaction() as tx:
+            tx.union("s", [i])
+        with b.transaction() as tx:
+            tx.add("n", i)
+    to_b = a.delta_bytes(b.clock)
+    assert Update.decode_many(to_b) == a.delta_since(b.clock)
+    assert b.apply_bytes(to_b) == 30
+    assert b.apply_bytes(to_b) == 0  # redelivery is idempotent
+    assert a.apply_bytes(b.delta_bytes(a.clock)) == 30
+    assert a.clock == b.clock and a.value("s") == b.value("s") == frozenset(range(30))
+    assert a.delta_bytes(b.clock) == Update.encode_many([])
+    before = b.clock
+    with pytest.raises(ln.DecodeError):
+        b.apply_bytes(b"\x00" * 12)
+    assert b.clock == before

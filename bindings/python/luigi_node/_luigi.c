@@ -1529,6 +1529,49 @@ Replica_delta_since(PyObject *op, PyObject *clock)
 }
 
 static PyObject *
+Replica_delta_bytes(PyObject *op, PyObject *clock)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    if (check_clock(st, clock) < 0) {
+        return NULL;
+    }
+    luigi_buffer buf = {0};
+    lock_acquire(self->lock);
+    luigi_status s = luigi_replica_delta_encode(self->replica, ((VectorClockObject *)clock)->clock, &buf);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *result = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
+    luigi_buffer_free(&buf);
+    return result;
+}
+
+static PyObject *
+Replica_apply_bytes(PyObject *op, PyObject *data)
+{
+    ReplicaObject *self = (ReplicaObject *)op;
+    module_state *st = state_of(op);
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    size_t applied = 0;
+    luigi_status s;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    s = luigi_replica_apply_encoded(self->replica, (const uint8_t *)view.buf, (size_t)view.len, &applied);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromSize_t(applied);
+}
+
+static PyObject *
 Replica_repr(PyObject *op)
 {
     ReplicaObject *self = (ReplicaObject *)op;
@@ -1549,6 +1592,10 @@ static PyMethodDef Replica_methods[] = {
      "apply($self, update, /)\n--\n\n"
      "Apply a remote update. True when it was new (applied, or held in pending\n"
      "until its causal predecessors arrive); False for a duplicate."},
+    {"delta_bytes", Replica_delta_bytes, METH_O,
+     "delta_bytes($self, clock, /)\n--\n\ndelta_since(clock) as one Update.encode_many batch, built in the library."},
+    {"apply_bytes", Replica_apply_bytes, METH_O,
+     "apply_bytes($self, data, /)\n--\n\nDecode an encode_many batch and apply it; returns how many were new."},
     {"apply_many", Replica_apply_many, METH_O,
      "apply_many($self, updates, /)\n--\n\n"
      "Apply every update of an iterable (the loop runs in C, without the GIL);\n"
