@@ -805,9 +805,15 @@ static luigi_status decode_clock(const uint8_t *d, size_t n, void **out)
     return luigi_clock_decode(d, n, (luigi_clock **)out);
 }
 
+static luigi_status decode_list(const uint8_t *d, size_t n, void **out)
+{
+    return luigi_update_list_decode(d, n, (luigi_update_list **)out);
+}
+
 static void release(decode_fn decode, void *handle)
 {
     if (decode == decode_update) luigi_update_free(handle);
+    else if (decode == decode_list) luigi_update_list_free(handle);
     else luigi_clock_free(handle);
 }
 
@@ -914,6 +920,7 @@ static void check_decoder(const char *what, decode_fn decode, const uint8_t *goo
                 /* whatever decoded must re-encode without trouble */
                 luigi_buffer b = {0};
                 luigi_status e = decode == decode_update ? luigi_update_encode(out, &b)
+                                 : decode == decode_list ? luigi_update_list_encode(out, &b)
                                                          : luigi_clock_encode(out, &b);
                 if (e != LUIGI_OK && !bad_sealed++)
                     fail_at(__LINE__, "%s: decoded mutant fails to encode: %s", what,
@@ -976,6 +983,33 @@ static void s_decode(void)
         }
     }
     free(copy);
+
+    /* Batches: the list decoder, and decode+apply in one call. */
+    luigi_update_list *list = NULL;
+    luigi_buffer batch = {0};
+    luigi_replica *fresh = NULL;
+    MUST(luigi_update_list_new(&list));
+    MUST(luigi_update_list_push(list, f.update));
+    MUST(luigi_update_list_encode(list, &batch));
+    MUST(luigi_replica_new(9, &fresh));
+    check_decoder("update batch", decode_list, batch.data, batch.len);
+    size_t n_new = 99;
+    for (size_t cut = 0; cut < batch.len; cut++)
+        EXPECT(luigi_replica_apply_encoded(fresh, batch.data, cut, &n_new), LUIGI_ERR_DECODE);
+    TRUE(n_new == 99);
+    EXPECT(luigi_replica_apply_encoded(fresh, batch.data, batch.len, NULL), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_replica_apply_encoded(fresh, NULL, 5, &n_new), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_replica_apply_encoded((luigi_replica *)list, batch.data, batch.len, &n_new),
+           LUIGI_ERR_INVALID_HANDLE);
+    if (EXPECT(luigi_replica_apply_encoded(fresh, batch.data, batch.len, &n_new), LUIGI_OK)) TRUE(n_new == 1);
+    if (EXPECT(luigi_replica_apply_encoded(fresh, batch.data, batch.len, &n_new), LUIGI_OK)) TRUE(n_new == 0);
+    luigi_buffer delta = {0};
+    EXPECT(luigi_replica_delta_encode(fresh, f.clock, NULL), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_replica_delta_encode(fresh, (luigi_clock *)fresh, &delta), LUIGI_ERR_INVALID_HANDLE);
+    TRUE(delta.data == NULL && delta.len == 0);
+    luigi_buffer_free(&batch);
+    luigi_update_list_free(list);
+    luigi_replica_free(fresh);
 
     /* Applying decoded bytes is still exactly-once. */
     luigi_update *again = NULL;
