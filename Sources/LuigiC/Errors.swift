@@ -75,6 +75,16 @@ func statusAndMessage(_ error: any Error) -> (luigi_status, String) {
     }
 }
 
+/// The common shape of a getter: check the out pointer, compute, then write
+/// (so nothing is written when the computation throws).
+@inline(__always)
+func output<T>(_ out: UnsafeMutablePointer<T>?, _ name: String, _ value: () throws -> T) -> luigi_status {
+    guarded {
+        let out = try required(out, name)
+        out.pointee = try value()
+    }
+}
+
 // MARK: - Argument helpers
 
 func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> UnsafeMutablePointer<T> {

@@ -43,10 +43,7 @@ private func faults(drop: Double, duplicate: Double, reorder: Double, maxDelay: 
 @c @implementation public func luigi_cluster_free(_ c: OpaquePointer!) { handles.remove(c, .cluster) }
 
 @c @implementation public func luigi_cluster_size(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!) -> luigi_status {
-    guarded {
-        let out = try required(out, "out_nodes")
-        out.pointee = try cluster(c).count
-    }
+    output(out, "out_nodes") { try cluster(c).count }
 }
 
 @c @implementation public func luigi_cluster_replica(
@@ -112,10 +109,7 @@ private func faults(drop: Double, duplicate: Double, reorder: Double, maxDelay: 
 @c @implementation public func luigi_cluster_converged(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<Int32>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_converged")
-        out.pointee = try cluster(c).isConverged ? 1 : 0
-    }
+    output(out, "out_converged") { try cluster(c).isConverged ? 1 : 0 }
 }
 
 @c @implementation public func luigi_cluster_get_stats(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_cluster_stats>!)

@@ -58,28 +58,19 @@ func newClock(_ value: VectorClock) -> OpaquePointer { handles.insert(ClockBox(v
 @c @implementation public func luigi_clock_copy(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = newClock(try clock(c).value)
-    }
+    output(out, "out") { newClock(try clock(c).value) }
 }
 
 @c @implementation public func luigi_clock_tick(
     _ c: OpaquePointer!, _ node: UInt64, _ out: UnsafeMutablePointer<UInt64>!
 ) -> luigi_status {
-    guarded {
-        let out = try required(out, "out_counter")
-        out.pointee = try clock(c).value.tick(node)
-    }
+    output(out, "out_counter") { try clock(c).value.tick(node) }
 }
 
 @c @implementation public func luigi_clock_get(
     _ c: OpaquePointer!, _ node: UInt64, _ out: UnsafeMutablePointer<UInt64>!
 ) -> luigi_status {
-    guarded {
-        let out = try required(out, "out_counter")
-        out.pointee = try clock(c).value[node]
-    }
+    output(out, "out_counter") { try clock(c).value[node] }
 }
 
 @c @implementation public func luigi_clock_set(_ c: OpaquePointer!, _ node: UInt64, _ counter: UInt64) -> luigi_status {
@@ -104,10 +95,7 @@ func newClock(_ value: VectorClock) -> OpaquePointer { handles.insert(ClockBox(v
 }
 
 @c @implementation public func luigi_clock_len(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!) -> luigi_status {
-    guarded {
-        let out = try required(out, "out_len")
-        out.pointee = try clock(c).value.count
-    }
+    output(out, "out_len") { try clock(c).value.count }
 }
 
 @c @implementation public func luigi_clock_entries(
@@ -141,8 +129,5 @@ func newClock(_ value: VectorClock) -> OpaquePointer { handles.insert(ClockBox(v
 @c @implementation public func luigi_clock_decode(
     _ data: UnsafePointer<UInt8>!, _ len: Int, _ out: UnsafeMutablePointer<OpaquePointer?>!
 ) -> luigi_status {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = newClock(try VectorClock(decoding: try bytes(data, len, "data")))
-    }
+    output(out, "out") { newClock(try VectorClock(decoding: try bytes(data, len, "data"))) }
 }

@@ -23,19 +23,13 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
 @c @implementation public func luigi_replica_node_id(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_node_id")
-        out.pointee = try replica(r).nodeID
-    }
+    output(out, "out_node_id") { try replica(r).nodeID }
 }
 
 @c @implementation public func luigi_replica_begin(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = handles.insert(try replica(r).transaction(), .txn)
-    }
+    output(out, "out") { handles.insert(try replica(r).transaction(), .txn) }
 }
 
 @c @implementation public func luigi_txn_free(_ t: OpaquePointer!) { handles.remove(t, .txn) }
@@ -220,37 +214,25 @@ private func store(_ n: Number, in v: inout luigi_value) {
 @c @implementation public func luigi_replica_key_count(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_count")
-        out.pointee = try replica(r).keyCount
-    }
+    output(out, "out_count") { try replica(r).keyCount }
 }
 
 @c @implementation public func luigi_replica_clock(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = newClock(try replica(r).clock)
-    }
+    output(out, "out") { newClock(try replica(r).clock) }
 }
 
 @c @implementation public func luigi_replica_pending(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_count")
-        out.pointee = try replica(r).pendingCount
-    }
+    output(out, "out_count") { try replica(r).pendingCount }
 }
 
 @c @implementation public func luigi_replica_conflicts(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_count")
-        out.pointee = try replica(r).conflicts
-    }
+    output(out, "out_count") { try replica(r).conflicts }
 }
 
 @c @implementation public func luigi_replica_delta_since(
@@ -290,37 +272,25 @@ private func store(_ n: Number, in v: inout luigi_value) {
 @c @implementation public func luigi_update_origin(_ u: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_origin")
-        out.pointee = try update(u).origin
-    }
+    output(out, "out_origin") { try update(u).origin }
 }
 
 @c @implementation public func luigi_update_seq(_ u: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_seq")
-        out.pointee = try update(u).seq
-    }
+    output(out, "out_seq") { try update(u).seq }
 }
 
 @c @implementation public func luigi_update_clock(_ u: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = newClock(try update(u).clock)
-    }
+    output(out, "out") { newClock(try update(u).clock) }
 }
 
 @c @implementation public func luigi_update_op_count(_ u: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_count")
-        out.pointee = try update(u).ops.count
-    }
+    output(out, "out_count") { try update(u).ops.count }
 }
 
 @c @implementation public func luigi_update_encode(_ u: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!)
@@ -332,10 +302,7 @@ private func store(_ n: Number, in v: inout luigi_value) {
 @c @implementation public func luigi_update_decode(
     _ data: UnsafePointer<UInt8>!, _ len: Int, _ out: UnsafeMutablePointer<OpaquePointer?>!
 ) -> luigi_status {
-    guarded {
-        let out = try required(out, "out")
-        out.pointee = handles.insert(UpdateBox(try Update(decoding: try bytes(data, len, "data"))), .update)
-    }
+    output(out, "out") { handles.insert(UpdateBox(try Update(decoding: try bytes(data, len, "data"))), .update) }
 }
 
 @c @implementation public func luigi_update_list_new(_ out: UnsafeMutablePointer<OpaquePointer?>!) -> luigi_status {
@@ -347,10 +314,7 @@ private func store(_ n: Number, in v: inout luigi_value) {
 @c @implementation public func luigi_update_list_len(_ l: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!)
     -> luigi_status
 {
-    guarded {
-        let out = try required(out, "out_len")
-        out.pointee = try updateList(l).value.count
-    }
+    output(out, "out_len") { try updateList(l).value.count }
 }
 
 @c @implementation public func luigi_update_list_get(

@@ -706,18 +706,25 @@ VectorClock_copy(PyObject *op, PyObject *Py_UNUSED(ignored))
     return wrap_clock(st, copy);
 }
 
+/* Hands a filled luigi_buffer over as bytes (and frees it), or raises for `s`. */
+static PyObject *
+take_buffer(module_state *st, luigi_status s, luigi_buffer *buf)
+{
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *b = PyBytes_FromStringAndSize((const char *)buf->data, (Py_ssize_t)buf->len);
+    luigi_buffer_free(buf);
+    return b;
+}
+
 static PyObject *
 VectorClock_bytes(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     module_state *st = state_of(op);
     luigi_buffer buf = {NULL, 0};
     luigi_status s = luigi_clock_encode(((VectorClockObject *)op)->clock, &buf);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    PyObject *b = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
-    luigi_buffer_free(&buf);
-    return b;
+    return take_buffer(st, s, &buf);
 }
 
 static PyObject *
@@ -1028,12 +1035,7 @@ Update_encode_many(PyObject *cls, PyObject *updates)
     luigi_buffer buf = {0};
     luigi_status s = luigi_update_list_encode(list, &buf);
     luigi_update_list_free(list);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
-    luigi_buffer_free(&buf);
-    return result;
+    return take_buffer(st, s, &buf);
 }
 
 static PyObject *
@@ -1540,12 +1542,7 @@ Replica_delta_bytes(PyObject *op, PyObject *clock)
     lock_acquire(self->lock);
     luigi_status s = luigi_replica_delta_encode(self->replica, ((VectorClockObject *)clock)->clock, &buf);
     lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    PyObject *result = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
-    luigi_buffer_free(&buf);
-    return result;
+    return take_buffer(st, s, &buf);
 }
 
 static PyObject *
