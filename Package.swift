@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "luigi", type: .dynamic, targets: ["LuigiC"]),
         // The Swift API.
         .library(name: "LuigiCore", targets: ["LuigiCore"]),
+        .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
     ],
     dependencies: [
@@ -15,6 +16,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "LuigiCore", linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "LuigiStorage", dependencies: ["LuigiCore"]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
@@ -30,6 +32,10 @@ let package = Package(
         .testTarget(
             name: "LuigiCoreTests",
             dependencies: ["LuigiCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
+        .testTarget(
+            name: "LuigiStorageTests",
+            dependencies: ["LuigiCore", "LuigiStorage"]
         ),
         .testTarget(
             name: "LuigiSimulationTests",
