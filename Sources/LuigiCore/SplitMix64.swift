@@ -1,5 +1,6 @@
-/// A tiny seeded generator (SplitMix64): every simulation is a pure function
-/// of its seed, so `LUIGI_SEED=<n>` replays a failure exactly.
+/// A tiny seeded generator (SplitMix64): every simulation, and every Raft
+/// node's election jitter, is a pure function of its seed, so
+/// `LUIGI_SEED=<n>` replays a failure exactly.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
