@@ -1,0 +1,126 @@
+/// The leader's view of one follower's replication (etcd/raft's Progress).
+struct Progress {
+    enum State: Equatable {
+        /// Unknown how far the follower's log matches: one append at a time.
+        case probe
+        /// Matching: appends are pipelined, bounded by `inflights`.
+        case replicate
+        /// The follower needs a snapshot; appends wait until it is applied.
+        case snapshot(index: UInt64)
+    }
+
+    var match: UInt64 = 0
+    var next: UInt64
+    var state: State = .probe
+    /// In probe state: an append is outstanding.
+    var probeSent = false
+    /// Heard from since the last check-quorum round.
+    var recentActive = false
+    var isLearner = false
+    var inflights: Inflights
+    /// Ticks since the snapshot was sent (to resend a lost one).
+    var snapshotTicks = 0
+
+    init(next: UInt64, maxMessages: Int, maxBytes: Int, isLearner: Bool) {
+        self.next = next
+        self.isLearner = isLearner
+        self.inflights = Inflights(maxMessages: maxMessages, maxBytes: maxBytes)
+    }
+
+    var isPaused: Bool {
+        switch state {
+        case .probe: return probeSent
+        case .replicate: return inflights.isFull
+        case .snapshot: return true
+        }
+    }
+
+    mutating func becomeProbe() {
+        if case .snapshot(let pending) = state {
+            next = Swift.max(match + 1, pending + 1)
+        } else {
+            next = match + 1
+        }
+        state = .probe
+        probeSent = false
+        inflights.reset()
+    }
+
+    mutating func becomeReplicate() {
+        state = .replicate
+        next = match + 1
+        inflights.reset()
+    }
+
+    mutating func becomeSnapshot(_ index: UInt64) {
+        state = .snapshot(index: index)
+        snapshotTicks = 0
+        inflights.reset()
+    }
+
+    /// A successful append response up to `index`.
+    mutating func maybeUpdate(_ index: UInt64) -> Bool {
+        var updated = false
+        if match < index {
+            match = index
+            updated = true
+            probeSent = false
+        }
+        next = Swift.max(next, index + 1)
+        return updated
+    }
+
+    /// A rejected append of `rejected`; `hint` is the follower's suggestion
+    /// for the highest index that may match. False if the rejection is stale.
+    mutating func maybeDecrease(rejected: UInt64, hint: UInt64) -> Bool {
+        if state == .replicate {
+            guard rejected > match else { return false }
+            next = match + 1
+            return true
+        }
+        guard next - 1 == rejected else { return false }
+        next = Swift.max(Swift.min(rejected, hint + 1), 1)
+        probeSent = false
+        return true
+    }
+}
+
+/// Bounds how many appends (and bytes) may be in flight to one follower.
+struct Inflights {
+    let maxMessages: Int
+    let maxBytes: Int
+    private var sent: [(last: UInt64, bytes: Int)] = []
+    private var head = 0
+    private var bytes = 0
+
+    init(maxMessages: Int, maxBytes: Int) {
+        self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
+    }
+
+    var count: Int { sent.count - head }
+    var isFull: Bool { count >= maxMessages || (maxBytes > 0 && bytes >= maxBytes) }
+
+    mutating func add(last: UInt64, bytes size: Int) {
+        sent.append((last, size))
+        bytes += size
+    }
+
+    /// Frees everything up to and including `index`.
+    mutating func free(upTo index: UInt64) {
+        while head < sent.count && sent[head].last <= index {
+            bytes -= sent[head].bytes
+            head += 1
+        }
+        if head > 64 && head * 2 > sent.count {
+            sent.removeFirst(head)
+            head = 0
+        }
+    }
+
+    mutating func reset() {
+        sent = []
+        head = 0
+        bytes = 0
+    }
+}
