@@ -38,6 +38,10 @@ let package = Package(
             dependencies: ["LuigiCore", "LuigiStorage"]
         ),
         .testTarget(
+            name: "LuigiRaftTests",
+            dependencies: ["LuigiCore", "LuigiSimulation"]
+        ),
+        .testTarget(
             name: "LuigiSimulationTests",
             dependencies: ["LuigiCore", "LuigiSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
         ),

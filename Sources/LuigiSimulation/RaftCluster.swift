@@ -1,0 +1,450 @@
+import LuigiCore
+
+/// N Raft nodes (ids 1...N) running the key-value state machine on virtual
+/// time, over a seeded faulty network, with crash and restart. Every step
+/// checks Raft's safety properties; client operations are recorded as a
+/// history for the linearizability checker.
+///
+/// Time: one `tick()` ticks every live node once and delivers the messages
+/// due. Durability: each node's `RaftStorage` is what survived its last
+/// sync; the driver persists and syncs every `Ready` before sending its
+/// messages or applying its entries, so a crash loses only what was never
+/// acknowledged.
+public final class RaftCluster {
+    public struct Options: Sendable {
+        public var nodes: Int = 3
+        public var seed: UInt64 = 0
+        public var electionTick: Int = 10
+        public var heartbeatTick: Int = 1
+        public var preVote: Bool = true
+        public var checkQuorum: Bool = true
+        public var faults: NetworkFaults = .none
+        /// Compact a node's log once it has applied this many entries past
+        /// its snapshot (0 = never).
+        public var compactAfter: Int = 0
+        public var maxSizePerMessage: Int = 1 << 20
+        public var maxInflightMessages: Int = 256
+
+        public init(nodes: Int = 3, seed: UInt64 = 0) {
+            self.nodes = nodes
+            self.seed = seed
+        }
+    }
+
+    /// A broken safety property, with the evidence.
+    public struct SafetyViolation: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    final class Member {
+        let id: UInt64
+        var storage: RaftStorage
+        var raft: RaftNode?
+        let machine = KVStateMachine()
+        /// (index, term, data) of every entry applied, in order.
+        var applied: [(index: UInt64, term: UInt64, data: [UInt8])] = []
+
+        init(id: UInt64, storage: RaftStorage) {
+            self.id = id
+            self.storage = storage
+        }
+    }
+
+    private struct InFlight {
+        let deliverAt: UInt64
+        let order: UInt64
+        let bytes: [UInt8]
+        let from: UInt64
+        let to: UInt64
+    }
+
+    public let options: Options
+    public private(set) var now: UInt64 = 0
+    private var members: [UInt64: Member] = [:]
+    private var voters: [UInt64]
+    private var rng: SplitMix64
+    private var inFlight: [InFlight] = []
+    private var sent: UInt64 = 0
+    private var cutLinks: Set<[UInt64]> = []
+    private var isolated: Set<UInt64> = []
+    /// term -> leader seen in it (at most one, checked).
+    private var leaders: [UInt64: UInt64] = [:]
+    /// The committed log as first observed: index -> (term, data).
+    private var committedLog: [UInt64: (term: UInt64, data: [UInt8])] = [:]
+    /// Proposals awaiting their result: request id -> result once applied.
+    private var results: [UInt64: [UInt8]] = [:]
+    private var nextRequest: UInt64 = 1
+    /// Every client operation, for `LinearizabilityChecker`.
+    public private(set) var history = KVHistory()
+    public private(set) var messagesDelivered: UInt64 = 0
+
+    /// `storages` (optional) gives nodes a pre-existing log, e.g. to start
+    /// from the divergent logs of the Raft paper's figures.
+    public init(_ options: Options, storages: [UInt64: RaftStorage] = [:]) throws {
+        guard (1...64).contains(options.nodes) else {
+            throw LuigiError.invalidArgument("nodes must be in 1...64, got \(options.nodes)")
+        }
+        self.options = options
+        self.faults = try options.faults.validated()
+        rng = SplitMix64(seed: options.seed)
+        voters = (1...UInt64(options.nodes)).map { $0 }
+        for id in voters {
+            try start(Member(id: id, storage: storages[id] ?? MemoryRaftStorage()), voters: voters)
+        }
+    }
+
+    public private(set) var faults: NetworkFaults
+
+    public func setFaults(_ faults: NetworkFaults) throws { self.faults = try faults.validated() }
+
+    private func config(for id: UInt64) -> RaftConfig {
+        var c = RaftConfig(id: id)
+        c.electionTick = options.electionTick
+        c.heartbeatTick = options.heartbeatTick
+        c.preVote = options.preVote
+        c.checkQuorum = options.checkQuorum
+        c.maxSizePerMessage = options.maxSizePerMessage
+        c.maxInflightMessages = options.maxInflightMessages
+        c.seed = options.seed
+        return c
+    }
+
+    private func start(_ member: Member, voters: [UInt64]) throws {
+        let snapshot = try member.storage.snapshot()
+        try member.machine.restore(snapshot.data)
+        member.applied = []
+        member.raft = try RaftNode(config: config(for: member.id), storage: member.storage, voters: voters)
+        members[member.id] = member
+    }
+
+    // MARK: - Observing
+
+    public var nodeIDs: [UInt64] { members.keys.sorted() }
+    public func isAlive(_ id: UInt64) -> Bool { members[id]?.raft != nil }
+    public func node(_ id: UInt64) -> RaftNode? { members[id]?.raft }
+    public func storage(_ id: UInt64) -> RaftStorage? { members[id]?.storage }
+    public func machine(_ id: UInt64) -> KVStateMachine? { members[id]?.machine }
+
+    /// The live leader with the highest term, if any.
+    public var leader: UInt64? {
+        members.values.compactMap { $0.raft }.filter { $0.role == .leader }.max { $0.term < $1.term }?.id
+    }
+
+    public func status(_ id: UInt64) -> RaftStatus? { members[id]?.raft?.status }
+
+    /// Entries applied by a node so far (term, data), including no-ops.
+    public func appliedLog(_ id: UInt64) -> [(term: UInt64, data: [UInt8])] {
+        members[id]?.applied.map { ($0.term, $0.data) } ?? []
+    }
+
+    // MARK: - Faults
+
+    public func isolate(_ id: UInt64) { isolated.insert(id) }
+    public func cut(_ a: UInt64, _ b: UInt64) {
+        cutLinks.insert([a, b])
+        cutLinks.insert([b, a])
+    }
+    public func heal() {
+        isolated = []
+        cutLinks = []
+    }
+
+    /// Stops a node: everything not synced (nothing, with this driver) and
+    /// everything in memory (unstable log, votes in flight) is lost.
+    public func crash(_ id: UInt64) {
+        members[id]?.raft = nil
+        inFlight.removeAll { $0.to == id }
+    }
+
+    public func restart(_ id: UInt64) throws {
+        guard let m = members[id], m.raft == nil else { return }
+        try start(m, voters: voters)
+    }
+
+    // MARK: - Membership
+
+    /// Starts a new empty node and asks the leader to add it as a voter.
+    /// Returns its id; it becomes a voter once the change commits and applies.
+    @discardableResult
+    public func addNode() throws -> UInt64 {
+        guard let l = leader, let raft = members[l]?.raft else { throw LuigiError.state("no leader") }
+        let id = (members.keys.max() ?? 0) + 1
+        try start(Member(id: id, storage: MemoryRaftStorage()), voters: raft.conf.voters)
+        try raft.proposeConfChange(ConfChange(.addVoter, node: id))
+        voters.append(id)
+        try process()
+        return id
+    }
+
+    /// Asks the leader to remove a node from the group.
+    public func removeNode(_ id: UInt64) throws {
+        guard let l = leader, let raft = members[l]?.raft else { throw LuigiError.state("no leader") }
+        try raft.proposeConfChange(ConfChange(.removeNode, node: id))
+        voters.removeAll { $0 == id }
+        try process()
+    }
+
+    /// Asks the leader to hand leadership to `target`.
+    public func transferLeader(to target: UInt64) throws {
+        guard let l = leader, let raft = members[l]?.raft else { throw LuigiError.state("no leader") }
+        try raft.transferLeadership(to: target)
+        try process()
+    }
+
+    /// Makes `id` campaign now.
+    public func campaign(_ id: UInt64) throws {
+        members[id]?.raft?.campaign()
+        try process()
+    }
+
+    // MARK: - Driving
+
+    /// Advances virtual time by `n` ticks.
+    public func tick(_ n: Int = 1) throws {
+        for _ in 0..<max(0, n) {
+            now += 1
+            for id in nodeIDs { members[id]?.raft?.tick() }
+            try process()
+            try deliverDue()
+        }
+    }
+
+    /// Delivers every message in flight (ignoring delays) until none is left,
+    /// without ticking: the cluster does all the work it can right now.
+    public func stabilize(maxRounds: Int = 10_000) throws {
+        try process()
+        var rounds = 0
+        while !inFlight.isEmpty {
+            rounds += 1
+            guard rounds <= maxRounds else { throw LuigiError.notConverged("messages still in flight after \(maxRounds) rounds") }
+            let batch = inFlight.sorted { $0.order < $1.order }
+            inFlight = []
+            for m in batch { try deliver(m) }
+            try process()
+        }
+    }
+
+    private func deliverDue() throws {
+        let due = inFlight.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
+        guard !due.isEmpty else { return }
+        inFlight.removeAll { $0.deliverAt <= now }
+        for m in due { try deliver(m) }
+        try process()
+    }
+
+    private func deliver(_ m: InFlight) throws {
+        guard let raft = members[m.to]?.raft, reachable(m.from, m.to) else { return }
+        messagesDelivered += 1
+        let message = try RaftMessage(decoding: m.bytes)
+        try raft.step(message)
+    }
+
+    private func reachable(_ a: UInt64, _ b: UInt64) -> Bool {
+        !isolated.contains(a) && !isolated.contains(b) && !cutLinks.contains([a, b])
+    }
+
+    /// Runs every node's Ready loop: persist + sync, send, apply, advance.
+    private func process() throws {
+        var progressed = true
+        while progressed {
+            progressed = false
+            for id in nodeIDs {
+                guard let member = members[id], let raft = member.raft, raft.hasReady else { continue }
+                progressed = true
+                let rd = raft.ready()
+                if let snap = rd.snapshot { try member.storage.applySnapshot(snap) }
+                try member.storage.append(rd.entries)
+                if let hs = rd.hardState { try member.storage.setHardState(hs) }
+                try member.storage.sync()
+                for m in rd.messages { send(m) }
+                if let snap = rd.snapshot {
+                    try member.machine.restore(snap.data)
+                    member.applied = []
+                }
+                for entry in rd.committedEntries { apply(entry, on: member) }
+                if let watch = readWatch {
+                    for rs in rd.readStates where rs.context == watch.context { watch.found(rs.index) }
+                }
+                raft.advance(rd)
+                try compactIfDue(member)
+                try checkSafety(member)
+            }
+        }
+    }
+
+    private func apply(_ entry: RaftEntry, on member: Member) {
+        var command = entry.data
+        var request: UInt64 = 0
+        if entry.kind == .normal && command.count >= 8 {
+            request = command.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+            command.removeFirst(8)
+        }
+        let result = member.machine.apply(RaftEntry(term: entry.term, index: entry.index, kind: entry.kind, data: command))
+        member.applied.append((entry.index, entry.term, entry.data))
+        if request != 0 && results[request] == nil { results[request] = result }
+    }
+
+    private func compactIfDue(_ member: Member) throws {
+        guard options.compactAfter > 0, let raft = member.raft else { return }
+        let first = try member.storage.firstIndex()
+        let applied = raft.status.applied
+        if applied >= first && Int(applied - first) + 1 >= options.compactAfter {
+            try member.storage.compact(to: applied, conf: raft.conf, data: member.machine.snapshot())
+        }
+    }
+
+    private func send(_ m: RaftMessage) {
+        let bytes = m.encoded()
+        if rng.chance(faults.drop) { return }
+        enqueue(bytes, m)
+        if rng.chance(faults.duplicate) { enqueue(bytes, m) }
+    }
+
+    private func enqueue(_ bytes: [UInt8], _ m: RaftMessage) {
+        var delay: UInt64 = 0
+        if faults.maxDelay > 0 { delay += UInt64.random(in: 0...UInt64(faults.maxDelay), using: &rng) }
+        if rng.chance(faults.reorder) { delay += UInt64.random(in: 1...UInt64(faults.maxDelay + 2), using: &rng) }
+        sent += 1
+        inFlight.append(InFlight(deliverAt: now + delay, order: sent, bytes: bytes, from: m.from, to: m.to))
+    }
+
+    // MARK: - Safety, checked after every Ready
+
+    private func checkSafety(_ member: Member) throws {
+        guard let raft = member.raft else { return }
+        // Election safety: at most one leader per term.
+        if raft.role == .leader {
+            if let other = leaders[raft.term], other != raft.id {
+                throw SafetyViolation(description: "two leaders in term \(raft.term): \(other) and \(raft.id)")
+            }
+            leaders[raft.term] = raft.id
+        }
+        // State machine safety + log matching on what was applied: every node
+        // applies exactly the same entry at each index.
+        for entry in member.applied.suffix(64) {
+            if let seen = committedLog[entry.index] {
+                guard seen.term == entry.term && seen.data == entry.data else {
+                    throw SafetyViolation(description:
+                        "node \(member.id) applied (\(entry.index), term \(entry.term)) but (\(entry.index), term \(seen.term)) was committed")
+                }
+            } else {
+                committedLog[entry.index] = (entry.term, entry.data)
+            }
+        }
+        // Leader completeness: a leader holds every entry applied anywhere so far.
+        if raft.role == .leader {
+            let first = try member.storage.firstIndex()
+            for (index, seen) in committedLog where index >= first {
+                guard (try? member.storage.term(index)) == seen.term else {
+                    throw SafetyViolation(description:
+                        "leader \(raft.id) (term \(raft.term)) lacks committed entry \(index) (term \(seen.term))")
+                }
+            }
+        }
+    }
+
+    // MARK: - Clients
+
+    /// Proposes raw data through the current leader; returns its index.
+    @discardableResult
+    public func propose(_ data: [UInt8]) throws -> UInt64 {
+        guard let l = leader, let raft = members[l]?.raft else { throw LuigiError.state("no leader") }
+        let index = try raft.propose(data)
+        try process()
+        return index
+    }
+
+    /// Runs one key-value command to completion through the log, recording it
+    /// in the history. Returns nil when it did not complete within `timeout`
+    /// ticks (its outcome is then unknown).
+    public func execute(_ command: KVStateMachine.Command, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
+        let op = history.invoke(client: client, kind: Self.kind(command), at: now)
+        let request = nextRequest
+        nextRequest += 1
+        var idBytes = [UInt8](repeating: 0, count: 8)
+        for i in 0..<8 { idBytes[i] = UInt8(truncatingIfNeeded: request >> (8 * UInt64(i))) }
+        var proposed = false
+        for _ in 0..<timeout {
+            if !proposed, let l = leader, let raft = members[l]?.raft {
+                if (try? raft.propose(idBytes + command.encoded())) != nil {
+                    proposed = true
+                    try process()
+                }
+            }
+            if let result = results.removeValue(forKey: request) {
+                history.complete(op, result: Self.observed(command, result), at: now)
+                return result
+            }
+            try tick()
+        }
+        if let result = results.removeValue(forKey: request) {
+            history.complete(op, result: Self.observed(command, result), at: now)
+            return result
+        }
+        return nil  // outcome unknown: it may still commit later
+    }
+
+    /// A linearizable read through ReadIndex: the leader confirms with a
+    /// quorum that it still leads, waits until it applied the read index, and
+    /// answers from its state machine. Nil on timeout.
+    public func linearizableGet(_ key: String, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
+        let op = history.invoke(client: client, kind: .get(key: key), at: now)
+        let context = Array("read-\(nextRequest)".utf8)
+        nextRequest += 1
+        var askedOf: UInt64? = nil
+        var readIndex: UInt64? = nil
+        for _ in 0..<timeout {
+            if askedOf == nil, let l = leader, let raft = members[l]?.raft {
+                if (try? raft.readIndex(context: context)) != nil {
+                    askedOf = l
+                    try processCollectingReads(context) { readIndex = $0 }
+                }
+            }
+            if let index = readIndex, let l = askedOf, let member = members[l], member.raft != nil,
+                member.machine.appliedIndex >= index
+            {
+                let value = member.machine.read(key)
+                history.complete(op, result: Self.observed(.get(key: key), value), at: now)
+                return value
+            }
+            if let l = askedOf, members[l]?.raft == nil || members[l]?.raft?.role != .leader {
+                askedOf = nil  // that leader is gone: ask again
+                readIndex = nil
+            }
+            try tickCollectingReads(context) { readIndex = $0 }
+        }
+        return nil
+    }
+
+    private var readWatch: (context: [UInt8], found: (UInt64) -> Void)?
+
+    static func kind(_ command: KVStateMachine.Command) -> KVOperation.Kind {
+        switch command {
+        case .put(let k, let v): return .put(key: k, value: v)
+        case .delete(let k): return .delete(key: k)
+        case .cas(let k, let e, let n): return .cas(key: k, expected: e, new: n)
+        case .get(let k): return .get(key: k)
+        }
+    }
+
+    /// What a client learns from a state-machine result.
+    static func observed(_ command: KVStateMachine.Command, _ result: [UInt8]) -> KVOperation.Result {
+        switch command {
+        case .put, .delete: return .ok
+        case .cas: return .swapped(result == [1])
+        case .get: return .value(result.first == 1 ? Array(result.dropFirst()) : nil)
+        }
+    }
+
+    private func processCollectingReads(_ context: [UInt8], _ found: @escaping (UInt64) -> Void) throws {
+        readWatch = (context, found)
+        defer { readWatch = nil }
+        try process()
+    }
+
+    private func tickCollectingReads(_ context: [UInt8], _ found: @escaping (UInt64) -> Void) throws {
+        readWatch = (context, found)
+        defer { readWatch = nil }
+        try tick()
+    }
+}
