@@ -118,6 +118,11 @@ struct Inflights {
         }
     }
 
+    mutating func freeFirst() {
+        guard count > 0 else { return }
+        free(upTo: sent[head].last)
+    }
+
     mutating func reset() {
         sent = []
         head = 0

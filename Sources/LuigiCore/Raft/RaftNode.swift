@@ -498,6 +498,11 @@ public final class RaftNode {
         case .heartbeatResponse:
             progress[m.from]!.recentActive = true
             progress[m.from]!.probeSent = false
+            // Appends to a restarted or partitioned follower may all have been
+            // lost: let one more through so a rejection can reset the pipeline.
+            if progress[m.from]!.state == .replicate && progress[m.from]!.inflights.isFull {
+                progress[m.from]!.inflights.freeFirst()
+            }
             if progress[m.from]!.match < log.lastIndex { sendAppend(to: m.from) }
             if !m.context.isEmpty { acknowledgeRead(m.context, from: m.from) }
         default:
