@@ -11,7 +11,7 @@ LIB := .build/release/libluigi.so
 CFLAGS_EXAMPLE := -std=c11 -Wall -Wextra -Werror -O2 -IInclude
 SWIFT_SOURCES := $(shell find Sources Include -type f) Package.swift
 
-.PHONY: run test lib venv test-swift test-c test-python bench clean
+.PHONY: run test lib venv test-swift test-c test-python bench soak clean
 
 run:
 	swift run -c release luigi-geo-demo
@@ -42,6 +42,10 @@ test-c: $(LIB)
 
 test-python: venv
 	bash Tests/python/run.sh $(VPY)
+
+# A long randomized sweep of the Raft fault schedules (make test runs 1,500).
+soak:
+	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
 
 bench: venv
 	bash benchmarks/run.sh $(VPY)

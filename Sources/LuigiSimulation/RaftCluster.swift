@@ -34,6 +34,7 @@ public final class RaftCluster {
     /// A broken safety property, with the evidence.
     public struct SafetyViolation: Error, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     final class Member {
@@ -69,8 +70,10 @@ public final class RaftCluster {
     private var isolated: Set<UInt64> = []
     /// term -> leader seen in it (at most one, checked).
     private var leaders: [UInt64: UInt64] = [:]
-    /// The committed log as first observed: index -> (term, data).
-    private var committedLog: [UInt64: (term: UInt64, data: [UInt8])] = [:]
+    /// The committed log as first observed: index -> (term, data, and the
+    /// term of the node that first applied it, an upper bound on the term in
+    /// which it was committed).
+    private var committedLog: [UInt64: (term: UInt64, data: [UInt8], seenInTerm: UInt64)] = [:]
     /// Proposals awaiting their result: request id -> result once applied.
     private var results: [UInt64: [UInt8]] = [:]
     private var nextRequest: UInt64 = 1
@@ -328,13 +331,14 @@ public final class RaftCluster {
                         "node \(member.id) applied (\(entry.index), term \(entry.term)) but (\(entry.index), term \(seen.term)) was committed")
                 }
             } else {
-                committedLog[entry.index] = (entry.term, entry.data)
+                committedLog[entry.index] = (entry.term, entry.data, raft.term)
             }
         }
-        // Leader completeness: a leader holds every entry applied anywhere so far.
+        // Leader completeness: a leader of a later term than the one an entry
+        // was committed in holds that entry.
         if raft.role == .leader {
             let first = try member.storage.firstIndex()
-            for (index, seen) in committedLog where index >= first {
+            for (index, seen) in committedLog where index >= first && raft.term > seen.seenInTerm {
                 guard (try? member.storage.term(index)) == seen.term else {
                     throw SafetyViolation(description:
                         "leader \(raft.id) (term \(raft.term)) lacks committed entry \(index) (term \(seen.term))")
