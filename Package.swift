@@ -21,7 +21,7 @@ let package = Package(
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
             name: "LuigiC",
-            dependencies: ["LuigiCore", "LuigiSimulation", "CLuigi"],
+            dependencies: ["LuigiCore", "LuigiStorage", "LuigiSimulation", "CLuigi"],
             exclude: ["exports.map"]
         ),
         .executableTarget(

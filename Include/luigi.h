@@ -67,6 +67,7 @@ typedef int32_t luigi_status;
 #define LUIGI_ERR_BUFFER_TOO_SMALL   8  /* caller's array too short; size reported */
 #define LUIGI_ERR_NOT_CONVERGED      9  /* simulation did not converge in time */
 #define LUIGI_ERR_OUT_OF_RANGE      10  /* index outside [0, count) */
+#define LUIGI_ERR_IO                11  /* disk failure (ENOSPC, EIO) or corrupt files */
 #define LUIGI_ERR_INTERNAL          99  /* a bug in Luigi: please report */
 
 /* Text of the last failure on the calling thread ("" if none). The pointer is
@@ -324,6 +325,126 @@ luigi_status luigi_cluster_run_until_converged(luigi_cluster *cluster, uint64_t 
  * pending (so, by determinism, every replica holds the same values). */
 luigi_status luigi_cluster_converged(const luigi_cluster *cluster, int *out_converged);
 luigi_status luigi_cluster_get_stats(const luigi_cluster *cluster, luigi_cluster_stats *out);
+
+/* ------------------------------------------------------ raft: one node */
+
+/*
+ * One Raft node for a caller that brings its own transport (etcd/raft's
+ * shape). Drive it with luigi_raft_tick (at a fixed interval of your choice),
+ * luigi_raft_step (every message received from a peer), luigi_raft_propose
+ * and friends; then take a ready batch: the library has already persisted
+ * (and, for a durable node, fdatasynced) what the batch needs, so you
+ * 1. send each message to its node, 2. apply the committed entries to your
+ * state machine (and restore the snapshot first, if the batch has one),
+ * 3. call luigi_raft_advance. Node ids are non-zero.
+ * Thread-safety: a luigi_raft and its ready batches belong to one thread at
+ * a time.
+ */
+typedef struct luigi_raft luigi_raft;
+typedef struct luigi_raft_ready luigi_raft_ready;
+
+#define LUIGI_RAFT_OPTIONS_VERSION 1
+
+typedef struct luigi_raft_options {
+    uint32_t version;               /* LUIGI_RAFT_OPTIONS_VERSION */
+    uint32_t election_tick;         /* default 10; > heartbeat_tick */
+    uint32_t heartbeat_tick;        /* default 1 */
+    uint32_t pre_vote;              /* 0/1, default 1 */
+    uint32_t check_quorum;          /* 0/1, default 1 */
+    uint32_t max_inflight_messages; /* default 256 */
+    uint64_t max_size_per_message;  /* bytes of entries per append, default 1 MiB */
+    uint64_t seed;                  /* election jitter */
+    /* NULL: the log lives in memory. Otherwise a directory (created if
+     * missing) holding the write-ahead log and snapshots; reopening it
+     * restores the node. Borrowed: read during luigi_raft_new only. */
+    const char *data_dir;
+} luigi_raft_options;
+
+void luigi_raft_options_init(luigi_raft_options *options);
+
+/* `voters` is the initial membership (ignored when data_dir already holds
+ * a node's state). */
+luigi_status luigi_raft_new(uint64_t id, const uint64_t *voters, size_t voter_count,
+                            const luigi_raft_options *options, luigi_raft **out);
+void luigi_raft_free(luigi_raft *raft);
+luigi_status luigi_raft_tick(luigi_raft *raft);
+/* A message from a peer, as luigi_raft_ready_message handed it out there.
+ * Malformed bytes return LUIGI_ERR_DECODE; a well-formed message that does
+ * not fit (wrong recipient, contradictory entries) LUIGI_ERR_INVALID_ARGUMENT. */
+luigi_status luigi_raft_step(luigi_raft *raft, const uint8_t *message, size_t len);
+/* Leader only (else LUIGI_ERR_STATE); *out_index is the entry's log index. */
+luigi_status luigi_raft_propose(luigi_raft *raft, const uint8_t *data, size_t len,
+                                uint64_t *out_index);
+luigi_status luigi_raft_campaign(luigi_raft *raft);
+
+#define LUIGI_CONF_ADD_VOTER   0
+#define LUIGI_CONF_REMOVE_NODE 1
+#define LUIGI_CONF_ADD_LEARNER 2
+/* One membership change at a time; it takes effect when applied. */
+luigi_status luigi_raft_propose_conf_change(luigi_raft *raft, uint32_t kind, uint64_t node,
+                                            uint64_t *out_index);
+luigi_status luigi_raft_transfer_leader(luigi_raft *raft, uint64_t to);
+/* Linearizable read: a read state with this context arrives in a later ready
+ * batch once a quorum confirmed the leadership; serve the read after your
+ * state machine applied its index. */
+luigi_status luigi_raft_read_index(luigi_raft *raft, const uint8_t *context, size_t len);
+/* Log compaction: your state machine's snapshot at applied index `index`
+ * replaces the entries up to it. */
+luigi_status luigi_raft_compact(luigi_raft *raft, uint64_t index, const uint8_t *snapshot,
+                                size_t len);
+
+/* *out is NULL when there is nothing to do. Persists before returning. */
+luigi_status luigi_raft_take_ready(luigi_raft *raft, luigi_raft_ready **out);
+/* Call after sending and applying the batch; then free the batch. */
+luigi_status luigi_raft_advance(luigi_raft *raft, const luigi_raft_ready *ready);
+void luigi_raft_ready_free(luigi_raft_ready *ready);
+
+typedef struct luigi_raft_counts {
+    size_t messages;
+    size_t committed_entries;
+    size_t read_states;
+    int has_snapshot;
+} luigi_raft_counts;
+
+luigi_status luigi_raft_ready_counts(const luigi_raft_ready *ready, luigi_raft_counts *out);
+luigi_status luigi_raft_ready_message(const luigi_raft_ready *ready, size_t index,
+                                      uint64_t *out_to, luigi_buffer *out_bytes);
+
+#define LUIGI_ENTRY_NORMAL      0
+#define LUIGI_ENTRY_CONF_CHANGE 1
+
+luigi_status luigi_raft_ready_entry(const luigi_raft_ready *ready, size_t index,
+                                    uint64_t *out_index, uint64_t *out_term, uint32_t *out_kind,
+                                    luigi_buffer *out_data);
+luigi_status luigi_raft_ready_read_state(const luigi_raft_ready *ready, size_t index,
+                                         uint64_t *out_index, luigi_buffer *out_context);
+/* The snapshot to restore the state machine from (LUIGI_ERR_STATE if none). */
+luigi_status luigi_raft_ready_snapshot(const luigi_raft_ready *ready, uint64_t *out_index,
+                                       uint64_t *out_term, luigi_buffer *out_data);
+
+#define LUIGI_ROLE_FOLLOWER      0
+#define LUIGI_ROLE_PRE_CANDIDATE 1
+#define LUIGI_ROLE_CANDIDATE     2
+#define LUIGI_ROLE_LEADER        3
+
+#define LUIGI_RAFT_STATUS_VERSION 1
+
+typedef struct luigi_raft_status {
+    uint32_t version;   /* set by the caller to LUIGI_RAFT_STATUS_VERSION */
+    uint32_t role;      /* LUIGI_ROLE_* */
+    uint64_t id;
+    uint64_t term;
+    uint64_t vote;
+    uint64_t leader;    /* 0 when unknown */
+    uint64_t commit;
+    uint64_t applied;
+    uint64_t first_index;
+    uint64_t last_index;
+    uint64_t voters;    /* number of voters */
+    uint64_t learners;
+} luigi_raft_status;
+
+luigi_status luigi_raft_get_status(const luigi_raft *raft, luigi_raft_status *out);
 
 #ifdef __cplusplus
 }

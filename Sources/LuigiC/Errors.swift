@@ -1,5 +1,6 @@
 import CLuigi
 import LuigiCore
+import LuigiStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -70,6 +71,10 @@ func statusAndMessage(_ error: any Error) -> (luigi_status, String) {
         case .bufferTooSmall(let m): return (LUIGI_ERR_BUFFER_TOO_SMALL, m)
         case .outOfRange(let m): return (LUIGI_ERR_OUT_OF_RANGE, m)
         }
+    case let e as StorageError:
+        return (LUIGI_ERR_IO, e.description)
+    case let e as RaftLogError:
+        return (LUIGI_ERR_STATE, "raft log: \(e)")
     default:
         return (LUIGI_ERR_INTERNAL, "internal error: \(error)")
     }

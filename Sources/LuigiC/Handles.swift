@@ -8,7 +8,7 @@ import Musl
 
 /// What a handle refers to; a handle of one kind is never accepted as another.
 enum HandleKind: UInt8 {
-    case clock = 1, replica, txn, update, updateList, cluster
+    case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady
 
     var name: String {
         switch self {
@@ -18,6 +18,8 @@ enum HandleKind: UInt8 {
         case .update: return "luigi_update"
         case .updateList: return "luigi_update_list"
         case .cluster: return "luigi_cluster"
+        case .raft: return "luigi_raft"
+        case .raftReady: return "luigi_raft_ready"
         }
     }
 }

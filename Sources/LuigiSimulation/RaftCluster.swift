@@ -40,7 +40,8 @@ public final class RaftCluster {
     final class Member {
         let id: UInt64
         var storage: RaftStorage
-        var raft: RaftNode?
+        var driver: RaftDriver?
+        var raft: RaftNode? { driver?.node }
         let machine = KVStateMachine()
         /// (index, term, data) of every entry applied, in order.
         var applied: [(index: UInt64, term: UInt64, data: [UInt8])] = []
@@ -116,7 +117,7 @@ public final class RaftCluster {
         let snapshot = try member.storage.snapshot()
         try member.machine.restore(snapshot.data)
         member.applied = []
-        member.raft = try RaftNode(config: config(for: member.id), storage: member.storage, voters: voters)
+        member.driver = try RaftDriver(config: config(for: member.id), storage: member.storage, voters: voters)
         members[member.id] = member
     }
 
@@ -155,7 +156,7 @@ public final class RaftCluster {
     /// Stops a node: everything not synced (nothing, with this driver) and
     /// everything in memory (unstable log, votes in flight) is lost.
     public func crash(_ id: UInt64) {
-        members[id]?.raft = nil
+        members[id]?.driver = nil
         inFlight.removeAll { $0.to == id }
     }
 
@@ -252,13 +253,10 @@ public final class RaftCluster {
         while progressed {
             progressed = false
             for id in nodeIDs {
-                guard let member = members[id], let raft = member.raft, raft.hasReady else { continue }
+                guard let member = members[id], let driver = member.driver, let rd = try driver.nextReady() else {
+                    continue
+                }
                 progressed = true
-                let rd = raft.ready()
-                if let snap = rd.snapshot { try member.storage.applySnapshot(snap) }
-                try member.storage.append(rd.entries)
-                if let hs = rd.hardState { try member.storage.setHardState(hs) }
-                try member.storage.sync()
                 for m in rd.messages { send(m) }
                 if let snap = rd.snapshot {
                     try member.machine.restore(snap.data)
@@ -268,7 +266,7 @@ public final class RaftCluster {
                 if let watch = readWatch {
                     for rs in rd.readStates where rs.context == watch.context { watch.found(rs.index) }
                 }
-                raft.advance(rd)
+                driver.advance(rd)
                 try compactIfDue(member)
                 try checkSafety(member)
             }
@@ -288,11 +286,11 @@ public final class RaftCluster {
     }
 
     private func compactIfDue(_ member: Member) throws {
-        guard options.compactAfter > 0, let raft = member.raft else { return }
+        guard options.compactAfter > 0, let driver = member.driver else { return }
         let first = try member.storage.firstIndex()
-        let applied = raft.status.applied
+        let applied = driver.node.status.applied
         if applied >= first && Int(applied - first) + 1 >= options.compactAfter {
-            try member.storage.compact(to: applied, conf: raft.conf, data: member.machine.snapshot())
+            try driver.compact(to: applied, snapshot: member.machine.snapshot())
         }
     }
 

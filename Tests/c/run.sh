@@ -77,7 +77,7 @@ else
 fi
 
 # --- build and run the examples --------------------------------------------
-for name in quickstart bad_input; do
+for name in quickstart bad_input raft_transport; do
     src="$ROOT/examples/c/$name.c"
     if "$CC" "${CFLAGS[@]}" "$src" -o "$OUT/$name" "$LIB" -Wl,-rpath,"$LIBDIR" -lm \
         >"$LOG/$name.build.log" 2>&1; then

@@ -1,0 +1,226 @@
+import CLuigi
+import LuigiCore
+import LuigiStorage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// One Raft node for a caller with its own transport.
+
+func raft(_ h: OpaquePointer?) throws -> RaftDriver { try handles.get(h, .raft, as: RaftDriver.self) }
+
+typealias ReadyBox = Box<Ready>
+
+func raftReady(_ h: OpaquePointer?) throws -> Ready { try handles.get(h, .raftReady, as: ReadyBox.self).value }
+
+private func flag(_ v: UInt32, _ name: String) throws -> Bool {
+    guard v <= 1 else { throw ABIError.invalidArgument("\(name) must be 0 or 1, got \(v)") }
+    return v == 1
+}
+
+@c @implementation public func luigi_raft_options_init(_ options: UnsafeMutablePointer<luigi_raft_options>!) {
+    guard let options else { return }
+    options.pointee = luigi_raft_options(
+        version: UInt32(LUIGI_RAFT_OPTIONS_VERSION), election_tick: 10, heartbeat_tick: 1, pre_vote: 1,
+        check_quorum: 1, max_inflight_messages: 256, max_size_per_message: 1 << 20, seed: 0, data_dir: nil)
+}
+
+@c @implementation public func luigi_raft_new(
+    _ id: UInt64, _ voters: UnsafePointer<UInt64>!, _ voterCount: Int,
+    _ options: UnsafePointer<luigi_raft_options>!, _ out: UnsafeMutablePointer<OpaquePointer?>!
+) -> luigi_status {
+    guarded {
+        let out = try required(out, "out")
+        guard let o = options?.pointee else { throw ABIError.invalidArgument("options is NULL") }
+        guard o.version == UInt32(LUIGI_RAFT_OPTIONS_VERSION) else {
+            throw ABIError.invalidArgument("options.version is \(o.version); this library supports \(LUIGI_RAFT_OPTIONS_VERSION)")
+        }
+        guard voterCount >= 0, voterCount <= 1_000 else { throw ABIError.invalidArgument("voter_count must be in 0...1000") }
+        if voterCount > 0 && voters == nil { throw ABIError.invalidArgument("voters is NULL but voter_count is \(voterCount)") }
+        let members = voterCount == 0 ? [] : Array(UnsafeBufferPointer(start: voters, count: voterCount))
+        guard Set(members).count == members.count else { throw ABIError.invalidArgument("voters has duplicates") }
+        guard o.max_size_per_message <= UInt64(Int32.max), o.election_tick <= 1_000_000,
+            o.max_inflight_messages <= 1_000_000
+        else { throw ABIError.invalidArgument("an option is out of range") }
+        var config = RaftConfig(id: id)
+        config.electionTick = Int(o.election_tick)
+        config.heartbeatTick = Int(o.heartbeat_tick)
+        config.preVote = try flag(o.pre_vote, "pre_vote")
+        config.checkQuorum = try flag(o.check_quorum, "check_quorum")
+        config.maxInflightMessages = Int(o.max_inflight_messages)
+        config.maxSizePerMessage = Int(o.max_size_per_message)
+        config.seed = o.seed
+        let storage: RaftStorage
+        if let dir = o.data_dir {
+            storage = try DurableRaftStorage(directory: try utf8(dir, strlen(dir), "data_dir"), conf: ConfState(voters: members))
+        } else {
+            storage = MemoryRaftStorage()
+        }
+        out.pointee = handles.insert(try RaftDriver(config: config, storage: storage, voters: members), .raft)
+    }
+}
+
+@c @implementation public func luigi_raft_free(_ r: OpaquePointer!) { handles.remove(r, .raft) }
+
+@c @implementation public func luigi_raft_tick(_ r: OpaquePointer!) -> luigi_status {
+    guarded { try raft(r).node.tick() }
+}
+
+@c @implementation public func luigi_raft_step(_ r: OpaquePointer!, _ message: UnsafePointer<UInt8>!, _ len: Int)
+    -> luigi_status
+{
+    guarded {
+        let driver = try raft(r)
+        try driver.node.step(try RaftMessage(decoding: try bytes(message, len, "message")))
+    }
+}
+
+@c @implementation public func luigi_raft_propose(
+    _ r: OpaquePointer!, _ data: UnsafePointer<UInt8>!, _ len: Int, _ out: UnsafeMutablePointer<UInt64>!
+) -> luigi_status {
+    output(out, "out_index") { try raft(r).node.propose(try bytes(data, len, "data")) }
+}
+
+@c @implementation public func luigi_raft_campaign(_ r: OpaquePointer!) -> luigi_status {
+    guarded { try raft(r).node.campaign() }
+}
+
+@c @implementation public func luigi_raft_propose_conf_change(
+    _ r: OpaquePointer!, _ kind: UInt32, _ node: UInt64, _ out: UnsafeMutablePointer<UInt64>!
+) -> luigi_status {
+    output(out, "out_index") {
+        guard kind <= UInt32(UInt8.max), let k = ConfChangeKind(rawValue: UInt8(kind)) else {
+            throw ABIError.invalidArgument("unknown conf change kind \(kind)")
+        }
+        guard node != 0 else { throw ABIError.invalidArgument("node id 0 is reserved") }
+        return try raft(r).node.proposeConfChange(ConfChange(k, node: node))
+    }
+}
+
+@c @implementation public func luigi_raft_transfer_leader(_ r: OpaquePointer!, _ to: UInt64) -> luigi_status {
+    guarded { try raft(r).node.transferLeadership(to: to) }
+}
+
+@c @implementation public func luigi_raft_read_index(_ r: OpaquePointer!, _ context: UnsafePointer<UInt8>!, _ len: Int)
+    -> luigi_status
+{
+    guarded {
+        let driver = try raft(r)
+        try driver.node.readIndex(context: try bytes(context, len, "context"))
+    }
+}
+
+@c @implementation public func luigi_raft_compact(
+    _ r: OpaquePointer!, _ index: UInt64, _ snapshot: UnsafePointer<UInt8>!, _ len: Int
+) -> luigi_status {
+    guarded {
+        let driver = try raft(r)
+        try driver.compact(to: index, snapshot: try bytes(snapshot, len, "snapshot"))
+    }
+}
+
+@c @implementation public func luigi_raft_take_ready(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
+    -> luigi_status
+{
+    output(out, "out") { try raft(r).nextReady().map { handles.insert(ReadyBox($0), .raftReady) } }
+}
+
+@c @implementation public func luigi_raft_advance(_ r: OpaquePointer!, _ rd: OpaquePointer!) -> luigi_status {
+    guarded {
+        let driver = try raft(r)
+        driver.advance(try raftReady(rd))
+    }
+}
+
+@c @implementation public func luigi_raft_ready_free(_ rd: OpaquePointer!) { handles.remove(rd, .raftReady) }
+
+@c @implementation public func luigi_raft_ready_counts(
+    _ rd: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_counts>!
+) -> luigi_status {
+    output(out, "out") {
+        let ready = try raftReady(rd)
+        return luigi_raft_counts(
+            messages: ready.messages.count, committed_entries: ready.committedEntries.count,
+            read_states: ready.readStates.count, has_snapshot: ready.snapshot == nil ? 0 : 1)
+    }
+}
+
+private func element<T>(_ items: [T], _ index: Int, _ what: String) throws -> T {
+    guard index >= 0 && index < items.count else {
+        throw ABIError.outOfRange("\(what) index \(index) is outside 0..<\(items.count)")
+    }
+    return items[index]
+}
+
+@c @implementation public func luigi_raft_ready_message(
+    _ rd: OpaquePointer!, _ index: Int, _ outTo: UnsafeMutablePointer<UInt64>!,
+    _ outBytes: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded {
+        let outTo = try required(outTo, "out_to"), outBytes = try required(outBytes, "out_bytes")
+        let m = try element(try raftReady(rd).messages, index, "message")
+        try fill(outBytes, with: m.encoded())
+        outTo.pointee = m.to
+    }
+}
+
+@c @implementation public func luigi_raft_ready_entry(
+    _ rd: OpaquePointer!, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>!,
+    _ outTerm: UnsafeMutablePointer<UInt64>!, _ outKind: UnsafeMutablePointer<UInt32>!,
+    _ outData: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded {
+        let outIndex = try required(outIndex, "out_index"), outTerm = try required(outTerm, "out_term")
+        let outKind = try required(outKind, "out_kind"), outData = try required(outData, "out_data")
+        let e = try element(try raftReady(rd).committedEntries, index, "entry")
+        try fill(outData, with: e.data)
+        outIndex.pointee = e.index
+        outTerm.pointee = e.term
+        outKind.pointee = UInt32(e.kind.rawValue)
+    }
+}
+
+@c @implementation public func luigi_raft_ready_read_state(
+    _ rd: OpaquePointer!, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>!,
+    _ outContext: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded {
+        let outIndex = try required(outIndex, "out_index"), outContext = try required(outContext, "out_context")
+        let rs = try element(try raftReady(rd).readStates, index, "read state")
+        try fill(outContext, with: rs.context)
+        outIndex.pointee = rs.index
+    }
+}
+
+@c @implementation public func luigi_raft_ready_snapshot(
+    _ rd: OpaquePointer!, _ outIndex: UnsafeMutablePointer<UInt64>!, _ outTerm: UnsafeMutablePointer<UInt64>!,
+    _ outData: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    guarded {
+        let outIndex = try required(outIndex, "out_index"), outTerm = try required(outTerm, "out_term")
+        let outData = try required(outData, "out_data")
+        guard let snap = try raftReady(rd).snapshot else { throw LuigiError.state("this ready batch has no snapshot") }
+        try fill(outData, with: snap.data)
+        outIndex.pointee = snap.metadata.index
+        outTerm.pointee = snap.metadata.term
+    }
+}
+
+@c @implementation public func luigi_raft_get_status(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_status>!)
+    -> luigi_status
+{
+    guarded {
+        let out = try required(out, "out")
+        guard out.pointee.version == UInt32(LUIGI_RAFT_STATUS_VERSION) else {
+            throw ABIError.invalidArgument("status.version must be LUIGI_RAFT_STATUS_VERSION (\(LUIGI_RAFT_STATUS_VERSION))")
+        }
+        let s = try raft(r).node.status
+        out.pointee = luigi_raft_status(
+            version: UInt32(LUIGI_RAFT_STATUS_VERSION), role: UInt32(s.role.rawValue), id: s.id, term: s.term,
+            vote: s.vote, leader: s.leader, commit: s.commit, applied: s.applied, first_index: s.firstIndex,
+            last_index: s.lastIndex, voters: UInt64(s.conf.voters.count), learners: UInt64(s.conf.learners.count))
+    }
+}
