@@ -68,6 +68,7 @@ typedef int32_t luigi_status;
 #define LUIGI_ERR_NOT_CONVERGED      9  /* simulation did not converge in time */
 #define LUIGI_ERR_OUT_OF_RANGE      10  /* index outside [0, count) */
 #define LUIGI_ERR_IO                11  /* disk failure (ENOSPC, EIO) or corrupt files */
+#define LUIGI_ERR_TIMEOUT           12  /* gave up waiting; the outcome is unknown */
 #define LUIGI_ERR_INTERNAL          99  /* a bug in Luigi: please report */
 
 /* Text of the last failure on the calling thread ("" if none). The pointer is
@@ -445,6 +446,89 @@ typedef struct luigi_raft_status {
 } luigi_raft_status;
 
 luigi_status luigi_raft_get_status(const luigi_raft *raft, luigi_raft_status *out);
+
+/* ------------------------------------------------ raft: simulated cluster */
+
+/*
+ * N Raft nodes (ids 1..N) with the built-in key-value state machine, on
+ * virtual time over a seeded network that can drop, duplicate, delay and
+ * reorder messages, cut links and isolate nodes, with crash and restart.
+ * Every step checks Raft's safety properties (one leader per term, the same
+ * entry applied at each index everywhere, leader completeness); a violation
+ * is returned as LUIGI_ERR_INTERNAL. Client operations are recorded for the
+ * linearizability checker. Operations that do not finish within `timeout`
+ * ticks return LUIGI_ERR_TIMEOUT: their outcome is unknown.
+ */
+typedef struct luigi_raft_cluster luigi_raft_cluster;
+
+#define LUIGI_RAFT_CLUSTER_OPTIONS_VERSION 1
+
+typedef struct luigi_raft_cluster_options {
+    uint32_t version;        /* LUIGI_RAFT_CLUSTER_OPTIONS_VERSION */
+    uint32_t nodes;          /* 1..64, default 3 */
+    uint64_t seed;
+    uint32_t election_tick;  /* default 10 */
+    uint32_t heartbeat_tick; /* default 1 */
+    uint32_t pre_vote;       /* 0/1, default 1 */
+    uint32_t check_quorum;   /* 0/1, default 1 */
+    uint32_t compact_after;  /* compact a node's log every this many applied entries; 0 = never */
+    uint32_t max_delay;      /* extra delivery delay in ticks, uniform 0..max */
+    double drop_rate;        /* each in [0, 1) */
+    double duplicate_rate;
+    double reorder_rate;
+    /* NULL: in-memory logs. Otherwise node i keeps a durable WAL and
+     * snapshots in data_dir/node-<i>; a crash keeps only what was synced. */
+    const char *data_dir;
+} luigi_raft_cluster_options;
+
+void luigi_raft_cluster_options_init(luigi_raft_cluster_options *options);
+luigi_status luigi_raft_cluster_new(const luigi_raft_cluster_options *options,
+                                    luigi_raft_cluster **out);
+void luigi_raft_cluster_free(luigi_raft_cluster *cluster);
+luigi_status luigi_raft_cluster_tick(luigi_raft_cluster *cluster, uint64_t ticks);
+/* Delivers every message in flight until none is left (no ticking). */
+luigi_status luigi_raft_cluster_stabilize(luigi_raft_cluster *cluster);
+luigi_status luigi_raft_cluster_campaign(luigi_raft_cluster *cluster, uint64_t node);
+luigi_status luigi_raft_cluster_isolate(luigi_raft_cluster *cluster, uint64_t node);
+luigi_status luigi_raft_cluster_cut(luigi_raft_cluster *cluster, uint64_t a, uint64_t b);
+luigi_status luigi_raft_cluster_heal(luigi_raft_cluster *cluster);
+luigi_status luigi_raft_cluster_crash(luigi_raft_cluster *cluster, uint64_t node);
+luigi_status luigi_raft_cluster_restart(luigi_raft_cluster *cluster, uint64_t node);
+/* *out_leader = 0 when no node leads. */
+luigi_status luigi_raft_cluster_leader(const luigi_raft_cluster *cluster, uint64_t *out_leader);
+/* Node ids (sorted), two-call pattern as luigi_clock_entries. */
+luigi_status luigi_raft_cluster_nodes(const luigi_raft_cluster *cluster, uint64_t *ids,
+                                      size_t capacity, size_t *out_count);
+/* LUIGI_ERR_STATE for a crashed node. */
+luigi_status luigi_raft_cluster_node_status(const luigi_raft_cluster *cluster, uint64_t node,
+                                            luigi_raft_status *out);
+/* Raw entry through the leader (LUIGI_ERR_STATE when there is none). */
+luigi_status luigi_raft_cluster_propose(luigi_raft_cluster *cluster, const uint8_t *data,
+                                        size_t len, uint64_t *out_index);
+luigi_status luigi_raft_cluster_put(luigi_raft_cluster *cluster, const char *key, size_t key_len,
+                                    const uint8_t *value, size_t value_len, uint64_t timeout);
+/* Linearizable read (ReadIndex). *out_found = 0 when absent. */
+luigi_status luigi_raft_cluster_get(luigi_raft_cluster *cluster, const char *key, size_t key_len,
+                                    uint64_t timeout, int *out_found, luigi_buffer *out_value);
+luigi_status luigi_raft_cluster_delete(luigi_raft_cluster *cluster, const char *key,
+                                       size_t key_len, uint64_t timeout, int *out_existed);
+/* Compare-and-set; expected == NULL (with expected_len 0) means "absent". */
+luigi_status luigi_raft_cluster_cas(luigi_raft_cluster *cluster, const char *key, size_t key_len,
+                                    const uint8_t *expected, size_t expected_len,
+                                    const uint8_t *value, size_t value_len, uint64_t timeout,
+                                    int *out_swapped);
+luigi_status luigi_raft_cluster_transfer_leader(luigi_raft_cluster *cluster, uint64_t to);
+luigi_status luigi_raft_cluster_add_node(luigi_raft_cluster *cluster, uint64_t *out_node);
+luigi_status luigi_raft_cluster_remove_node(luigi_raft_cluster *cluster, uint64_t node);
+/* Entries a node applied: each 8-byte LE term, 4-byte LE length, data. */
+luigi_status luigi_raft_cluster_log(const luigi_raft_cluster *cluster, uint64_t node,
+                                    luigi_buffer *out);
+/* Checks the recorded client history for linearizability: *out_linearizable
+ * is 1, or 0 with the reason (UTF-8) in *out_explanation (empty when 1). */
+luigi_status luigi_raft_cluster_check_history(const luigi_raft_cluster *cluster,
+                                              int *out_linearizable, luigi_buffer *out_explanation);
+/* Number of client operations recorded. */
+luigi_status luigi_raft_cluster_history_len(const luigi_raft_cluster *cluster, size_t *out_len);
 
 #ifdef __cplusplus
 }

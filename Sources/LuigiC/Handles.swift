@@ -8,7 +8,7 @@ import Musl
 
 /// What a handle refers to; a handle of one kind is never accepted as another.
 enum HandleKind: UInt8 {
-    case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady
+    case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady, raftCluster
 
     var name: String {
         switch self {
@@ -20,6 +20,7 @@ enum HandleKind: UInt8 {
         case .cluster: return "luigi_cluster"
         case .raft: return "luigi_raft"
         case .raftReady: return "luigi_raft_ready"
+        case .raftCluster: return "luigi_raft_cluster"
         }
     }
 }

@@ -8,11 +8,12 @@ public enum LuigiError: Error, Equatable, CustomStringConvertible {
     case overflow(String)
     case state(String)
     case notConverged(String)
+    case timeout(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .decode(let m), .notAlgebraic(let m), .typeConflict(let m),
-            .overflow(let m), .state(let m), .notConverged(let m):
+            .overflow(let m), .state(let m), .notConverged(let m), .timeout(let m):
             return m
         }
     }

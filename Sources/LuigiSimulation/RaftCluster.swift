@@ -24,6 +24,10 @@ public final class RaftCluster {
         public var compactAfter: Int = 0
         public var maxSizePerMessage: Int = 1 << 20
         public var maxInflightMessages: Int = 256
+        /// Opens a node's durable storage (e.g. a `DurableRaftStorage` in its
+        /// own directory). When set, a crash closes the storage and a restart
+        /// reopens it, so only what was synced survives. Nil: in-memory logs.
+        public var openStorage: (@Sendable (UInt64) throws -> RaftStorage)? = nil
 
         public init(nodes: Int = 3, seed: UInt64 = 0) {
             self.nodes = nodes
@@ -93,13 +97,17 @@ public final class RaftCluster {
         rng = SplitMix64(seed: options.seed)
         voters = (1...UInt64(options.nodes)).map { $0 }
         for id in voters {
-            try start(Member(id: id, storage: storages[id] ?? MemoryRaftStorage()), voters: voters)
+            try start(Member(id: id, storage: try storages[id] ?? newStorage(id)), voters: voters)
         }
     }
 
     public private(set) var faults: NetworkFaults
 
     public func setFaults(_ faults: NetworkFaults) throws { self.faults = try faults.validated() }
+
+    private func newStorage(_ id: UInt64) throws -> RaftStorage {
+        try options.openStorage?(id) ?? MemoryRaftStorage()
+    }
 
     private func config(for id: UInt64) -> RaftConfig {
         var c = RaftConfig(id: id)
@@ -157,11 +165,14 @@ public final class RaftCluster {
     /// everything in memory (unstable log, votes in flight) is lost.
     public func crash(_ id: UInt64) {
         members[id]?.driver = nil
+        // Durable storage is dropped (its files stay) and reopened on restart.
+        if options.openStorage != nil { members[id]?.storage = MemoryRaftStorage() }
         inFlight.removeAll { $0.to == id }
     }
 
     public func restart(_ id: UInt64) throws {
         guard let m = members[id], m.raft == nil else { return }
+        if options.openStorage != nil { m.storage = try newStorage(id) }  // reopen: recover from disk
         try start(m, voters: voters)
     }
 
@@ -173,7 +184,7 @@ public final class RaftCluster {
     public func addNode() throws -> UInt64 {
         guard let l = leader, let raft = members[l]?.raft else { throw LuigiError.state("no leader") }
         let id = (members.keys.max() ?? 0) + 1
-        try start(Member(id: id, storage: MemoryRaftStorage()), voters: raft.conf.voters)
+        try start(Member(id: id, storage: try newStorage(id)), voters: raft.conf.voters)
         try raft.proposeConfChange(ConfChange(.addVoter, node: id))
         voters.append(id)
         try process()
