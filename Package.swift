@@ -29,6 +29,11 @@ let package = Package(
             dependencies: ["LuigiCore", "LuigiSimulation"],
             path: "examples/swift/geo-demo"
         ),
+        .executableTarget(
+            name: "luigi-raft-bench",
+            dependencies: ["LuigiCore", "LuigiStorage"],
+            path: "benchmarks/raft"
+        ),
         .testTarget(
             name: "LuigiCoreTests",
             dependencies: ["LuigiCore", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -214,11 +214,14 @@ struct FileIO {
 
     /// Creates the directory (an existing one is fine) and makes a new one's
     /// entry in its parent durable.
+    /// Creates `path` and any missing parents (each made durable in its parent).
     func makeDirectory(_ path: String) throws(StorageError) {
         while true {
             switch sys.mkdir(path) {
             case .failure(SystemErrno(EEXIST)): return
             case .failure(let e) where e.code == EINTR: continue
+            case .failure(SystemErrno(ENOENT)) where parentDirectory(path) != path:
+                try makeDirectory(parentDirectory(path))
             case .failure(let e): throw .io(path: path, operation: .mkdir, errno: e.code)
             case .success:
                 try syncDirectory(parentDirectory(path))

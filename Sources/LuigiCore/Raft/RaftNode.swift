@@ -116,6 +116,10 @@ public final class RaftNode {
     /// Reads asked for before this leader committed an entry of its term.
     private var readsAwaitingCommit: [[UInt8]] = []
     private var previousHardState = HardState()
+    /// New entries or a new commit point to tell followers about. Appends go
+    /// out when the driver next takes a Ready, so every proposal and commit
+    /// advance since the last one travels in one message per follower.
+    private var broadcastPending = false
 
     public init(config: RaftConfig, storage: RaftStorage, voters: [UInt64] = []) throws {
         self.config = try config.validated()
@@ -249,11 +253,15 @@ public final class RaftNode {
     // MARK: - Ready / advance
 
     public var hasReady: Bool {
-        currentHardState != previousHardState || !log.unstable.isEmpty || log.unstableSnapshot != nil
+        broadcastPending || currentHardState != previousHardState || !log.unstable.isEmpty || log.unstableSnapshot != nil
             || !outbox.isEmpty || log.committed > log.applied && !log.entriesToApply().isEmpty || !readStates.isEmpty
     }
 
     public func ready() -> Ready {
+        if broadcastPending {
+            broadcastPending = false
+            if role == .leader { broadcastAppend() }
+        }
         var rd = Ready()
         let hs = currentHardState
         if hs != previousHardState { rd.hardState = hs }
@@ -309,6 +317,7 @@ public final class RaftNode {
         heartbeatElapsed = 0
         randomizedElectionTimeout = config.electionTick + Int.random(in: 0..<config.electionTick, using: &rng)
         votes = [:]
+        broadcastPending = false
         transferee = 0
         pendingReads = []
         readsAwaitingCommit = []
@@ -488,7 +497,7 @@ public final class RaftNode {
             default: break
             }
             if maybeCommit() {
-                broadcastAppend()
+                broadcastPending = true
             } else {
                 sendAppendsWhileUnpaused(to: m.from)
             }
@@ -616,7 +625,7 @@ public final class RaftNode {
         progress[id]?.match = e.index
         progress[id]?.next = e.index + 1
         maybeCommit()
-        broadcastAppend()
+        broadcastPending = true
         return e.index
     }
 

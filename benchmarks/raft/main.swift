@@ -1,0 +1,180 @@
+// luigi-raft-bench: Raft library overhead and durable commit, in one process.
+//
+// Three RaftDrivers exchange messages through an in-memory queue (no
+// network), with the leader keeping `concurrency` proposals in flight
+// (closed loop). Prints one JSON object on stdout; benchmarks/run.sh folds
+// it into results.json and RESULTS.md.
+//
+//   luigi-raft-bench [--quick]
+import LuigiCore
+import LuigiStorage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let quick = CommandLine.arguments.contains("--quick")
+
+func nowNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p / 100.0 + 0.5))]
+}
+
+struct Run {
+    var concurrency: Int
+    var commits: Int
+    var seconds: Double
+    var p50: UInt64
+    var p99: UInt64
+    var fdatasyncs: Int
+    var json: String {
+        "{\"concurrency\": \(concurrency), \"commits\": \(commits), \"seconds\": \(seconds), "
+            + "\"commits_per_second\": \(Double(commits) / seconds), \"p50_ns\": \(p50), \"p99_ns\": \(p99), "
+            + "\"fdatasyncs\": \(fdatasyncs)}"
+    }
+}
+
+/// Counts syncs by wrapping the storage (durable runs).
+final class CountingStorage: RaftStorage {
+    let inner: RaftStorage
+    var syncs = 0
+    init(_ inner: RaftStorage) { self.inner = inner }
+    func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
+    func entries(_ lo: UInt64, _ hi: UInt64, maxBytes: Int) throws -> [RaftEntry] { try inner.entries(lo, hi, maxBytes: maxBytes) }
+    func term(_ index: UInt64) throws -> UInt64 { try inner.term(index) }
+    func firstIndex() throws -> UInt64 { try inner.firstIndex() }
+    func lastIndex() throws -> UInt64 { try inner.lastIndex() }
+    func snapshot() throws -> Snapshot { try inner.snapshot() }
+    func append(_ entries: [RaftEntry]) throws { try inner.append(entries) }
+    func setHardState(_ state: HardState) throws { try inner.setHardState(state) }
+    func applySnapshot(_ snapshot: Snapshot) throws { try inner.applySnapshot(snapshot) }
+    func compact(to index: UInt64, conf: ConfState, data: [UInt8]) throws { try inner.compact(to: index, conf: conf, data: data) }
+    func sync() throws {
+        syncs += 1
+        try inner.sync()
+    }
+}
+
+func runCluster(concurrency: Int, commits total: Int, payload: Int, storages: [CountingStorage]) throws -> Run {
+    let ids: [UInt64] = [1, 2, 3]
+    var drivers: [UInt64: RaftDriver] = [:]
+    for (i, id) in ids.enumerated() {
+        var c = RaftConfig(id: id)
+        c.maxInflightMessages = 4096
+        c.seed = 7
+        drivers[id] = try RaftDriver(config: c, storage: storages[i], voters: ids)
+    }
+    var queue: [RaftMessage] = []
+    var proposedAt: [UInt64: UInt64] = [:]
+    var latencies: [UInt64] = []
+    latencies.reserveCapacity(total)
+    var committed = 0
+
+    func pump() throws {
+        var busy = true
+        while busy {
+            busy = false
+            for id in ids {
+                let d = drivers[id]!
+                while let rd = try d.nextReady() {
+                    busy = true
+                    queue.append(contentsOf: rd.messages)
+                    if id == 1 {
+                        let t = nowNanos()
+                        for e in rd.committedEntries {
+                            if let start = proposedAt.removeValue(forKey: e.index) {
+                                latencies.append(t - start)
+                                committed += 1
+                            }
+                        }
+                    }
+                    d.advance(rd)
+                }
+            }
+            if !queue.isEmpty {
+                busy = true
+                let batch = queue
+                queue = []
+                for m in batch { try drivers[m.to]!.node.step(m) }
+            }
+        }
+    }
+
+    drivers[1]!.node.campaign()
+    try pump()
+    guard drivers[1]!.node.role == .leader else { fatalError("node 1 did not win the election") }
+    let data = [UInt8](repeating: 0x5A, count: payload)
+    let leader = drivers[1]!.node
+    let start = nowNanos()
+    var proposed = 0
+    while committed < total {
+        while proposed - committed < concurrency && proposed < total {
+            let index = try leader.propose(data)
+            proposedAt[index] = nowNanos()
+            proposed += 1
+        }
+        try pump()
+    }
+    let seconds = Double(nowNanos() - start) / 1e9
+    latencies.sort()
+    return Run(concurrency: concurrency, commits: committed, seconds: seconds, p50: percentile(latencies, 50),
+               p99: percentile(latencies, 99), fdatasyncs: storages.reduce(0) { $0 + $1.syncs })
+}
+
+/// The disk's floor: write 256 bytes + fdatasync, repeatedly.
+func measureFdatasync(directory: String, count: Int) -> (p50: UInt64, p99: UInt64) {
+    let path = directory + "/fdatasync.probe"
+    let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+    guard fd >= 0 else { return (0, 0) }
+    defer { close(fd); unlink(path) }
+    let block = [UInt8](repeating: 1, count: 256)
+    var samples: [UInt64] = []
+    for i in 0..<count {
+        let t = nowNanos()
+        _ = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, 256, off_t(i * 256)) }
+        fdatasync(fd)
+        samples.append(nowNanos() - t)
+    }
+    samples.sort()
+    return (percentile(samples, 50), percentile(samples, 99))
+}
+
+func tempDirectory() -> String {
+    var template = Array("/tmp/luigi-raft-bench-XXXXXX".utf8CString)
+    return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+}
+
+func removeTree(_ path: String) {
+    // Small, known layout: node dirs with files. Best effort.
+    _ = system("rm -rf '\(path)'")
+}
+
+var memoryRuns: [Run] = []
+for concurrency in [1, 64, 1024, 4096] {
+    let commits = quick ? 2_000 : (concurrency == 1 ? 20_000 : 200_000)
+    let storages = (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) }
+    _ = try runCluster(concurrency: concurrency, commits: min(commits, 2_000), payload: 0, storages: (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) })  // warm-up
+    memoryRuns.append(try runCluster(concurrency: concurrency, commits: commits, payload: 0, storages: storages))
+}
+
+let root = tempDirectory()
+let floor = measureFdatasync(directory: root, count: quick ? 50 : 300)
+var durableRuns: [Run] = []
+for concurrency in [1, 256] {
+    let commits = quick ? 200 : (concurrency == 1 ? 300 : 20_000)
+    let dir = root + "/c\(concurrency)"
+    let storages = try (1...3).map { CountingStorage(try DurableRaftStorage(directory: dir + "/node-\($0)")) }
+    durableRuns.append(try runCluster(concurrency: concurrency, commits: commits, payload: 256, storages: storages))
+}
+removeTree(root)
+
+print("{\"cores\": \(sysconf(Int32(_SC_NPROCESSORS_ONLN))), "
+    + "\"memory\": [\(memoryRuns.map(\.json).joined(separator: ", "))], "
+    + "\"fdatasync_p50_ns\": \(floor.p50), \"fdatasync_p99_ns\": \(floor.p99), "
+    + "\"durable\": [\(durableRuns.map(\.json).joined(separator: ", "))]}")
