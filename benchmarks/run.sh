@@ -6,7 +6,9 @@
 #   2. builds benchmarks/c/bench_commit.c against the libluigi.so that the
 #      venv's luigi_node ships (so C and Python measure the same library);
 #   3. runs the C benchmark, then benchmarks/bench.py;
-#   4. writes benchmarks/results/results.json and benchmarks/results/RESULTS.md.
+#   4. writes benchmarks/results/results.json and benchmarks/results/RESULTS.md;
+#   5. runs the Raft benchmarks (benchmarks/raft, Swift release build) beside
+#      SQLite and writes benchmarks/results/raft.json and RAFT.md.
 # --quick runs fewer repetitions (a smoke test, not for publishing).
 set -euo pipefail
 
@@ -52,4 +54,8 @@ cat "$BUILD/bench_commit.json"
 echo "== Python: Luigi vs pycrdt"
 "$PY" "$HERE/bench.py" --out "$OUT" --c-results "$BUILD/bench_commit.json" "${QUICK[@]}"
 
-echo "== wrote $OUT/results.json and $OUT/RESULTS.md in $(( $(date +%s) - started )) s"
+echo "== Raft: library overhead and durable commit (luigi-raft-bench) vs SQLite"
+(cd "$ROOT" && swift build -c release --product luigi-raft-bench >/dev/null)
+"$PY" "$HERE/raft_bench.py" "$ROOT/.build/release/luigi-raft-bench" "$OUT" "${QUICK[@]}"
+
+echo "== wrote $OUT/results.json, RESULTS.md, raft.json and RAFT.md in $(( $(date +%s) - started )) s"

@@ -79,3 +79,31 @@ import Testing
         #expect(throws: LuigiError.self) { try Update.decodeBatch(Array(bytes.dropLast())) }
     }
 }
+
+@Suite struct CRC32CTests {
+    @Test func knownVectors() {
+        // RFC 3720 (iSCSI) test vectors for CRC-32C.
+        #expect(CRC32C.checksum(Array("123456789".utf8)) == 0xE306_9283)
+        #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
+        #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
+        #expect(CRC32C.checksum((0..<32).map { UInt8($0) }) == 0x46DD_794E)
+        #expect(CRC32C.checksum([UInt8]()) == 0)
+    }
+
+    @Test func everyLengthAndAlignmentAgreesWithBytewise() {
+        func bytewise(_ bytes: [UInt8]) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for b in bytes {
+                crc ^= UInt32(b)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+            }
+            return crc ^ 0xFFFF_FFFF
+        }
+        let data = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        for start in 0..<9 {
+            for end in start...data.count {
+                #expect(CRC32C.checksum(data[start..<end]) == bytewise(Array(data[start..<end])))
+            }
+        }
+    }
+}

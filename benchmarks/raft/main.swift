@@ -5,7 +5,7 @@
 // (closed loop). Prints one JSON object on stdout; benchmarks/run.sh folds
 // it into results.json and RESULTS.md.
 //
-//   luigi-raft-bench [--quick]
+//   luigi-raft-bench [--quick] [--durable-only]
 import LuigiCore
 import LuigiStorage
 
@@ -33,10 +33,11 @@ struct Run {
     var p50: UInt64
     var p99: UInt64
     var fdatasyncs: Int
+    var syncNanos: UInt64
     var json: String {
         "{\"concurrency\": \(concurrency), \"commits\": \(commits), \"seconds\": \(seconds), "
             + "\"commits_per_second\": \(Double(commits) / seconds), \"p50_ns\": \(p50), \"p99_ns\": \(p99), "
-            + "\"fdatasyncs\": \(fdatasyncs)}"
+            + "\"fdatasyncs\": \(fdatasyncs), \"sync_ns_total\": \(syncNanos)}"
     }
 }
 
@@ -44,6 +45,7 @@ struct Run {
 final class CountingStorage: RaftStorage {
     let inner: RaftStorage
     var syncs = 0
+    var syncNanos: UInt64 = 0
     init(_ inner: RaftStorage) { self.inner = inner }
     func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
     func entries(_ lo: UInt64, _ hi: UInt64, maxBytes: Int) throws -> [RaftEntry] { try inner.entries(lo, hi, maxBytes: maxBytes) }
@@ -57,7 +59,9 @@ final class CountingStorage: RaftStorage {
     func compact(to index: UInt64, conf: ConfState, data: [UInt8]) throws { try inner.compact(to: index, conf: conf, data: data) }
     func sync() throws {
         syncs += 1
+        let t = nowNanos()
         try inner.sync()
+        syncNanos += nowNanos() - t
     }
 }
 
@@ -124,7 +128,8 @@ func runCluster(concurrency: Int, commits total: Int, payload: Int, storages: [C
     let seconds = Double(nowNanos() - start) / 1e9
     latencies.sort()
     return Run(concurrency: concurrency, commits: committed, seconds: seconds, p50: percentile(latencies, 50),
-               p99: percentile(latencies, 99), fdatasyncs: storages.reduce(0) { $0 + $1.syncs })
+               p99: percentile(latencies, 99), fdatasyncs: storages.reduce(0) { $0 + $1.syncs },
+               syncNanos: storages.reduce(0) { $0 + $1.syncNanos })
 }
 
 /// The disk's floor: write 256 bytes + fdatasync, repeatedly.
@@ -155,8 +160,9 @@ func removeTree(_ path: String) {
     _ = system("rm -rf '\(path)'")
 }
 
+let durableOnly = CommandLine.arguments.contains("--durable-only")
 var memoryRuns: [Run] = []
-for concurrency in [1, 64, 1024, 4096] {
+for concurrency in durableOnly ? [] : [1, 64, 1024, 4096] {
     let commits = quick ? 2_000 : (concurrency == 1 ? 20_000 : 200_000)
     let storages = (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) }
     _ = try runCluster(concurrency: concurrency, commits: min(commits, 2_000), payload: 0, storages: (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) })  // warm-up
