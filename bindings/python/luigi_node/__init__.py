@@ -1,4 +1,5 @@
-"""luigi_node: Python bindings for Luigi's coordination-free replicas.
+"""luigi_node: Python bindings for Luigi's coordination-free replicas and
+its Raft replicated log.
 
 The heavy lifting happens in libluigi.so (Swift, behind the C ABI in
 ``luigi.h``); ``luigi_node._luigi`` is a thin CPython extension over that
@@ -29,14 +30,21 @@ from ._errors import (  # noqa: E402
     InvalidHandleError,
     LuigiError,
     LuigiIndexError,
+    LuigiIOError,
     LuigiOverflowError,
+    LuigiTimeoutError,
     LuigiValueError,
     NotAlgebraicError,
     NotConvergedError,
+    NotLinearizableError,
     TransactionStateError,
     TypeConflictError,
 )
+from ._raft import Entry, RaftStatus  # noqa: E402
 from ._luigi import (  # noqa: E402
+    RaftCluster,
+    RaftNode,
+    Ready,
     Replica,
     SimulatedCluster,
     Transaction,
@@ -67,6 +75,11 @@ __all__ = [
     "Transaction",
     "Update",
     "SimulatedCluster",
+    "RaftNode",
+    "Ready",
+    "Entry",
+    "RaftStatus",
+    "RaftCluster",
     "LuigiError",
     "LuigiValueError",
     "InvalidHandleError",
@@ -77,4 +90,7 @@ __all__ = [
     "TransactionStateError",
     "NotConvergedError",
     "LuigiIndexError",
+    "LuigiIOError",
+    "LuigiTimeoutError",
+    "NotLinearizableError",
 ]

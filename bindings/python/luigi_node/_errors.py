@@ -20,6 +20,9 @@ __all__ = [
     "TransactionStateError",
     "NotConvergedError",
     "LuigiIndexError",
+    "LuigiIOError",
+    "LuigiTimeoutError",
+    "NotLinearizableError",
 ]
 
 
@@ -62,3 +65,18 @@ class NotConvergedError(LuigiError):
 
 class LuigiIndexError(LuigiError, IndexError):
     """LUIGI_ERR_OUT_OF_RANGE: an index outside [0, count)."""
+
+
+class LuigiIOError(LuigiError, OSError):
+    """LUIGI_ERR_IO: a disk failure (ENOSPC, EIO) or corrupt files, e.g. in a
+    RaftNode's storage directory."""
+
+
+class LuigiTimeoutError(LuigiError, TimeoutError):
+    """LUIGI_ERR_TIMEOUT: gave up waiting (e.g. RaftCluster.put); the outcome
+    of the operation is unknown: it may still take effect later."""
+
+
+class NotLinearizableError(LuigiError):
+    """RaftCluster.check_history(): the recorded client history has no
+    linearization (or the checker could not decide); the message explains."""

@@ -24,6 +24,16 @@
  * call the library, unlock, and only then build Python results.
  * VectorClock and Update objects never release the GIL, so the GIL alone
  * serialises them.
+ *
+ * Raft. A RaftNode owns a lock that also guards the ready batches it hands
+ * out; a Ready keeps its node alive and frees its batch under that lock.
+ * RaftNode.ready() persists (and, durable, fsyncs) with the GIL released, so
+ * it copies the batch into C memory while holding the lock and builds the
+ * Python objects (Entry, tuples, bytes) only after releasing it. A
+ * RaftCluster owns one lock; its long calls (tick, stabilize, put, get,
+ * delete, cas, ...) hold it with the GIL released. Committed entries reach
+ * Python only through these return values, on the calling thread: the
+ * library never calls into Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -64,6 +74,9 @@ typedef struct {
     PyTypeObject *ReplicaType;
     PyTypeObject *TransactionType;
     PyTypeObject *ClusterType;
+    PyTypeObject *RaftNodeType;
+    PyTypeObject *ReadyType;
+    PyTypeObject *RaftClusterType;
     PyObject *LuigiError;
     PyObject *LuigiValueError;
     PyObject *InvalidHandleError;
@@ -74,7 +87,14 @@ typedef struct {
     PyObject *TransactionStateError;
     PyObject *NotConvergedError;
     PyObject *LuigiIndexError;
+    PyObject *LuigiIOError;
+    PyObject *LuigiTimeoutError;
+    PyObject *NotLinearizableError;
     PyObject *CausalOrder;
+    PyObject *EntryType;      /* luigi_node._raft.Entry (a frozen dataclass) */
+    PyObject *RaftStatusType; /* luigi_node._raft.RaftStatus (a frozen dataclass) */
+    PyObject *role_names[4];  /* interned "follower", ... indexed by LUIGI_ROLE_* */
+    PyObject *entry_kinds[2]; /* interned "normal", "conf_change" by LUIGI_ENTRY_* */
 } module_state;
 
 static inline module_state *
@@ -106,6 +126,8 @@ raise_status(module_state *st, luigi_status status)
     case LUIGI_ERR_STATE: cls = st->TransactionStateError; break;
     case LUIGI_ERR_NOT_CONVERGED: cls = st->NotConvergedError; break;
     case LUIGI_ERR_OUT_OF_RANGE: cls = st->LuigiIndexError; break;
+    case LUIGI_ERR_IO: cls = st->LuigiIOError; break;
+    case LUIGI_ERR_TIMEOUT: cls = st->LuigiTimeoutError; break;
     default: cls = st->LuigiError; break; /* BUFFER_TOO_SMALL, INTERNAL, unknown */
     }
     const char *message = luigi_last_error_message();
@@ -2433,6 +2455,1510 @@ static PyType_Spec Cluster_spec = {
     .slots = Cluster_slots,
 };
 
+/* ============================================================ Raft: shared */
+
+/* Builds a luigi_node.RaftStatus (a frozen dataclass in _raft.py, fields in
+ * the order passed here) from the library's status struct. */
+static PyObject *
+make_raft_status(module_state *st, const luigi_raft_status *s)
+{
+    if (s->role >= 4) {
+        PyErr_Format(st->LuigiError, "libluigi reported an unknown raft role %u", (unsigned)s->role);
+        return NULL;
+    }
+    PyObject *args[11] = {NULL};
+    args[0] = Py_NewRef(st->role_names[s->role]);
+    args[1] = PyLong_FromUnsignedLongLong(s->id);
+    args[2] = PyLong_FromUnsignedLongLong(s->term);
+    args[3] = s->vote == 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLongLong(s->vote);
+    args[4] = s->leader == 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLongLong(s->leader);
+    args[5] = PyLong_FromUnsignedLongLong(s->commit);
+    args[6] = PyLong_FromUnsignedLongLong(s->applied);
+    args[7] = PyLong_FromUnsignedLongLong(s->first_index);
+    args[8] = PyLong_FromUnsignedLongLong(s->last_index);
+    args[9] = PyLong_FromUnsignedLongLong(s->voters);
+    args[10] = PyLong_FromUnsignedLongLong(s->learners);
+    PyObject *result = NULL;
+    int ok = 1;
+    for (int i = 0; i < 11; i++) {
+        if (args[i] == NULL) {
+            ok = 0;
+        }
+    }
+    if (ok) {
+        result = PyObject_Vectorcall(st->RaftStatusType, args, 11, NULL);
+    }
+    for (int i = 0; i < 11; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return result;
+}
+
+/* A bytes-like argument as (pointer, length), never a NULL pointer (for the
+ * library, NULL can mean "absent", e.g. luigi_raft_cluster_cas's expected). */
+static int
+get_bytes(PyObject *obj, Py_buffer *view)
+{
+    if (PyUnicode_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes, not str");
+        return -1;
+    }
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    if (view->buf == NULL) {
+        view->buf = (void *)"";
+    }
+    return 0;
+}
+
+/* A path (str, bytes or os.PathLike) or None, as a new bytes object (or NULL
+ * with *out = NULL for None). */
+static int
+get_path(PyObject *obj, PyObject **out)
+{
+    *out = NULL;
+    if (obj == NULL || obj == Py_None) {
+        return 0;
+    }
+    return PyUnicode_FSConverter(obj, out) ? 0 : -1;
+}
+
+/* ============================================================ RaftNode */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_raft *raft;
+    PyThread_type_lock lock; /* guards the node and every ready batch it handed out */
+    uint64_t id;
+    int ready_out;           /* a Ready was handed out and neither advanced nor dropped */
+} RaftNodeObject;
+
+typedef struct {
+    PyObject_HEAD
+    RaftNodeObject *node;    /* strong reference */
+    luigi_raft_ready *ready; /* the library's batch; NULL once advanced */
+    PyObject *messages;      /* list[tuple[int, bytes]] */
+    PyObject *committed;     /* list[Entry] */
+    PyObject *read_states;   /* list[tuple[int, bytes]] */
+    PyObject *snapshot;      /* tuple[int, int, bytes] or None */
+} ReadyObject;
+
+/* A copy of a ready batch's contents in C memory, made while holding the
+ * node's lock (with the GIL released), so Python objects are built only after
+ * the lock is released. */
+typedef struct {
+    uint64_t to;
+    luigi_buffer bytes;
+} ready_message;
+
+typedef struct {
+    uint64_t index, term;
+    uint32_t kind;
+    luigi_buffer data;
+} ready_entry;
+
+typedef struct {
+    uint64_t index;
+    luigi_buffer context;
+} ready_read;
+
+typedef struct {
+    luigi_raft_counts counts;
+    ready_message *messages;
+    ready_entry *entries;
+    ready_read *reads;
+    uint64_t snap_index, snap_term;
+    luigi_buffer snap_data;
+} ready_copy;
+
+#define READY_COPY_NO_MEMORY (-1)
+
+static void
+ready_copy_free(ready_copy *c)
+{
+    if (c->messages != NULL) {
+        for (size_t i = 0; i < c->counts.messages; i++) {
+            luigi_buffer_free(&c->messages[i].bytes);
+        }
+        PyMem_RawFree(c->messages);
+    }
+    if (c->entries != NULL) {
+        for (size_t i = 0; i < c->counts.committed_entries; i++) {
+            luigi_buffer_free(&c->entries[i].data);
+        }
+        PyMem_RawFree(c->entries);
+    }
+    if (c->reads != NULL) {
+        for (size_t i = 0; i < c->counts.read_states; i++) {
+            luigi_buffer_free(&c->reads[i].context);
+        }
+        PyMem_RawFree(c->reads);
+    }
+    luigi_buffer_free(&c->snap_data);
+    memset(c, 0, sizeof *c);
+}
+
+/* Runs without the GIL, with the node's lock held. `c` starts zeroed. */
+static luigi_status
+ready_copy_fill(const luigi_raft_ready *rd, ready_copy *c)
+{
+    luigi_status s = luigi_raft_ready_counts(rd, &c->counts);
+    if (s != LUIGI_OK) {
+        memset(&c->counts, 0, sizeof c->counts);
+        return s;
+    }
+    luigi_raft_counts n = c->counts;
+    c->messages = PyMem_RawCalloc(n.messages > 0 ? n.messages : 1, sizeof(ready_message));
+    c->entries = PyMem_RawCalloc(n.committed_entries > 0 ? n.committed_entries : 1,
+                                 sizeof(ready_entry));
+    c->reads = PyMem_RawCalloc(n.read_states > 0 ? n.read_states : 1, sizeof(ready_read));
+    if (c->messages == NULL || c->entries == NULL || c->reads == NULL) {
+        return READY_COPY_NO_MEMORY;
+    }
+    for (size_t i = 0; i < n.messages; i++) {
+        s = luigi_raft_ready_message(rd, i, &c->messages[i].to, &c->messages[i].bytes);
+        if (s != LUIGI_OK) {
+            return s;
+        }
+    }
+    for (size_t i = 0; i < n.committed_entries; i++) {
+        ready_entry *e = &c->entries[i];
+        s = luigi_raft_ready_entry(rd, i, &e->index, &e->term, &e->kind, &e->data);
+        if (s != LUIGI_OK) {
+            return s;
+        }
+    }
+    for (size_t i = 0; i < n.read_states; i++) {
+        s = luigi_raft_ready_read_state(rd, i, &c->reads[i].index, &c->reads[i].context);
+        if (s != LUIGI_OK) {
+            return s;
+        }
+    }
+    if (n.has_snapshot) {
+        s = luigi_raft_ready_snapshot(rd, &c->snap_index, &c->snap_term, &c->snap_data);
+        if (s != LUIGI_OK) {
+            return s;
+        }
+    }
+    return LUIGI_OK;
+}
+
+static inline PyObject *
+buffer_bytes(const luigi_buffer *b)
+{
+    return PyBytes_FromStringAndSize((const char *)b->data, (Py_ssize_t)b->len);
+}
+
+/* (u64, bytes) */
+static PyObject *
+pair_u64_bytes(uint64_t v, const luigi_buffer *b)
+{
+    PyObject *n = PyLong_FromUnsignedLongLong(v);
+    PyObject *d = buffer_bytes(b);
+    PyObject *t = NULL;
+    if (n != NULL && d != NULL) {
+        t = PyTuple_Pack(2, n, d);
+    }
+    Py_XDECREF(n);
+    Py_XDECREF(d);
+    return t;
+}
+
+static PyObject *
+make_entry(module_state *st, uint64_t index, uint64_t term, uint32_t kind,
+           const luigi_buffer *data)
+{
+    if (kind > LUIGI_ENTRY_CONF_CHANGE) {
+        PyErr_Format(st->LuigiError, "libluigi reported an unknown entry kind %u", (unsigned)kind);
+        return NULL;
+    }
+    PyObject *args[4];
+    args[0] = PyLong_FromUnsignedLongLong(index);
+    args[1] = PyLong_FromUnsignedLongLong(term);
+    args[2] = Py_NewRef(st->entry_kinds[kind]);
+    args[3] = buffer_bytes(data);
+    PyObject *entry = NULL;
+    if (args[0] != NULL && args[1] != NULL && args[3] != NULL) {
+        entry = PyObject_Vectorcall(st->EntryType, args, 4, NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return entry;
+}
+
+/* Fills the Python-side fields of a Ready from the C copy; -1 on error. */
+static int
+ready_build(module_state *st, ReadyObject *r, const ready_copy *c)
+{
+    const luigi_raft_counts *n = &c->counts;
+    r->messages = PyList_New((Py_ssize_t)n->messages);
+    r->committed = PyList_New((Py_ssize_t)n->committed_entries);
+    r->read_states = PyList_New((Py_ssize_t)n->read_states);
+    if (r->messages == NULL || r->committed == NULL || r->read_states == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < n->messages; i++) {
+        PyObject *t = pair_u64_bytes(c->messages[i].to, &c->messages[i].bytes);
+        if (t == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(r->messages, (Py_ssize_t)i, t);
+    }
+    for (size_t i = 0; i < n->committed_entries; i++) {
+        const ready_entry *e = &c->entries[i];
+        PyObject *entry = make_entry(st, e->index, e->term, e->kind, &e->data);
+        if (entry == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(r->committed, (Py_ssize_t)i, entry);
+    }
+    for (size_t i = 0; i < n->read_states; i++) {
+        PyObject *t = pair_u64_bytes(c->reads[i].index, &c->reads[i].context);
+        if (t == NULL) {
+            return -1;
+        }
+        PyList_SET_ITEM(r->read_states, (Py_ssize_t)i, t);
+    }
+    if (n->has_snapshot) {
+        r->snapshot = Py_BuildValue("(KKy#)", (unsigned long long)c->snap_index,
+                                    (unsigned long long)c->snap_term, (const char *)c->snap_data.data,
+                                    (Py_ssize_t)c->snap_data.len);
+        if (r->snapshot == NULL) {
+            return -1;
+        }
+    }
+    else {
+        r->snapshot = Py_NewRef(Py_None);
+    }
+    return 0;
+}
+
+static int
+check_raft_options(module_state *st, PyObject *election, PyObject *heartbeat, PyObject *seed,
+                   luigi_raft_options *o, PyObject *inflight, PyObject *max_size)
+{
+    if ((election != NULL && as_u32(st, election, "election_tick", &o->election_tick) < 0) ||
+        (heartbeat != NULL && as_u32(st, heartbeat, "heartbeat_tick", &o->heartbeat_tick) < 0) ||
+        (seed != NULL && as_u64(st, seed, "seed", &o->seed) < 0) ||
+        (inflight != NULL && as_u32(st, inflight, "max_inflight", &o->max_inflight_messages) < 0) ||
+        (max_size != NULL &&
+         as_u64(st, max_size, "max_size_per_message", &o->max_size_per_message) < 0)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* An iterable of node ids as a PyMem array. */
+static int
+collect_ids(module_state *st, PyObject *iterable, const char *what, uint64_t **out, size_t *count)
+{
+    PyObject *seq = PySequence_Fast(iterable, "voters must be an iterable of node ids");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    uint64_t *ids = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
+    if (ids == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (as_u64(st, PySequence_Fast_GET_ITEM(seq, i), what, &ids[i]) < 0) {
+            PyMem_Free(ids);
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *out = ids;
+    *count = (size_t)n;
+    return 0;
+}
+
+static PyObject *
+RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"id", "voters", "storage", "election_tick", "heartbeat_tick",
+                             "pre_vote", "check_quorum", "seed", "max_inflight",
+                             "max_size_per_message", NULL};
+    module_state *st = state_of_type(type);
+    PyObject *id_obj, *voters_obj, *storage_obj = Py_None, *election = NULL, *heartbeat = NULL;
+    PyObject *seed = NULL, *inflight = NULL, *max_size = NULL;
+    int pre_vote = 1, check_quorum = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$OOOppOOO:RaftNode", kwlist, &id_obj,
+                                     &voters_obj, &storage_obj, &election, &heartbeat, &pre_vote,
+                                     &check_quorum, &seed, &inflight, &max_size)) {
+        return NULL;
+    }
+    luigi_raft_options options;
+    luigi_raft_options_init(&options);
+    options.version = LUIGI_RAFT_OPTIONS_VERSION;
+    options.pre_vote = pre_vote ? 1 : 0;
+    options.check_quorum = check_quorum ? 1 : 0;
+    uint64_t id;
+    if (as_u64(st, id_obj, "id", &id) < 0 ||
+        check_raft_options(st, election, heartbeat, seed, &options, inflight, max_size) < 0) {
+        return NULL;
+    }
+    uint64_t *voters = NULL;
+    size_t voter_count = 0;
+    if (collect_ids(st, voters_obj, "voter id", &voters, &voter_count) < 0) {
+        return NULL;
+    }
+    PyObject *path = NULL;
+    if (get_path(storage_obj, &path) < 0) {
+        PyMem_Free(voters);
+        return NULL;
+    }
+    options.data_dir = path != NULL ? PyBytes_AS_STRING(path) : NULL;
+
+    PyThread_type_lock lock = PyThread_allocate_lock();
+    if (lock == NULL) {
+        PyMem_Free(voters);
+        Py_XDECREF(path);
+        return PyErr_NoMemory();
+    }
+    luigi_raft *raft = NULL;
+    luigi_status s;
+    Py_BEGIN_ALLOW_THREADS /* a durable node opens and replays its log */
+    s = luigi_raft_new(id, voters, voter_count, &options, &raft);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(voters);
+    Py_XDECREF(path);
+    if (s != LUIGI_OK) {
+        PyThread_free_lock(lock);
+        return raise_status(st, s);
+    }
+    RaftNodeObject *self = (RaftNodeObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        luigi_raft_free(raft);
+        PyThread_free_lock(lock);
+        return NULL;
+    }
+    self->raft = raft;
+    self->lock = lock;
+    self->id = id;
+    self->ready_out = 0;
+    return (PyObject *)self;
+}
+
+static void
+RaftNode_dealloc(RaftNodeObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    /* Ready objects keep us alive, so none of them can be in use now. */
+    luigi_raft_free(self->raft); /* closes a durable node's files */
+    self->raft = NULL;
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+        self->lock = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+raft_done(PyObject *op, luigi_status s)
+{
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RaftNode_tick(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_tick(self->raft);
+    lock_release(self->lock);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftNode_step(PyObject *op, PyObject *message)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    Py_buffer view;
+    if (get_bytes(message, &view) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_step(self->raft, (const uint8_t *)view.buf, (size_t)view.len);
+    lock_release(self->lock);
+    PyBuffer_Release(&view);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftNode_propose(PyObject *op, PyObject *data)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    Py_buffer view;
+    if (get_bytes(data, &view) < 0) {
+        return NULL;
+    }
+    uint64_t index = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_propose(self->raft, (const uint8_t *)view.buf, (size_t)view.len,
+                                        &index);
+    lock_release(self->lock);
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(index);
+}
+
+static PyObject *
+RaftNode_campaign(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_campaign(self->raft);
+    lock_release(self->lock);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftNode_propose_conf_change(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "propose_conf_change() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "kind must be str, not %.100s", Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    uint32_t kind;
+    if (PyUnicode_CompareWithASCIIString(args[0], "add_voter") == 0) {
+        kind = LUIGI_CONF_ADD_VOTER;
+    }
+    else if (PyUnicode_CompareWithASCIIString(args[0], "remove_node") == 0) {
+        kind = LUIGI_CONF_REMOVE_NODE;
+    }
+    else if (PyUnicode_CompareWithASCIIString(args[0], "add_learner") == 0) {
+        kind = LUIGI_CONF_ADD_LEARNER;
+    }
+    else {
+        PyErr_Format(st->LuigiValueError,
+                     "kind must be 'add_voter', 'remove_node' or 'add_learner', not %R", args[0]);
+        return NULL;
+    }
+    uint64_t node, index = 0;
+    if (as_u64(st, args[1], "node", &node) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_propose_conf_change(self->raft, kind, node, &index);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyLong_FromUnsignedLongLong(index);
+}
+
+static PyObject *
+RaftNode_transfer_leader(PyObject *op, PyObject *to_obj)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    uint64_t to;
+    if (as_u64(state_of(op), to_obj, "to", &to) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_transfer_leader(self->raft, to);
+    lock_release(self->lock);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftNode_read_index(PyObject *op, PyObject *context)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    Py_buffer view;
+    if (get_bytes(context, &view) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_read_index(self->raft, (const uint8_t *)view.buf, (size_t)view.len);
+    lock_release(self->lock);
+    PyBuffer_Release(&view);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftNode_compact(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "compact() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    uint64_t index;
+    if (as_u64(st, args[0], "index", &index) < 0) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (get_bytes(args[1], &view) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS /* writes and syncs a snapshot file when durable */
+    s = luigi_raft_compact(self->raft, index, (const uint8_t *)view.buf, (size_t)view.len);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return raft_done(op, s);
+}
+
+static void
+ready_discard(RaftNodeObject *node, luigi_raft_ready *rd)
+{
+    lock_acquire(node->lock);
+    luigi_raft_ready_free(rd);
+    lock_release(node->lock);
+}
+
+static PyObject *
+RaftNode_ready(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (self->ready_out) {
+        PyErr_SetString(st->TransactionStateError,
+                        "the previous Ready was not advanced: call advance(ready) first");
+        return NULL;
+    }
+    self->ready_out = 1; /* under the GIL: a concurrent ready() is refused above */
+    luigi_raft_ready *rd = NULL;
+    ready_copy copy;
+    memset(&copy, 0, sizeof copy);
+    luigi_status s, cs = LUIGI_OK;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS /* persists (and, when durable, fdatasyncs) the batch */
+    s = luigi_raft_take_ready(self->raft, &rd);
+    if (s == LUIGI_OK && rd != NULL) {
+        cs = ready_copy_fill(rd, &copy);
+    }
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    if (s != LUIGI_OK || rd == NULL) {
+        self->ready_out = 0;
+        if (s != LUIGI_OK) {
+            return raise_status(st, s);
+        }
+        Py_RETURN_NONE;
+    }
+    if (cs != LUIGI_OK) {
+        ready_copy_free(&copy);
+        ready_discard(self, rd);
+        self->ready_out = 0;
+        return cs == READY_COPY_NO_MEMORY ? PyErr_NoMemory() : raise_status(st, cs);
+    }
+    PyTypeObject *tp = st->ReadyType;
+    ReadyObject *r = (ReadyObject *)tp->tp_alloc(tp, 0);
+    if (r == NULL) {
+        ready_copy_free(&copy);
+        ready_discard(self, rd);
+        self->ready_out = 0;
+        return NULL;
+    }
+    r->node = (RaftNodeObject *)Py_NewRef(op);
+    r->ready = rd; /* from here on, Ready_dealloc releases the batch */
+    int rc = ready_build(st, r, &copy);
+    ready_copy_free(&copy);
+    if (rc < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return (PyObject *)r;
+}
+
+static PyObject *
+RaftNode_advance(PyObject *op, PyObject *arg)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (!Py_IS_TYPE(arg, st->ReadyType)) {
+        PyErr_Format(PyExc_TypeError, "expected a Ready, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    ReadyObject *r = (ReadyObject *)arg;
+    if (r->node != self) {
+        PyErr_SetString(st->LuigiValueError, "this Ready was handed out by another RaftNode");
+        return NULL;
+    }
+    if (r->ready == NULL) {
+        PyErr_SetString(st->TransactionStateError, "this Ready was already advanced");
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_advance(self->raft, r->ready);
+    if (s == LUIGI_OK) {
+        luigi_raft_ready_free(r->ready);
+    }
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    r->ready = NULL;
+    self->ready_out = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RaftNode_status(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    luigi_raft_status status;
+    memset(&status, 0, sizeof status);
+    status.version = LUIGI_RAFT_STATUS_VERSION;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_get_status(self->raft, &status);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return make_raft_status(state_of(op), &status);
+}
+
+static PyObject *
+RaftNode_get_id(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(((RaftNodeObject *)op)->id);
+}
+
+static PyObject *
+RaftNode_repr(PyObject *op)
+{
+    return PyUnicode_FromFormat("<RaftNode %llu>", (unsigned long long)((RaftNodeObject *)op)->id);
+}
+
+static PyMethodDef RaftNode_methods[] = {
+    {"tick", RaftNode_tick, METH_NOARGS,
+     "tick($self, /)\n--\n\nAdvance the node's logical clock by one tick (elections, heartbeats)."},
+    {"step", RaftNode_step, METH_O,
+     "step($self, message, /)\n--\n\n"
+     "Feed one message from a peer (bytes from another node's Ready.messages).\n"
+     "DecodeError for malformed bytes, LuigiValueError for a message that does\n"
+     "not fit (wrong recipient); the node is unchanged either way."},
+    {"propose", RaftNode_propose, METH_O,
+     "propose($self, data, /)\n--\n\n"
+     "Append data to the log (leader only, else TransactionStateError); return its index.\n"
+     "It is committed once it comes back in a Ready's committed entries."},
+    {"campaign", RaftNode_campaign, METH_NOARGS,
+     "campaign($self, /)\n--\n\nStart an election now (pre-vote first when enabled)."},
+    {"propose_conf_change", FUNC(RaftNode_propose_conf_change), METH_FASTCALL,
+     "propose_conf_change($self, kind, node, /)\n--\n\n"
+     "Propose a membership change (leader only, one at a time): kind is 'add_voter',\n"
+     "'remove_node' or 'add_learner'. Returns the entry's index; it takes effect\n"
+     "when applied."},
+    {"transfer_leader", RaftNode_transfer_leader, METH_O,
+     "transfer_leader($self, to, /)\n--\n\n"
+     "Hand leadership to voter `to` once it caught up (leader only)."},
+    {"read_index", RaftNode_read_index, METH_O,
+     "read_index($self, context, /)\n--\n\n"
+     "Ask for a linearizable read point (leader only). A later Ready carries\n"
+     "(index, context) in read_states once a quorum confirmed the leadership:\n"
+     "serve the read after applying up to that index."},
+    {"compact", FUNC(RaftNode_compact), METH_FASTCALL,
+     "compact($self, index, snapshot, /)\n--\n\n"
+     "Replace the log up to applied index `index` with your state machine's\n"
+     "snapshot (releases the GIL)."},
+    {"ready", RaftNode_ready, METH_NOARGS,
+     "ready($self, /)\n--\n\n"
+     "The next Ready batch, or None when there is nothing to do. The library\n"
+     "persisted (and, with durable storage, fdatasynced) what it needs before\n"
+     "returning (releases the GIL). Send its messages, restore its snapshot,\n"
+     "apply its committed entries, then call advance(ready); ready() refuses\n"
+     "(TransactionStateError) while a handed-out Ready is neither advanced nor\n"
+     "dropped."},
+    {"advance", RaftNode_advance, METH_O,
+     "advance($self, ready, /)\n--\n\n"
+     "Tell the node a Ready was sent and applied (once per Ready)."},
+    {"status", RaftNode_status, METH_NOARGS,
+     "status($self, /)\n--\n\nThe node's RaftStatus."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef RaftNode_getset[] = {
+    {"id", RaftNode_get_id, NULL, "This node's id.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot RaftNode_slots[] = {
+    {Py_tp_doc, "RaftNode(id, voters, *, storage=None, election_tick=10, heartbeat_tick=1, "
+                "pre_vote=True, check_quorum=True, seed=0, max_inflight=256, "
+                "max_size_per_message=1048576)\n--\n\n"
+                "One Raft node driven by your own transport: tick() it, step() it every\n"
+                "message from a peer, propose(), then loop over ready()/advance().\n"
+                "storage: None keeps the log in memory; a directory path keeps a durable\n"
+                "write-ahead log and snapshots there, and reopening it restores the node\n"
+                "(voters is then ignored). Node ids are non-zero."},
+    {Py_tp_new, RaftNode_new},
+    {Py_tp_dealloc, RaftNode_dealloc},
+    {Py_tp_repr, RaftNode_repr},
+    {Py_tp_methods, RaftNode_methods},
+    {Py_tp_getset, RaftNode_getset},
+    {0, NULL},
+};
+
+static PyType_Spec RaftNode_spec = {
+    .name = "luigi_node.RaftNode",
+    .basicsize = sizeof(RaftNodeObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = RaftNode_slots,
+};
+
+/* ============================================================ Ready */
+
+static PyObject *
+Ready_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds))
+{
+    PyErr_Format(PyExc_TypeError, "cannot create '%.100s' instances: use RaftNode.ready()",
+                 type->tp_name);
+    return NULL;
+}
+
+static void
+Ready_dealloc(ReadyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->ready != NULL) {
+        /* Dropped without advance: release the batch; the node may hand out
+         * a new one (what this one carried is re-derived or lost, like a
+         * lossy network). */
+        ready_discard(self->node, self->ready);
+        self->ready = NULL;
+        self->node->ready_out = 0;
+    }
+    Py_CLEAR(self->messages);
+    Py_CLEAR(self->committed);
+    Py_CLEAR(self->read_states);
+    Py_CLEAR(self->snapshot);
+    Py_CLEAR(self->node);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+Ready_get_messages(PyObject *op, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((ReadyObject *)op)->messages);
+}
+
+static PyObject *
+Ready_get_committed(PyObject *op, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((ReadyObject *)op)->committed);
+}
+
+static PyObject *
+Ready_get_read_states(PyObject *op, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((ReadyObject *)op)->read_states);
+}
+
+static PyObject *
+Ready_get_snapshot(PyObject *op, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(((ReadyObject *)op)->snapshot);
+}
+
+static PyObject *
+Ready_get_advanced(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(((ReadyObject *)op)->ready == NULL);
+}
+
+static PyObject *
+Ready_repr(PyObject *op)
+{
+    ReadyObject *r = (ReadyObject *)op;
+    return PyUnicode_FromFormat("<Ready of RaftNode %llu: %zd messages, %zd committed, "
+                                "%zd read states, %s>",
+                                (unsigned long long)r->node->id, PyList_GET_SIZE(r->messages),
+                                PyList_GET_SIZE(r->committed), PyList_GET_SIZE(r->read_states),
+                                r->snapshot == Py_None ? "no snapshot" : "a snapshot");
+}
+
+static PyGetSetDef Ready_getset[] = {
+    {"messages", Ready_get_messages, NULL,
+     "Messages to send, as (to, bytes) pairs; the recipient step()s the bytes.", NULL},
+    {"committed", Ready_get_committed, NULL,
+     "Committed entries (Entry) to apply in order, after the snapshot if any.", NULL},
+    {"read_states", Ready_get_read_states, NULL,
+     "(index, context) for each confirmed read_index() request.", NULL},
+    {"snapshot", Ready_get_snapshot, NULL,
+     "(index, term, data) of a snapshot to restore the state machine from, or None.", NULL},
+    {"advanced", Ready_get_advanced, NULL, "True once passed to RaftNode.advance().", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Ready_slots[] = {
+    {Py_tp_doc, "One batch of work from RaftNode.ready(), immutable.\n\n"
+                "Persisted: the library already wrote (and, with durable storage,\n"
+                "fdatasynced) the entries, hard state and snapshot this batch depends on\n"
+                "before handing it out, so its messages may be sent right away.\n"
+                "Then apply `snapshot` (if any) and `committed` to the state machine and\n"
+                "call RaftNode.advance(ready)."},
+    {Py_tp_new, Ready_new},
+    {Py_tp_dealloc, Ready_dealloc},
+    {Py_tp_repr, Ready_repr},
+    {Py_tp_getset, Ready_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Ready_spec = {
+    .name = "luigi_node.Ready",
+    .basicsize = sizeof(ReadyObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = Ready_slots,
+};
+
+/* ============================================================ RaftCluster */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_raft_cluster *cluster;
+    PyThread_type_lock lock; /* guards the cluster */
+} RaftClusterObject;
+
+/* Runs `call` with the cluster's lock held and the GIL released. */
+#define CLUSTER_CALL(self, s, call)        \
+    do {                                   \
+        lock_acquire((self)->lock);        \
+        Py_BEGIN_ALLOW_THREADS             \
+        (s) = (call);                      \
+        lock_release((self)->lock);        \
+        Py_END_ALLOW_THREADS               \
+    } while (0)
+
+static PyObject *
+RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"nodes", "seed", "data_dir", "election_tick", "heartbeat_tick",
+                             "pre_vote", "check_quorum", "compact_after", "drop", "duplicate",
+                             "reorder", "max_delay", NULL};
+    module_state *st = state_of_type(type);
+    PyObject *nodes = NULL, *seed = NULL, *data_dir = Py_None, *election = NULL, *heartbeat = NULL;
+    PyObject *compact_after = NULL, *max_delay = NULL;
+    int pre_vote = 1, check_quorum = 1;
+    double drop = 0.0, duplicate = 0.0, reorder = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$OOOOppOdddO:RaftCluster", kwlist, &nodes,
+                                     &seed, &data_dir, &election, &heartbeat, &pre_vote,
+                                     &check_quorum, &compact_after, &drop, &duplicate, &reorder,
+                                     &max_delay)) {
+        return NULL;
+    }
+    luigi_raft_cluster_options o;
+    luigi_raft_cluster_options_init(&o);
+    o.version = LUIGI_RAFT_CLUSTER_OPTIONS_VERSION;
+    o.pre_vote = pre_vote ? 1 : 0;
+    o.check_quorum = check_quorum ? 1 : 0;
+    o.drop_rate = drop;
+    o.duplicate_rate = duplicate;
+    o.reorder_rate = reorder;
+    if ((nodes != NULL && as_u32(st, nodes, "nodes", &o.nodes) < 0) ||
+        (seed != NULL && as_u64(st, seed, "seed", &o.seed) < 0) ||
+        (election != NULL && as_u32(st, election, "election_tick", &o.election_tick) < 0) ||
+        (heartbeat != NULL && as_u32(st, heartbeat, "heartbeat_tick", &o.heartbeat_tick) < 0) ||
+        (compact_after != NULL &&
+         as_u32(st, compact_after, "compact_after", &o.compact_after) < 0) ||
+        (max_delay != NULL && as_u32(st, max_delay, "max_delay", &o.max_delay) < 0)) {
+        return NULL;
+    }
+    PyObject *path = NULL;
+    if (get_path(data_dir, &path) < 0) {
+        return NULL;
+    }
+    o.data_dir = path != NULL ? PyBytes_AS_STRING(path) : NULL;
+    PyThread_type_lock lock = PyThread_allocate_lock();
+    if (lock == NULL) {
+        Py_XDECREF(path);
+        return PyErr_NoMemory();
+    }
+    luigi_raft_cluster *cluster = NULL;
+    luigi_status s;
+    Py_BEGIN_ALLOW_THREADS /* durable nodes open their logs */
+    s = luigi_raft_cluster_new(&o, &cluster);
+    Py_END_ALLOW_THREADS
+    Py_XDECREF(path);
+    if (s != LUIGI_OK) {
+        PyThread_free_lock(lock);
+        return raise_status(st, s);
+    }
+    RaftClusterObject *self = (RaftClusterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        luigi_raft_cluster_free(cluster);
+        PyThread_free_lock(lock);
+        return NULL;
+    }
+    self->cluster = cluster;
+    self->lock = lock;
+    return (PyObject *)self;
+}
+
+static void
+RaftCluster_dealloc(RaftClusterObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    luigi_raft_cluster_free(self->cluster);
+    self->cluster = NULL;
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+        self->lock = NULL;
+    }
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+typedef luigi_status (*cluster_node_fn)(luigi_raft_cluster *, uint64_t);
+
+/* f(cluster, node) for a method taking one node id. */
+static PyObject *
+cluster_node_call(PyObject *op, PyObject *node_obj, cluster_node_fn f)
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    uint64_t node;
+    if (as_u64(state_of(op), node_obj, "node", &node) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    CLUSTER_CALL(self, s, f(self->cluster, node));
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_campaign(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_campaign);
+}
+
+static PyObject *
+RaftCluster_isolate(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_isolate);
+}
+
+static PyObject *
+RaftCluster_crash(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_crash);
+}
+
+static PyObject *
+RaftCluster_restart(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_restart);
+}
+
+static PyObject *
+RaftCluster_transfer_leader(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_transfer_leader);
+}
+
+static PyObject *
+RaftCluster_remove_node(PyObject *op, PyObject *node)
+{
+    return cluster_node_call(op, node, luigi_raft_cluster_remove_node);
+}
+
+static PyObject *
+RaftCluster_cut(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "cut() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    uint64_t a, b;
+    if (as_u64(st, args[0], "a", &a) < 0 || as_u64(st, args[1], "b", &b) < 0) {
+        return NULL;
+    }
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_cut(self->cluster, a, b);
+    lock_release(self->lock);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_heal(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_heal(self->cluster);
+    lock_release(self->lock);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_tick(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"n", NULL};
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *n_obj = NULL;
+    uint64_t n = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:tick", kwlist, &n_obj)) {
+        return NULL;
+    }
+    if (n_obj != NULL && as_u64(st, n_obj, "n", &n) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    CLUSTER_CALL(self, s, luigi_raft_cluster_tick(self->cluster, n));
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_stabilize(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    luigi_status s;
+    CLUSTER_CALL(self, s, luigi_raft_cluster_stabilize(self->cluster));
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_leader(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    uint64_t leader = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_leader(self->cluster, &leader);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    if (leader == 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLongLong(leader);
+}
+
+static PyObject *
+RaftCluster_nodes(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    size_t capacity = 16, count = 0;
+    uint64_t *ids = NULL;
+    luigi_status s;
+    for (;;) {
+        uint64_t *grown = PyMem_Realloc(ids, capacity * sizeof(uint64_t));
+        if (grown == NULL) {
+            PyMem_Free(ids);
+            return PyErr_NoMemory();
+        }
+        ids = grown;
+        lock_acquire(self->lock);
+        s = luigi_raft_cluster_nodes(self->cluster, ids, capacity, &count);
+        lock_release(self->lock);
+        if (s != LUIGI_ERR_BUFFER_TOO_SMALL || count <= capacity) {
+            break;
+        }
+        capacity = count;
+    }
+    if (s != LUIGI_OK) {
+        PyMem_Free(ids);
+        return raise_status(st, s);
+    }
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    for (size_t i = 0; list != NULL && i < count; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(ids[i]);
+        if (v == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    PyMem_Free(ids);
+    return list;
+}
+
+static PyObject *
+RaftCluster_status(PyObject *op, PyObject *node_obj)
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    uint64_t node;
+    if (as_u64(st, node_obj, "node", &node) < 0) {
+        return NULL;
+    }
+    luigi_raft_status status;
+    memset(&status, 0, sizeof status);
+    status.version = LUIGI_RAFT_STATUS_VERSION;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_node_status(self->cluster, node, &status);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return make_raft_status(st, &status);
+}
+
+static PyObject *
+RaftCluster_propose(PyObject *op, PyObject *data)
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    Py_buffer view;
+    if (get_bytes(data, &view) < 0) {
+        return NULL;
+    }
+    uint64_t index = 0;
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_propose(self->cluster, (const uint8_t *)view.buf,
+                                            (size_t)view.len, &index));
+    PyBuffer_Release(&view);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(index);
+}
+
+static int
+get_timeout(module_state *st, PyObject *obj, uint64_t *out)
+{
+    *out = 200;
+    return obj == NULL ? 0 : as_u64(st, obj, "timeout", out);
+}
+
+static PyObject *
+RaftCluster_put(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "value", "timeout", NULL};
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *key_obj, *value_obj, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$O:put", kwlist, &key_obj, &value_obj,
+                                     &timeout_obj)) {
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    uint64_t timeout;
+    Py_buffer view;
+    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0 ||
+        get_bytes(value_obj, &view) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_put(self->cluster, key, key_len, (const uint8_t *)view.buf,
+                                        (size_t)view.len, timeout));
+    PyBuffer_Release(&view);
+    return raft_done(op, s);
+}
+
+static PyObject *
+RaftCluster_get(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "timeout", NULL};
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *key_obj, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:get", kwlist, &key_obj, &timeout_obj)) {
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    uint64_t timeout;
+    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+        return NULL;
+    }
+    int found = 0;
+    luigi_buffer value = {NULL, 0};
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_get(self->cluster, key, key_len, timeout, &found, &value));
+    if (s == LUIGI_OK && !found) {
+        luigi_buffer_free(&value);
+        Py_RETURN_NONE;
+    }
+    return take_buffer(st, s, &value);
+}
+
+static PyObject *
+RaftCluster_delete(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "timeout", NULL};
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *key_obj, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:delete", kwlist, &key_obj,
+                                     &timeout_obj)) {
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    uint64_t timeout;
+    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+        return NULL;
+    }
+    int existed = 0;
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_delete(self->cluster, key, key_len, timeout, &existed));
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyBool_FromLong(existed != 0);
+}
+
+static PyObject *
+RaftCluster_cas(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "expected", "new", "timeout", NULL};
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    PyObject *key_obj, *expected_obj, *new_obj, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|$O:cas", kwlist, &key_obj, &expected_obj,
+                                     &new_obj, &timeout_obj)) {
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    uint64_t timeout;
+    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+        return NULL;
+    }
+    Py_buffer expected, value;
+    int has_expected = expected_obj != Py_None;
+    if (has_expected && get_bytes(expected_obj, &expected) < 0) {
+        return NULL;
+    }
+    if (get_bytes(new_obj, &value) < 0) {
+        if (has_expected) {
+            PyBuffer_Release(&expected);
+        }
+        return NULL;
+    }
+    const uint8_t *e = has_expected ? (const uint8_t *)expected.buf : NULL;
+    size_t e_len = has_expected ? (size_t)expected.len : 0;
+    int swapped = 0;
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_cas(self->cluster, key, key_len, e, e_len,
+                                        (const uint8_t *)value.buf, (size_t)value.len, timeout,
+                                        &swapped));
+    if (has_expected) {
+        PyBuffer_Release(&expected);
+    }
+    PyBuffer_Release(&value);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    return PyBool_FromLong(swapped != 0);
+}
+
+static PyObject *
+RaftCluster_add_node(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    uint64_t node = 0;
+    luigi_status s;
+    CLUSTER_CALL(self, s, luigi_raft_cluster_add_node(self->cluster, &node));
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromUnsignedLongLong(node);
+}
+
+static PyObject *
+RaftCluster_log(PyObject *op, PyObject *node_obj)
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    uint64_t node;
+    if (as_u64(st, node_obj, "node", &node) < 0) {
+        return NULL;
+    }
+    luigi_buffer buf = {NULL, 0};
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_log(self->cluster, node, &buf);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *list = PyList_New(0);
+    const uint8_t *p = buf.data;
+    size_t left = buf.len;
+    while (list != NULL && left > 0) {
+        if (left < 12) {
+            Py_CLEAR(list);
+            malformed_buffer(st, "raft log");
+            break;
+        }
+        uint64_t term = read_u64le(p);
+        uint32_t len = read_u32le(p + 8);
+        p += 12;
+        left -= 12;
+        if (len > left) {
+            Py_CLEAR(list);
+            malformed_buffer(st, "raft log");
+            break;
+        }
+        PyObject *item = Py_BuildValue("(Ky#)", (unsigned long long)term, (const char *)p,
+                                       (Py_ssize_t)len);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_CLEAR(list);
+            break;
+        }
+        Py_DECREF(item);
+        p += len;
+        left -= len;
+    }
+    luigi_buffer_free(&buf);
+    return list;
+}
+
+static PyObject *
+RaftCluster_history(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    size_t n = 0;
+    lock_acquire(self->lock);
+    luigi_status s = luigi_raft_cluster_history_len(self->cluster, &n);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(state_of(op), s);
+    }
+    return PyLong_FromSize_t(n);
+}
+
+static PyObject *
+RaftCluster_check_history(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftClusterObject *self = (RaftClusterObject *)op;
+    module_state *st = state_of(op);
+    int linearizable = 0;
+    luigi_buffer why = {NULL, 0};
+    luigi_status s;
+    CLUSTER_CALL(self, s,
+                 luigi_raft_cluster_check_history(self->cluster, &linearizable, &why));
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    if (linearizable) {
+        luigi_buffer_free(&why);
+        Py_RETURN_NONE;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)why.data, (Py_ssize_t)why.len, "replace");
+    luigi_buffer_free(&why);
+    if (text != NULL) {
+        PyErr_SetObject(st->NotLinearizableError, text);
+        Py_DECREF(text);
+    }
+    return NULL;
+}
+
+static PyMethodDef RaftCluster_methods[] = {
+    {"put", FUNC(RaftCluster_put), METH_VARARGS | METH_KEYWORDS,
+     "put($self, /, key, value, *, timeout=200)\n--\n\n"
+     "Write key=value through the log (releases the GIL). LuigiTimeoutError when\n"
+     "it did not complete within `timeout` ticks: its outcome is then unknown."},
+    {"get", FUNC(RaftCluster_get), METH_VARARGS | METH_KEYWORDS,
+     "get($self, /, key, *, timeout=200)\n--\n\n"
+     "Linearizable read (ReadIndex): the value, or None when absent."},
+    {"delete", FUNC(RaftCluster_delete), METH_VARARGS | METH_KEYWORDS,
+     "delete($self, /, key, *, timeout=200)\n--\n\n"
+     "Delete key through the log; True when it existed."},
+    {"cas", FUNC(RaftCluster_cas), METH_VARARGS | METH_KEYWORDS,
+     "cas($self, /, key, expected, new, *, timeout=200)\n--\n\n"
+     "Compare-and-set through the log: set key to `new` if its value is\n"
+     "`expected` (None: absent). True when it swapped."},
+    {"propose", RaftCluster_propose, METH_O,
+     "propose($self, data, /)\n--\n\n"
+     "Propose raw data through the leader (TransactionStateError when there is\n"
+     "none); return its log index."},
+    {"tick", FUNC(RaftCluster_tick), METH_VARARGS | METH_KEYWORDS,
+     "tick($self, /, n=1)\n--\n\nAdvance virtual time by n ticks (releases the GIL)."},
+    {"stabilize", RaftCluster_stabilize, METH_NOARGS,
+     "stabilize($self, /)\n--\n\n"
+     "Deliver every message in flight until none is left, without ticking."},
+    {"campaign", RaftCluster_campaign, METH_O,
+     "campaign($self, node, /)\n--\n\nMake node start an election now."},
+    {"isolate", RaftCluster_isolate, METH_O,
+     "isolate($self, node, /)\n--\n\nCut node off from every other node (until heal())."},
+    {"cut", FUNC(RaftCluster_cut), METH_FASTCALL,
+     "cut($self, a, b, /)\n--\n\nCut the link between a and b, both ways (until heal())."},
+    {"heal", RaftCluster_heal, METH_NOARGS,
+     "heal($self, /)\n--\n\nRestore every cut link and isolated node."},
+    {"crash", RaftCluster_crash, METH_O,
+     "crash($self, node, /)\n--\n\n"
+     "Stop node: it loses its memory and whatever was not synced."},
+    {"restart", RaftCluster_restart, METH_O,
+     "restart($self, node, /)\n--\n\nRestart a crashed node from its storage."},
+    {"leader", RaftCluster_leader, METH_NOARGS,
+     "leader($self, /)\n--\n\nThe live leader with the highest term, or None."},
+    {"status", RaftCluster_status, METH_O,
+     "status($self, node, /)\n--\n\n"
+     "node's RaftStatus (TransactionStateError when it is crashed)."},
+    {"nodes", RaftCluster_nodes, METH_NOARGS,
+     "nodes($self, /)\n--\n\nNode ids, sorted (crashed ones included)."},
+    {"log", RaftCluster_log, METH_O,
+     "log($self, node, /)\n--\n\n"
+     "Entries node applied since it (re)started or restored a snapshot, as\n"
+     "(term, data) pairs (no-ops and membership changes included; key-value\n"
+     "commands carry an 8-byte request id before the command)."},
+    {"transfer_leader", RaftCluster_transfer_leader, METH_O,
+     "transfer_leader($self, to, /)\n--\n\nAsk the leader to hand leadership to `to`."},
+    {"add_node", RaftCluster_add_node, METH_NOARGS,
+     "add_node($self, /)\n--\n\n"
+     "Start a new empty node and propose it as a voter; return its id."},
+    {"remove_node", RaftCluster_remove_node, METH_O,
+     "remove_node($self, node, /)\n--\n\nPropose removing node from the group."},
+    {"history", RaftCluster_history, METH_NOARGS,
+     "history($self, /)\n--\n\nNumber of client operations recorded."},
+    {"check_history", RaftCluster_check_history, METH_NOARGS,
+     "check_history($self, /)\n--\n\n"
+     "Check the recorded client history for linearizability (releases the GIL);\n"
+     "NotLinearizableError with the explanation when it is not."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot RaftCluster_slots[] = {
+    {Py_tp_doc, "RaftCluster(nodes=3, *, seed=0, data_dir=None, election_tick=10, "
+                "heartbeat_tick=1, pre_vote=True, check_quorum=True, compact_after=0, "
+                "drop=0.0, duplicate=0.0, reorder=0.0, max_delay=0)\n--\n\n"
+                "Raft nodes 1..nodes running a key-value state machine on virtual time,\n"
+                "over a seeded network that can drop, duplicate, delay and reorder\n"
+                "messages; with crash/restart, partitions and membership changes. Every\n"
+                "step checks Raft's safety properties (a violation raises LuigiError).\n"
+                "data_dir: None keeps logs in memory; a directory gives node i a durable\n"
+                "log in data_dir/node-<i>."},
+    {Py_tp_new, RaftCluster_new},
+    {Py_tp_dealloc, RaftCluster_dealloc},
+    {Py_tp_methods, RaftCluster_methods},
+    {0, NULL},
+};
+
+static PyType_Spec RaftCluster_spec = {
+    .name = "luigi_node.RaftCluster",
+    .basicsize = sizeof(RaftClusterObject),
+    .itemsize = 0,
+    .flags = LUIGI_TPFLAGS,
+    .slots = RaftCluster_slots,
+};
+
 /* ============================================================ module */
 
 static int
@@ -2478,10 +4004,36 @@ luigi_exec(PyObject *module)
              import_attr(errors, "LuigiOverflowError", &st->LuigiOverflowError) |
              import_attr(errors, "TransactionStateError", &st->TransactionStateError) |
              import_attr(errors, "NotConvergedError", &st->NotConvergedError) |
-             import_attr(errors, "LuigiIndexError", &st->LuigiIndexError);
+             import_attr(errors, "LuigiIndexError", &st->LuigiIndexError) |
+             import_attr(errors, "LuigiIOError", &st->LuigiIOError) |
+             import_attr(errors, "LuigiTimeoutError", &st->LuigiTimeoutError) |
+             import_attr(errors, "NotLinearizableError", &st->NotLinearizableError);
     Py_DECREF(errors);
     if (rc != 0) {
         return -1;
+    }
+
+    PyObject *raft_types = PyImport_ImportModule("luigi_node._raft");
+    if (raft_types == NULL) {
+        return -1;
+    }
+    rc = import_attr(raft_types, "Entry", &st->EntryType) |
+         import_attr(raft_types, "RaftStatus", &st->RaftStatusType);
+    Py_DECREF(raft_types);
+    if (rc != 0) {
+        return -1;
+    }
+    static const char *const roles[4] = {"follower", "pre_candidate", "candidate", "leader"};
+    static const char *const kinds[2] = {"normal", "conf_change"};
+    for (int i = 0; i < 4; i++) {
+        if ((st->role_names[i] = PyUnicode_InternFromString(roles[i])) == NULL) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((st->entry_kinds[i] = PyUnicode_InternFromString(kinds[i])) == NULL) {
+            return -1;
+        }
     }
 
     /* luigi_node defines CausalOrder before it imports this extension. */
@@ -2499,7 +4051,10 @@ luigi_exec(PyObject *module)
         add_type(module, &Update_spec, &st->UpdateType) < 0 ||
         add_type(module, &Replica_spec, &st->ReplicaType) < 0 ||
         add_type(module, &Transaction_spec, &st->TransactionType) < 0 ||
-        add_type(module, &Cluster_spec, &st->ClusterType) < 0) {
+        add_type(module, &Cluster_spec, &st->ClusterType) < 0 ||
+        add_type(module, &RaftNode_spec, &st->RaftNodeType) < 0 ||
+        add_type(module, &Ready_spec, &st->ReadyType) < 0 ||
+        add_type(module, &RaftCluster_spec, &st->RaftClusterType) < 0) {
         return -1;
     }
     if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
@@ -2521,6 +4076,9 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ReplicaType);
     Py_VISIT(st->TransactionType);
     Py_VISIT(st->ClusterType);
+    Py_VISIT(st->RaftNodeType);
+    Py_VISIT(st->ReadyType);
+    Py_VISIT(st->RaftClusterType);
     Py_VISIT(st->LuigiError);
     Py_VISIT(st->LuigiValueError);
     Py_VISIT(st->InvalidHandleError);
@@ -2532,6 +4090,17 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->NotConvergedError);
     Py_VISIT(st->LuigiIndexError);
     Py_VISIT(st->CausalOrder);
+    Py_VISIT(st->LuigiIOError);
+    Py_VISIT(st->LuigiTimeoutError);
+    Py_VISIT(st->NotLinearizableError);
+    Py_VISIT(st->EntryType);
+    Py_VISIT(st->RaftStatusType);
+    for (int i = 0; i < 4; i++) {
+        Py_VISIT(st->role_names[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        Py_VISIT(st->entry_kinds[i]);
+    }
     return 0;
 }
 
@@ -2547,6 +4116,9 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->ReplicaType);
     Py_CLEAR(st->TransactionType);
     Py_CLEAR(st->ClusterType);
+    Py_CLEAR(st->RaftNodeType);
+    Py_CLEAR(st->ReadyType);
+    Py_CLEAR(st->RaftClusterType);
     Py_CLEAR(st->LuigiError);
     Py_CLEAR(st->LuigiValueError);
     Py_CLEAR(st->InvalidHandleError);
@@ -2558,6 +4130,17 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->NotConvergedError);
     Py_CLEAR(st->LuigiIndexError);
     Py_CLEAR(st->CausalOrder);
+    Py_CLEAR(st->LuigiIOError);
+    Py_CLEAR(st->LuigiTimeoutError);
+    Py_CLEAR(st->NotLinearizableError);
+    Py_CLEAR(st->EntryType);
+    Py_CLEAR(st->RaftStatusType);
+    for (int i = 0; i < 4; i++) {
+        Py_CLEAR(st->role_names[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        Py_CLEAR(st->entry_kinds[i]);
+    }
     return 0;
 }
 
