@@ -1,0 +1,530 @@
+"""RaftNode: three nodes driven over an in-Python transport (a dict of queues).
+
+The test is the "bring your own transport" user: it ticks the nodes, steps
+every message into its recipient, takes each Ready, sends its messages,
+applies its snapshot and committed entries to a tiny state machine, and
+advances.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+import luigi_node as ln
+from luigi_node import Entry, RaftNode, RaftStatus, Ready
+
+VOTERS = [1, 2, 3]
+
+
+class Machine:
+    """The state machine under test: the list of non-empty normal commands
+    applied, in log order. Its snapshot is that list, length-prefixed."""
+
+    def __init__(self) -> None:
+        self.commands: list[bytes] = []
+        self.applied = 0
+        self.snapshots: list[tuple[int, int, bytes]] = []
+        self.read_states: list[tuple[int, bytes]] = []
+        self.conf_changes: list[Entry] = []
+
+    def apply(self, entry: Entry) -> None:
+        assert entry.index == self.applied + 1, f"entry {entry.index} after {self.applied}"
+        self.applied = entry.index
+        if entry.kind == "conf_change":
+            self.conf_changes.append(entry)
+        elif entry.data:
+            self.commands.append(entry.data)
+
+    def snapshot(self) -> bytes:
+        return b"".join(struct.pack("<I", len(c)) + c for c in self.commands)
+
+    def restore(self, index: int, term: int, data: bytes) -> None:
+        self.snapshots.append((index, term, data))
+        self.commands = []
+        offset = 0
+        while offset < len(data):
+            (n,) = struct.unpack_from("<I", data, offset)
+            self.commands.append(data[offset + 4 : offset + 4 + n])
+            offset += 4 + n
+        self.applied = index
+
+
+class Network:
+    """Nodes plus a queue of undelivered messages per recipient."""
+
+    def __init__(
+        self, ids: Sequence[int] = VOTERS, *, storage: Optional[Path] = None, **options: Any
+    ) -> None:
+        self.ids = list(ids)
+        self.storage = storage
+        self.options = options
+        self.nodes: dict[int, Optional[RaftNode]] = {}
+        self.machines: dict[int, Machine] = {}
+        self.inbox: dict[int, deque[bytes]] = {i: deque() for i in self.ids}
+        self.isolated: set[int] = set()
+        for i in self.ids:
+            self.start(i)
+
+    def start(self, i: int) -> None:
+        path = None if self.storage is None else self.storage / f"node-{i}"
+        self.nodes[i] = RaftNode(i, self.ids, storage=path, seed=7, **self.options)
+        self.machines[i] = Machine()
+
+    def crash(self, i: int) -> None:
+        self.nodes[i] = None  # the last reference: the node (and its files) close now
+        self.inbox[i].clear()
+
+    def node(self, i: int) -> RaftNode:
+        node = self.nodes[i]
+        assert node is not None, f"node {i} is down"
+        return node
+
+    def status(self, i: int) -> RaftStatus:
+        return self.node(i).status()
+
+    def process(self, i: int) -> None:
+        node = self.nodes[i]
+        if node is None:
+            return
+        machine = self.machines[i]
+        rd = node.ready()
+        while rd is not None:
+            for to, message in rd.messages:
+                if to in self.inbox and self.nodes.get(to) is not None:
+                    if i not in self.isolated and to not in self.isolated:
+                        self.inbox[to].append(message)
+            if rd.snapshot is not None:
+                machine.restore(*rd.snapshot)
+            for entry in rd.committed:
+                machine.apply(entry)
+            machine.read_states.extend(rd.read_states)
+            node.advance(rd)
+            rd = node.ready()
+
+    def deliver_all(self) -> None:
+        for i in self.ids:
+            self.process(i)
+        while any(self.inbox.values()):
+            for i in self.ids:
+                batch = list(self.inbox[i])
+                self.inbox[i].clear()
+                node = self.nodes[i]
+                if node is not None:
+                    for message in batch:
+                        node.step(message)
+            for i in self.ids:
+                self.process(i)
+
+    def tick(self, n: int = 1) -> None:
+        for _ in range(n):
+            for i in self.ids:
+                node = self.nodes[i]
+                if node is not None:
+                    node.tick()
+            self.deliver_all()
+
+    def leader(self) -> Optional[int]:
+        best: Optional[RaftStatus] = None
+        for i in self.ids:
+            node = self.nodes[i]
+            if node is None:
+                continue
+            st = node.status()
+            if st.role == "leader" and (best is None or st.term > best.term):
+                best = st
+        return None if best is None else best.id
+
+    def wait_for_leader(self, max_ticks: int = 500) -> int:
+        for _ in range(max_ticks):
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            self.tick()
+        raise AssertionError("no leader elected")
+
+
+def test_election() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    net.tick(3)
+    statuses = [net.status(i) for i in VOTERS]
+    assert [s.role for s in statuses].count("leader") == 1
+    term = statuses[0].term
+    assert term >= 1
+    for s in statuses:
+        assert isinstance(s, RaftStatus)
+        assert s.term == term and s.leader == leader and s.voters == 3 and s.learners == 0
+        assert s.role in ("leader", "follower")
+    assert net.status(leader).is_leader and net.status(leader).vote == leader
+    # The new leader's no-op is committed and applied everywhere.
+    for s in statuses:
+        assert s.commit >= 1 and s.applied == s.commit
+
+
+def test_a_thousand_proposals_apply_identically_everywhere() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    expected = [f"set k{i % 10}={i}".encode() for i in range(1000)]
+    indices = []
+    for i, command in enumerate(expected):
+        indices.append(net.node(leader).propose(command))
+        if i % 100 == 99:
+            net.deliver_all()
+    net.deliver_all()
+    net.tick(3)
+    assert indices == sorted(set(indices)) and len(indices) == 1000
+    for i in VOTERS:
+        assert net.machines[i].commands == expected, f"node {i}"
+        st = net.status(i)
+        assert st.commit == st.applied == st.last_index >= indices[-1]
+
+
+def test_committed_entries_are_typed() -> None:
+    net = Network(ids=[1], election_tick=5)
+    node = net.node(1)
+    node.campaign()
+    rd = node.ready()
+    assert isinstance(rd, Ready)
+    node.advance(rd)
+    index = node.propose(bytearray(b"abc"))
+    rd = node.ready()
+    assert rd is not None
+    [entry] = rd.committed
+    assert entry == Entry(index, rd.committed[0].term, "normal", b"abc")
+    assert isinstance(entry.data, bytes) and entry.kind == "normal"
+    assert rd.messages == [] and rd.read_states == [] and rd.snapshot is None
+    assert "1 committed" in repr(rd)
+    with pytest.raises(AttributeError):
+        entry.data = b"x"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        rd.committed = []  # type: ignore[misc]
+    assert not rd.advanced
+    node.advance(rd)
+    assert rd.advanced
+    assert node.ready() is None
+
+
+def test_ready_lifecycle_is_checked() -> None:
+    a, b = RaftNode(1, [1]), RaftNode(2, [2])
+    a.campaign()
+    b.campaign()
+    ra, rb = a.ready(), b.ready()
+    assert ra is not None and rb is not None
+    with pytest.raises(ln.TransactionStateError):
+        a.ready()  # the previous batch was not advanced yet
+    with pytest.raises(ln.LuigiValueError):
+        a.advance(rb)
+    with pytest.raises(TypeError):
+        a.advance("ready")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Ready()
+    a.advance(ra)
+    with pytest.raises(ln.TransactionStateError):
+        a.advance(ra)
+    # Dropping an un-advanced Ready releases it: the node can hand out more.
+    del rb
+    b.propose(b"x")
+    rd = b.ready()
+    assert rd is not None and [e.data for e in rd.committed][-1] == b"x"
+    b.advance(rd)
+
+
+def test_follower_refuses_proposals() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    follower = next(i for i in VOTERS if i != leader)
+    with pytest.raises(ln.TransactionStateError) as info:
+        net.node(follower).propose(b"x")
+    assert isinstance(info.value, RuntimeError)
+    assert "not the leader" in str(info.value)
+    with pytest.raises(ln.TransactionStateError):
+        net.node(follower).read_index(b"ctx")
+    with pytest.raises(ln.TransactionStateError):
+        net.node(follower).transfer_leader(leader)
+
+
+def test_garbage_is_refused_and_the_node_keeps_working() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    follower = next(i for i in VOTERS if i != leader)
+    node = net.node(follower)
+    before = node.status()
+    for garbage in (b"", b"garbage", bytes(range(256)), b"\xff" * 64):
+        with pytest.raises(ln.DecodeError):
+            node.step(garbage)
+    with pytest.raises(TypeError):
+        node.step("text")  # type: ignore[arg-type]
+    # A well-formed message, but addressed to another node.
+    other = next(i for i in VOTERS if i not in (leader, follower))
+    net.node(leader).propose(b"probe")
+    net.process(leader)
+    assert net.inbox[other]
+    with pytest.raises(ln.LuigiValueError):
+        node.step(net.inbox[other][0])
+    assert node.status() == before
+    net.deliver_all()
+    net.node(leader).propose(b"after garbage")
+    net.deliver_all()
+    net.tick(2)
+    for i in VOTERS:
+        assert net.machines[i].commands == [b"probe", b"after garbage"]
+
+
+def test_read_index_yields_a_read_state() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    net.node(leader).propose(b"w1")
+    net.deliver_all()
+    commit = net.status(leader).commit
+    net.node(leader).read_index(b"ctx-1")
+    net.deliver_all()
+    net.tick(2)
+    states = net.machines[leader].read_states
+    assert len(states) == 1
+    index, context = states[0]
+    assert context == b"ctx-1" and index >= commit
+    assert net.machines[leader].applied >= index  # safe to serve the read now
+
+
+def test_transfer_leader() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    net.node(leader).propose(b"before")
+    net.deliver_all()
+    target = next(i for i in VOTERS if i != leader)
+    net.node(leader).transfer_leader(target)
+    net.deliver_all()
+    for _ in range(50):
+        if net.leader() == target:
+            break
+        net.tick()
+    assert net.leader() == target
+    assert net.status(leader).role == "follower"
+    with pytest.raises(ln.LuigiValueError):
+        net.node(target).transfer_leader(99)  # not a voter
+    net.node(target).propose(b"after")
+    net.deliver_all()
+    net.tick(2)
+    for i in VOTERS:
+        assert net.machines[i].commands == [b"before", b"after"]
+
+
+def test_membership_change_entry() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    node = net.node(leader)
+    with pytest.raises(ln.LuigiValueError):
+        node.propose_conf_change("promote", 4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        node.propose_conf_change(0, 4)  # type: ignore[arg-type]
+    with pytest.raises(ln.LuigiValueError):
+        node.propose_conf_change("add_voter", leader)  # already a voter
+    index = node.propose_conf_change("add_learner", 4)
+    with pytest.raises(ln.TransactionStateError):
+        node.propose_conf_change("add_learner", 5)  # one change at a time
+    net.deliver_all()
+    net.tick(2)
+    for i in VOTERS:
+        [change] = net.machines[i].conf_changes
+        assert change.index == index and change.kind == "conf_change"
+        assert net.status(i).learners == 1 and net.status(i).voters == 3
+    index = node.propose_conf_change("remove_node", 4)
+    net.deliver_all()
+    net.tick(2)
+    assert all(net.status(i).learners == 0 for i in VOTERS)
+
+
+def test_compaction_sends_a_snapshot_to_a_lagging_node() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    lagging = next(i for i in VOTERS if i != leader)
+    net.isolated.add(lagging)
+    for i in range(200):
+        net.node(leader).propose(b"cmd-%d" % i)
+    net.deliver_all()
+    st = net.status(leader)
+    assert st.commit == st.applied == st.last_index
+    snapshot = net.machines[leader].snapshot()
+    net.node(leader).compact(st.applied, snapshot)
+    assert net.status(leader).first_index == st.applied + 1
+    with pytest.raises(ln.LuigiValueError):
+        net.node(leader).compact(st.applied + 10, b"")  # not applied yet
+    assert net.status(lagging).last_index < st.applied
+
+    net.isolated.clear()
+    for _ in range(50):
+        net.tick()
+        if net.machines[lagging].applied >= st.applied:
+            break
+    machine = net.machines[lagging]
+    assert machine.snapshots, "the lagging node's Ready never carried a snapshot"
+    index, term, data = machine.snapshots[0]
+    assert index == st.applied and term == st.term and data == snapshot
+    net.node(leader).propose(b"after snapshot")
+    net.deliver_all()
+    net.tick(2)
+    expected = [b"cmd-%d" % i for i in range(200)] + [b"after snapshot"]
+    for i in VOTERS:
+        assert net.machines[i].commands == expected, f"node {i}"
+
+
+def test_durable_restart_recovers_term_commit_and_log(tmp_path: Path) -> None:
+    net = Network(storage=tmp_path)
+    leader = net.wait_for_leader()
+    for i in range(50):
+        net.node(leader).propose(b"a%d" % i)
+    net.deliver_all()
+    net.tick(2)
+    follower = next(i for i in VOTERS if i != leader)
+    before = net.status(follower)
+    applied_before = list(net.machines[follower].commands)
+    assert before.commit >= 51 and len(applied_before) == 50
+    assert os.listdir(tmp_path / f"node-{follower}")
+
+    net.crash(follower)
+    for i in range(20):
+        net.node(leader).propose(b"b%d" % i)
+    net.deliver_all()  # the two survivors still commit
+
+    # Reopen from the directory (voters is ignored then).
+    net.nodes[follower] = RaftNode(follower, [follower], storage=tmp_path / f"node-{follower}")
+    net.machines[follower] = Machine()
+    after = net.status(follower)
+    assert (after.term, after.vote, after.commit, after.last_index) == (
+        before.term,
+        before.vote,
+        before.commit,
+        before.last_index,
+    )
+    assert after.voters == 3 and after.applied < after.commit
+    # Its first batches re-deliver the committed log from its own storage.
+    net.process(follower)
+    assert net.machines[follower].commands == applied_before
+    # Rejoined, it catches up on what it missed.
+    net.tick(3)
+    expected = [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(20)]
+    assert net.machines[follower].commands == expected
+
+
+def test_durable_node_whole_cluster_restart(tmp_path: Path) -> None:
+    net = Network(storage=tmp_path)
+    leader = net.wait_for_leader()
+    for i in range(30):
+        net.node(leader).propose(b"c%d" % i)
+    net.deliver_all()
+    terms = {i: net.status(i).term for i in VOTERS}
+    for i in VOTERS:
+        net.crash(i)
+    for i in VOTERS:
+        net.start(i)
+        assert net.status(i).term == terms[i]
+    net.wait_for_leader()
+    net.tick(3)
+    for i in VOTERS:
+        assert net.machines[i].commands == [b"c%d" % i for i in range(30)]
+
+
+def test_storage_errors_are_io_errors(tmp_path: Path) -> None:
+    regular = tmp_path / "file"
+    regular.write_bytes(b"not a directory")
+    with pytest.raises(ln.LuigiIOError) as info:
+        RaftNode(1, [1], storage=regular)
+    assert isinstance(info.value, OSError)
+    with pytest.raises(ln.LuigiIOError):
+        RaftNode(1, [1], storage=regular / "sub")
+
+    # Corruption before the tail of the write-ahead log is an error, never
+    # silently skipped.
+    directory = tmp_path / "node"
+    node = RaftNode(1, [1], storage=str(directory))
+    node.campaign()
+    for i in range(6):
+        rd = node.ready()
+        while rd is not None:
+            node.advance(rd)
+            rd = node.ready()
+        node.propose(b"entry %d" % i)
+    del node, rd
+    logs = [p for p in directory.iterdir() if p.is_file() and not p.name.endswith(".snap")]
+    assert logs, f"no log file in {sorted(p.name for p in directory.iterdir())}"
+    log = max(logs, key=lambda p: p.stat().st_size)
+    data = bytearray(log.read_bytes())
+    assert len(data) > 64
+    data[20] ^= 0xFF
+    log.write_bytes(bytes(data))
+    with pytest.raises(ln.LuigiIOError):
+        RaftNode(1, [1], storage=directory)
+
+
+def test_bad_arguments() -> None:
+    cases: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+        ((0, [1]), {}),  # id 0 is reserved
+        ((1, []), {}),  # no voters
+        ((1, [1, 1]), {}),  # duplicates
+        ((1, [0, 1]), {}),
+        ((1, [1]), {"election_tick": 1, "heartbeat_tick": 1}),
+        ((1, [1]), {"heartbeat_tick": 0}),
+        ((1, [1]), {"max_inflight": 0}),
+    ]
+    for args, kwargs in cases:
+        with pytest.raises(ln.LuigiValueError):
+            RaftNode(*args, **kwargs)
+    with pytest.raises(ln.LuigiOverflowError):
+        RaftNode(-1, [1])
+    with pytest.raises(ln.LuigiOverflowError):
+        RaftNode(1, [1], election_tick=2**32)
+    with pytest.raises(TypeError):
+        RaftNode(1, 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        RaftNode(1, ["1"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        RaftNode(1, [1], 10)  # type: ignore[call-arg, arg-type]
+    node = RaftNode(1, [1])
+    assert node.id == 1 and repr(node) == "<RaftNode 1>"
+    with pytest.raises(ln.LuigiOverflowError):
+        node.transfer_leader(2**64)
+    with pytest.raises(TypeError):
+        node.propose("text")  # type: ignore[arg-type]
+
+
+def test_nodes_on_threads() -> None:
+    """Each node may live on its own thread; ready() releases the GIL while
+    it persists, and a node's lock serialises callers of the same node."""
+    node = RaftNode(1, [1])
+    node.campaign()
+    applied: list[bytes] = []
+    first = node.ready()
+    assert first is not None
+    node.advance(first)
+    assert node.status().role == "leader"
+
+    def worker(tag: int) -> None:
+        for i in range(200):
+            node.propose(b"%d-%d" % (tag, i))
+            try:
+                rd = node.ready()
+            except ln.TransactionStateError:
+                continue  # the other thread holds a Ready right now
+            if rd is not None:
+                applied.extend(e.data for e in rd.committed if e.data)
+                node.advance(rd)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rd = node.ready()
+    while rd is not None:
+        applied.extend(e.data for e in rd.committed if e.data)
+        node.advance(rd)
+        rd = node.ready()
+    assert sorted(applied) == sorted(b"%d-%d" % (t, i) for t in range(2) for i in range(200))
