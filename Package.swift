@@ -44,7 +44,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LuigiRaftTests",
-            dependencies: ["LuigiCore", "LuigiSimulation"]
+            dependencies: ["LuigiCore", "LuigiStorage", "LuigiSimulation"]
         ),
         .testTarget(
             name: "LuigiSimulationTests",
