@@ -79,9 +79,15 @@ public final class RaftCluster {
     /// term of the node that first applied it, an upper bound on the term in
     /// which it was committed).
     private var committedLog: [UInt64: (term: UInt64, data: [UInt8], seenInTerm: UInt64)] = [:]
-    /// Proposals awaiting their result: request id -> result once applied.
+    /// Results of this cluster's own client requests, by request id, once
+    /// applied. Ids start at a random point so entries replayed from an
+    /// earlier cluster's data directory never match a new request.
     private var results: [UInt64: [UInt8]] = [:]
-    private var nextRequest: UInt64 = 1
+    private var outstanding: Set<UInt64> = []
+    private var nextRequest: UInt64
+    /// Client entries are "LRQ" v1 + request id (8 bytes LE) + command; any
+    /// other entry is raw data for the state machine.
+    static let requestMagic: [UInt8] = [0x4C, 0x52, 0x51, 0x01]
     /// Every client operation, for `LinearizabilityChecker`.
     public private(set) var history = KVHistory()
     public private(set) var messagesDelivered: UInt64 = 0
@@ -95,6 +101,7 @@ public final class RaftCluster {
         self.options = options
         self.faults = try options.faults.validated()
         rng = SplitMix64(seed: options.seed)
+        nextRequest = rng.next() >> 1 | 1
         voters = (1...UInt64(options.nodes)).map { $0 }
         for id in voters {
             try start(Member(id: id, storage: try storages[id] ?? newStorage(id)), voters: voters)
@@ -286,14 +293,14 @@ public final class RaftCluster {
 
     private func apply(_ entry: RaftEntry, on member: Member) {
         var command = entry.data
-        var request: UInt64 = 0
-        if entry.kind == .normal && command.count >= 8 {
-            request = command.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-            command.removeFirst(8)
+        var request: UInt64? = nil
+        if entry.kind == .normal && command.count >= 12 && command.starts(with: Self.requestMagic) {
+            request = command[4..<12].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+            command.removeFirst(12)
         }
         let result = member.machine.apply(RaftEntry(term: entry.term, index: entry.index, kind: entry.kind, data: command))
         member.applied.append((entry.index, entry.term, entry.data))
-        if request != 0 && results[request] == nil { results[request] = result }
+        if let request, outstanding.contains(request), results[request] == nil { results[request] = result }
     }
 
     private func compactIfDue(_ member: Member) throws {
@@ -373,9 +380,11 @@ public final class RaftCluster {
     public func execute(_ command: KVStateMachine.Command, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
         let op = history.invoke(client: client, kind: Self.kind(command), at: now)
         let request = nextRequest
-        nextRequest += 1
-        var idBytes = [UInt8](repeating: 0, count: 8)
-        for i in 0..<8 { idBytes[i] = UInt8(truncatingIfNeeded: request >> (8 * UInt64(i))) }
+        nextRequest &+= 1
+        outstanding.insert(request)
+        defer { outstanding.remove(request) }
+        var idBytes = Self.requestMagic
+        for i in 0..<8 { idBytes.append(UInt8(truncatingIfNeeded: request >> (8 * UInt64(i)))) }
         var proposed = false
         for _ in 0..<timeout {
             if !proposed, let l = leader, let raft = members[l]?.raft {
@@ -403,7 +412,7 @@ public final class RaftCluster {
     public func linearizableGet(_ key: String, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
         let op = history.invoke(client: client, kind: .get(key: key), at: now)
         let context = Array("read-\(nextRequest)".utf8)
-        nextRequest += 1
+        nextRequest &+= 1
         var askedOf: UInt64? = nil
         var readIndex: UInt64? = nil
         for _ in 0..<timeout {
