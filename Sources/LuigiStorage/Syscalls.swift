@@ -216,12 +216,14 @@ struct FileIO {
     /// entry in its parent durable.
     /// Creates `path` and any missing parents (each made durable in its parent).
     func makeDirectory(_ path: String) throws(StorageError) {
+        var madeParents = false
         while true {
             switch sys.mkdir(path) {
             case .failure(SystemErrno(EEXIST)): return
             case .failure(let e) where e.code == EINTR: continue
-            case .failure(SystemErrno(ENOENT)) where parentDirectory(path) != path:
+            case .failure(SystemErrno(ENOENT)) where !madeParents && parentDirectory(path) != path:
                 try makeDirectory(parentDirectory(path))
+                madeParents = true
             case .failure(let e): throw .io(path: path, operation: .mkdir, errno: e.code)
             case .success:
                 try syncDirectory(parentDirectory(path))

@@ -66,6 +66,14 @@ import Glibc
         #expect(c.machine(victim)?.data["a59"] == bytes("y"))
     }
 
+    @Test func missingParentsAreCreatedButImpossiblePathsFail() throws {
+        let root = Self.tempDirectory()
+        defer { _ = system("rm -rf '\(root)'") }
+        let deep = try DurableRaftStorage(directory: "\(root)/a/b/c")
+        deep.close()
+        #expect(throws: StorageError.self) { try DurableRaftStorage(directory: "/proc/luigi-cannot/exist") }
+    }
+
     func listWAL(_ dir: String) throws -> [String] {
         guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }

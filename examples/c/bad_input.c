@@ -1312,6 +1312,112 @@ static void s_txn_state(void)
     luigi_replica_free(r);
 }
 
+/* Raft: one node and the simulated cluster refuse bad input with a status. */
+static void s_raft(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    const uint64_t voters[3] = {1, 2, 3}, dup[2] = {1, 1};
+    luigi_raft_options o;
+    luigi_raft_options_init(&o);
+    luigi_raft *r = SENTINEL(luigi_raft);
+    EXPECT(luigi_raft_new(1, voters, 3, NULL, &r), IA);
+    EXPECT(luigi_raft_new(1, voters, 3, &o, NULL), IA);
+    EXPECT(luigi_raft_new(0, voters, 3, &o, &r), IA);           /* id 0 is reserved */
+    EXPECT(luigi_raft_new(1, dup, 2, &o, &r), IA);
+    EXPECT(luigi_raft_new(1, NULL, 3, &o, &r), IA);
+    EXPECT(luigi_raft_new(1, voters, 0, &o, &r), IA);           /* no voters at all */
+    o.version = 0;
+    EXPECT(luigi_raft_new(1, voters, 3, &o, &r), IA);
+    luigi_raft_options_init(&o);
+    o.heartbeat_tick = 10; /* not below election_tick */
+    EXPECT(luigi_raft_new(1, voters, 3, &o, &r), IA);
+    luigi_raft_options_init(&o);
+    o.pre_vote = 7;
+    EXPECT(luigi_raft_new(1, voters, 3, &o, &r), IA);
+    luigi_raft_options_init(&o);
+    o.data_dir = "/proc/luigi-cannot-write-here";
+    EXPECT(luigi_raft_new(1, voters, 3, &o, &r), LUIGI_ERR_IO);
+    TRUE(r == SENTINEL(luigi_raft));
+
+    luigi_raft_options_init(&o);
+    MUST(luigi_raft_new(1, voters, 3, &o, &r));
+    uint64_t index = 77;
+    EXPECT(luigi_raft_propose(r, (const uint8_t *)"x", 1, &index), LUIGI_ERR_STATE); /* not the leader */
+    TRUE(index == 77);
+    EXPECT(luigi_raft_step(r, (const uint8_t *)"garbage", 7), LUIGI_ERR_DECODE);
+    EXPECT(luigi_raft_step(r, NULL, 4), IA);
+    EXPECT(luigi_raft_propose_conf_change(r, 9, 2, &index), IA);
+    EXPECT(luigi_raft_propose_conf_change(r, LUIGI_CONF_ADD_VOTER, 0, &index), IA);
+    EXPECT(luigi_raft_read_index(r, (const uint8_t *)"c", 1), LUIGI_ERR_STATE);
+    EXPECT(luigi_raft_compact(r, 5, (const uint8_t *)"s", 1), IA);   /* nothing applied yet */
+    EXPECT(luigi_raft_take_ready(r, NULL), IA);
+    luigi_raft_status st = {.version = 0};
+    EXPECT(luigi_raft_get_status(r, &st), IA);
+    /* A message from another node's batch, stepped into the wrong node. */
+    MUST(luigi_raft_campaign(r));
+    luigi_raft_ready *rd = NULL;
+    MUST(luigi_raft_take_ready(r, &rd));
+    if (TRUE(rd != NULL)) {
+        luigi_raft_counts n;
+        MUST(luigi_raft_ready_counts(rd, &n));
+        uint64_t to = 0;
+        luigi_buffer msg = {0};
+        EXPECT(luigi_raft_ready_message(rd, n.messages, &to, &msg), LUIGI_ERR_OUT_OF_RANGE);
+        EXPECT(luigi_raft_ready_entry(rd, n.committed_entries, &index, &index, (uint32_t *)&to, &msg),
+               LUIGI_ERR_OUT_OF_RANGE);
+        uint64_t term = 0;
+        EXPECT(luigi_raft_ready_snapshot(rd, &index, &term, &msg), LUIGI_ERR_STATE);
+        if (n.messages > 0 && EXPECT(luigi_raft_ready_message(rd, 0, &to, &msg), LUIGI_OK)) {
+            EXPECT(luigi_raft_step(r, msg.data, msg.len), IA);  /* addressed to `to`, not to node 1 */
+            luigi_buffer_free(&msg);
+        }
+        EXPECT(luigi_raft_advance(r, (luigi_raft_ready *)r), LUIGI_ERR_INVALID_HANDLE);
+        EXPECT(luigi_raft_advance(r, rd), LUIGI_OK);
+        luigi_raft_ready_free(rd);
+        EXPECT(luigi_raft_advance(r, rd), LUIGI_ERR_INVALID_HANDLE);  /* freed */
+    }
+    luigi_raft_free(r);
+    EXPECT(luigi_raft_tick(r), LUIGI_ERR_INVALID_HANDLE);
+
+    /* The simulated cluster. */
+    luigi_raft_cluster_options co;
+    luigi_raft_cluster_options_init(&co);
+    luigi_raft_cluster *c = SENTINEL(luigi_raft_cluster);
+    co.nodes = 0;
+    EXPECT(luigi_raft_cluster_new(&co, &c), IA);
+    luigi_raft_cluster_options_init(&co);
+    co.drop_rate = 1.0;
+    EXPECT(luigi_raft_cluster_new(&co, &c), IA);
+    luigi_raft_cluster_options_init(&co);
+    co.version = 2;
+    EXPECT(luigi_raft_cluster_new(&co, &c), IA);
+    TRUE(c == SENTINEL(luigi_raft_cluster));
+    luigi_raft_cluster_options_init(&co);
+    co.seed = 5;
+    MUST(luigi_raft_cluster_new(&co, &c));
+    EXPECT(luigi_raft_cluster_crash(c, 9), IA);
+    EXPECT(luigi_raft_cluster_put(c, KEY("k"), (const uint8_t *)"v", 1, 0), IA);  /* timeout 0 */
+    EXPECT(luigi_raft_cluster_put(c, "\xff", 1, (const uint8_t *)"v", 1, 50), IA);  /* bad UTF-8 key */
+    int found = 0, swapped = 0;
+    luigi_buffer value = {0};
+    EXPECT(luigi_raft_cluster_get(c, KEY("k"), 50, NULL, &value), IA);
+    EXPECT(luigi_raft_cluster_cas(c, KEY("k"), NULL, 3, (const uint8_t *)"v", 1, 50, &swapped), IA);
+    MUST(luigi_raft_cluster_put(c, KEY("k"), (const uint8_t *)"v", 1, 300));
+    for (uint64_t id = 1; id <= 3; id++) MUST(luigi_raft_cluster_isolate(c, id));
+    EXPECT(luigi_raft_cluster_get(c, KEY("k"), 30, &found, &value), LUIGI_ERR_TIMEOUT);
+    TRUE(value.data == NULL);
+    MUST(luigi_raft_cluster_heal(c));
+    if (EXPECT(luigi_raft_cluster_get(c, KEY("k"), 300, &found, &value), LUIGI_OK)) {
+        TRUE(found == 1 && value.len == 1 && value.data[0] == 'v');
+        luigi_buffer_free(&value);
+    }
+    luigi_raft_status cs = {.version = LUIGI_RAFT_STATUS_VERSION};
+    MUST(luigi_raft_cluster_crash(c, 2));
+    EXPECT(luigi_raft_cluster_node_status(c, 2, &cs), LUIGI_ERR_STATE);
+    luigi_raft_cluster_free(c);
+    EXPECT(luigi_raft_cluster_heal(c), LUIGI_ERR_INVALID_HANDLE);
+}
+
 static void s_buffer_too_small(void)
 {
     luigi_clock *c = NULL;
@@ -1363,6 +1469,7 @@ static const section SECTIONS[] = {
     {"cluster options and faults", s_cluster_options},
     {"transaction state, conflicts, overflow", s_txn_state},
     {"buffer too small", s_buffer_too_small},
+    {"raft node and raft cluster", s_raft},
 };
 
 int main(void)
