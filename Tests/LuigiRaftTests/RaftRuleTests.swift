@@ -92,6 +92,36 @@ import Testing
         #expect(n.status.commit == 3)
     }
 
+    /// Figure 7: a new leader (term 8) brings followers with missing,
+    /// extra and conflicting entries (cases a-f of the paper) to its log.
+    @Test func figure7LogRepair() throws {
+        let leader: [UInt64] = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6]
+        let followers: [[UInt64]] = [
+            [1, 1, 1, 4, 4, 5, 5, 6, 6],  // (a) missing one
+            [1, 1, 1, 4],  // (b) missing many
+            [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6],  // (c) one extra uncommitted
+            [1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7],  // (d) extra entries of a later term
+            [1, 1, 1, 4, 4, 4, 4],  // (e) missing and conflicting
+            [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3],  // (f) a long divergent suffix
+        ]
+        var storages: [UInt64: RaftStorage] = [1: try Self.storage(entries: leader, term: 7)]
+        for (i, log) in followers.enumerated() { storages[UInt64(i) + 2] = try Self.storage(entries: log, term: 7) }
+        var options = RaftCluster.Options(nodes: 7, seed: 3)
+        options.preVote = false
+        options.checkQuorum = false
+        let cluster = try RaftCluster(options, storages: storages)
+        try cluster.campaign(1)
+        try cluster.stabilize()
+        #expect(cluster.leader == 1 && cluster.status(1)?.term == 8)
+        let expected = leader + [8]  // the new term's no-op
+        for id in cluster.nodeIDs {
+            let s = try #require(cluster.storage(id))
+            let terms = try (1...(try s.lastIndex())).map { try s.term($0) }
+            #expect(terms == expected, "node \(id)")
+            #expect(cluster.status(id)?.commit == 11, "node \(id)")
+        }
+    }
+
     @Test func rejectsMalformedAppends() throws {
         let n = try Self.node(1)
         var m = RaftMessage(kind: .append, to: 1, from: 2, term: 1)
