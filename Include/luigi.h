@@ -423,6 +423,36 @@ luigi_status luigi_raft_ready_read_state(const luigi_raft_ready *ready, size_t i
 luigi_status luigi_raft_ready_snapshot(const luigi_raft_ready *ready, uint64_t *out_index,
                                        uint64_t *out_term, luigi_buffer *out_data);
 
+/* A state-machine plugin: function pointers + user_data. Attach one to a
+ * node and luigi_raft_take_ready feeds it each batch (snapshot restore, then
+ * committed entries in log order, each exactly once) on the calling thread,
+ * before returning the batch. Callbacks return 0 on success; a nonzero
+ * return stops the batch: take_ready returns LUIGI_ERR_STATE and the failed
+ * entry is offered again by the next take_ready. */
+#define LUIGI_STATE_MACHINE_VERSION 1
+
+typedef void (*luigi_write_fn)(void *sink, const uint8_t *data, size_t len);
+
+typedef struct luigi_state_machine {
+    uint32_t version;   /* LUIGI_STATE_MACHINE_VERSION */
+    void *user_data;    /* passed to every callback; owned by the caller */
+    int32_t (*apply)(void *user_data, uint64_t index, uint32_t kind, const uint8_t *data,
+                     size_t len);
+    /* Writes the whole state through write(sink, bytes, len), in any number
+     * of pieces. `sink` is valid only during the call. */
+    int32_t (*snapshot)(void *user_data, void *sink, luigi_write_fn write);
+    /* Replaces the whole state with what snapshot wrote. */
+    int32_t (*restore)(void *user_data, const uint8_t *data, size_t len);
+} luigi_state_machine;
+
+/* Copies *machine (NULL detaches). user_data must outlive the attachment.
+ * A node reopened from a compacted data_dir first restores the machine from
+ * its stored snapshot (the restore callback runs during this call). */
+luigi_status luigi_raft_set_state_machine(luigi_raft *raft, const luigi_state_machine *machine);
+/* Compacts the log up to the applied index with the attached machine's
+ * snapshot; *out_index is that index. */
+luigi_status luigi_raft_snapshot_state_machine(luigi_raft *raft, uint64_t *out_index);
+
 #define LUIGI_ROLE_FOLLOWER      0
 #define LUIGI_ROLE_PRE_CANDIDATE 1
 #define LUIGI_ROLE_CANDIDATE     2

@@ -224,3 +224,63 @@ private func element<T>(_ items: [T], _ index: Int, _ what: String) throws -> T 
             last_index: s.lastIndex, voters: UInt64(s.conf.voters.count), learners: UInt64(s.conf.learners.count))
     }
 }
+
+// MARK: - State-machine plugins
+
+/// A C vtable as a `RaftStateMachine`; callbacks run on the calling thread.
+final class CStateMachine: RaftStateMachine {
+    let table: luigi_state_machine
+
+    init(_ table: luigi_state_machine) throws {
+        guard table.version == UInt32(LUIGI_STATE_MACHINE_VERSION) else {
+            throw ABIError.invalidArgument("machine.version must be LUIGI_STATE_MACHINE_VERSION (\(LUIGI_STATE_MACHINE_VERSION))")
+        }
+        guard table.apply != nil, table.snapshot != nil, table.restore != nil else {
+            throw ABIError.invalidArgument("apply, snapshot and restore must all be set")
+        }
+        self.table = table
+    }
+
+    private func check(_ code: Int32, _ what: String) throws {
+        guard code == 0 else { throw LuigiError.state("state machine \(what) callback returned \(code)") }
+    }
+
+    func apply(_ entry: RaftEntry) throws -> [UInt8] {
+        let code = entry.data.withUnsafeBufferPointer {
+            table.apply!(table.user_data, entry.index, UInt32(entry.kind.rawValue), $0.baseAddress, $0.count)
+        }
+        try check(code, "apply (entry \(entry.index))")
+        return []
+    }
+
+    func snapshot() throws -> [UInt8] {
+        let sink = Box<[UInt8]>([])
+        let code = table.snapshot!(table.user_data, Unmanaged.passUnretained(sink).toOpaque()) { ctx, data, len in
+            guard let ctx, let data, len > 0 else { return }
+            Unmanaged<Box<[UInt8]>>.fromOpaque(ctx).takeUnretainedValue().value
+                .append(contentsOf: UnsafeBufferPointer(start: data, count: len))
+        }
+        try check(code, "snapshot")
+        return sink.value
+    }
+
+    func restore(_ snapshot: [UInt8]) throws {
+        let code = snapshot.withUnsafeBufferPointer { table.restore!(table.user_data, $0.baseAddress, $0.count) }
+        try check(code, "restore")
+    }
+}
+
+@c @implementation public func luigi_raft_set_state_machine(
+    _ r: OpaquePointer!, _ machine: UnsafePointer<luigi_state_machine>!
+) -> luigi_status {
+    guarded {
+        let driver = try raft(r)
+        try driver.attach(try machine.map { try CStateMachine($0.pointee) })
+    }
+}
+
+@c @implementation public func luigi_raft_snapshot_state_machine(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!)
+    -> luigi_status
+{
+    output(out, "out_index") { try raft(r).snapshotMachine() }
+}

@@ -1,10 +1,16 @@
 /// A Raft node together with the storage it persists into: the part of the
 /// driver loop that is the same for every transport. `nextReady()` persists
 /// (and syncs) what a batch needs before handing it out, so the caller only
-/// sends its messages, applies its entries and calls `advance`.
+/// sends its messages, applies its entries and calls `advance`. With a
+/// `machine` attached, `nextReady()` also restores the batch's snapshot and
+/// applies its committed entries to it, each exactly once.
 public final class RaftDriver {
     public let node: RaftNode
     public let storage: RaftStorage
+    public private(set) var machine: RaftStateMachine?
+    /// The last entry the attached machine has applied (it may run ahead of
+    /// `advance` when a batch failed half-way and is offered again).
+    private var appliedThrough: UInt64 = 0
 
     public init(config: RaftConfig, storage: RaftStorage, voters: [UInt64]) throws {
         self.storage = storage
@@ -19,7 +25,41 @@ public final class RaftDriver {
         try storage.append(rd.entries)
         if let hs = rd.hardState { try storage.setHardState(hs) }
         if rd.mustSync { try storage.sync() }
+        if let machine { try feed(machine, rd) }
         return rd
+    }
+
+    /// Attaches a state machine (nil detaches). A node that restarted from a
+    /// compacted log first restores the machine from its stored snapshot;
+    /// the entries after it are applied again as the node re-commits them.
+    public func attach(_ newMachine: RaftStateMachine?) throws {
+        if let newMachine {
+            let stored = try storage.snapshot()
+            if !stored.isEmpty { try newMachine.restore(stored.data) }
+        }
+        machine = newMachine
+        appliedThrough = node.status.applied
+    }
+
+    private func feed(_ machine: RaftStateMachine, _ rd: Ready) throws {
+        if let snapshot = rd.snapshot, snapshot.metadata.index > appliedThrough {
+            try machine.restore(snapshot.data)
+            appliedThrough = snapshot.metadata.index
+        }
+        for entry in rd.committedEntries where entry.index > appliedThrough {
+            _ = try machine.apply(entry)
+            appliedThrough = entry.index
+        }
+    }
+
+    /// Compacts the log up to the applied index with the attached machine's
+    /// snapshot; returns that index.
+    @discardableResult
+    public func snapshotMachine() throws -> UInt64 {
+        guard let machine else { throw LuigiError.state("no state machine is attached") }
+        let index = min(appliedThrough, node.status.applied)
+        try compact(to: index, snapshot: try machine.snapshot())
+        return index
     }
 
     public func advance(_ rd: Ready) { node.advance(rd) }

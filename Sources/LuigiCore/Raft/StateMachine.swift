@@ -4,8 +4,9 @@
 /// delivered too; ignore what you do not understand.
 public protocol RaftStateMachine: AnyObject {
     /// Applies one committed entry and returns the result for its proposer.
-    func apply(_ entry: RaftEntry) -> [UInt8]
-    func snapshot() -> [UInt8]
+    /// Throwing stops the batch; the entry is offered again next time.
+    func apply(_ entry: RaftEntry) throws -> [UInt8]
+    func snapshot() throws -> [UInt8]
     func restore(_ snapshot: [UInt8]) throws
 }
 
