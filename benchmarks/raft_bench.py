@@ -125,7 +125,7 @@ def main() -> None:
         r["bound_commits_per_second"] = bound
         L.append(f"| Luigi Raft, 3 nodes | {r['concurrency']} | {fmt_rate(r['commits_per_second'])} | "
                  f"{fmt_ns(r['p50_ns'])} | {fmt_ns(r['p99_ns'])} | {r['fdatasyncs']:,} ({fmt_ns(mean_sync)}) | "
-                 f"{batch:.0f} | {fmt_rate(bound)} | {100 * r['commits_per_second'] / bound:.0f}% |")
+                 f"{batch:.1f} | {fmt_rate(bound)} | {100 * r['commits_per_second'] / bound:.0f}% |")
     for r in res["sqlite"]:
         L.append(f"| SQLite {res['sqlite_version']} WAL, synchronous=FULL, 1 node (batch {r['batch']}) | — | "
                  f"{fmt_rate(r['commits_per_second'])} | {fmt_ns(r['p50_ns'])} | {fmt_ns(r['p99_ns'])} | — | "

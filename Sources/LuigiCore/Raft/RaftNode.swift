@@ -69,8 +69,13 @@ public struct Ready: Sendable {
     public var messages: [RaftMessage] = []
     public var committedEntries: [RaftEntry] = []
     public var readStates: [ReadState] = []
-    /// True when something here must be persisted before messages go out.
-    public var mustSync: Bool { hardState != nil || !entries.isEmpty || snapshot != nil }
+    /// True when what must be persisted also must be synced before messages
+    /// go out: new entries, a snapshot, or a new term or vote. A hard state
+    /// that only moves the commit index is written but need not be synced
+    /// (as in etcd/raft): a lost commit index is learned again from the
+    /// leader, and nothing is acknowledged on the strength of it.
+    public var mustSync: Bool { termOrVoteChanged || !entries.isEmpty || snapshot != nil }
+    var termOrVoteChanged = false
 }
 
 public struct RaftStatus: Equatable, Sendable {
@@ -264,7 +269,10 @@ public final class RaftNode {
         }
         var rd = Ready()
         let hs = currentHardState
-        if hs != previousHardState { rd.hardState = hs }
+        if hs != previousHardState {
+            rd.hardState = hs
+            rd.termOrVoteChanged = hs.term != previousHardState.term || hs.vote != previousHardState.vote
+        }
         rd.entries = log.unstable
         rd.snapshot = log.unstableSnapshot
         rd.messages = outbox
