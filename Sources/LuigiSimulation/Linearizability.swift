@@ -4,10 +4,11 @@
 // independent register, so a history is linearizable iff each per-key
 // sub-history is), then each key is checked with the Wing–Gong search over a
 // linked list of call/return events, memoized as Lowe suggests with a cache of
-// (set of linearized operations, register state) configurations already
-// explored. Operations that never returned (unknown outcome) have no return
-// event: they may be linearized at any point after their invocation, or never
-// (which is the same as linearizing them after everything else).
+// configurations already explored. Operations that never returned (unknown
+// outcome) may take effect at any point after their invocation, or never;
+// they are only tried where an answered operation observes their effect (see
+// `Register.search`). A violation is explained by the shortest failing prefix
+// of the key's history, shrunk to a small counterexample.
 //
 // Pure Swift, no I/O; all types are Sendable values.
 
@@ -131,10 +132,14 @@ public enum LinearizabilityChecker {
     /// at the very time of the other's invocation) count as concurrent, so the
     /// order of events within a single virtual tick never raises a false alarm.
     ///
-    /// `budget` bounds the search steps of the verdict, summed over all keys;
-    /// when it runs out before a proof the answer is `.unknown`. Shrinking a
-    /// counterexample gets a separate allowance of `budget` steps (when that
-    /// runs out the counterexample is proved but not minimal).
+    /// `budget` bounds the search steps of the verdict, summed over all keys
+    /// (a step is a move tried or listed, or a comparison in the memo: well
+    /// under a microsecond each in an optimized build). Each key first gets an
+    /// equal share, then the undecided ones what is left, in turn; when it
+    /// runs out before a proof the answer is `.unknown`. Explaining a
+    /// violation (finding the shortest failing prefix, shrinking it) gets a
+    /// separate allowance of `budget` steps; when that runs out the
+    /// counterexample is still a proof, only not the shortest or smallest.
     public static func check(_ history: [KVOperation], budget: Int = 1_000_000) -> LinearizabilityResult {
         if let problem = validate(history) { return .unknown(reason: "malformed history: \(problem)") }
 
@@ -148,17 +153,29 @@ public enum LinearizabilityChecker {
         }
 
         var remaining = budget
-        var exhausted: [String] = []
+        let share = max(budget / max(keyOrder.count, 1), 1)
+        var undecided: [Register] = []
         for key in keyOrder {
             let register = Register(key: key, indices: byKey[key]!, history: history)
-            switch register.search(register.allOps, budget: &remaining) {
-            case .linearizable:
-                continue
-            case .outOfBudget:
-                exhausted.append(key)
-                remaining = max(remaining, 0)
-            case .violation:
-                return register.explainViolation(history: history, budget: budget)
+            let allowance = min(share, remaining)
+            var left = allowance
+            let outcome = register.search(register.allOps, budget: &left)
+            remaining = max(remaining - (allowance - left), 0)
+            switch outcome {
+            case .linearizable: continue
+            case .outOfBudget: undecided.append(register)
+            case .violation: return register.explainViolation(history: history, budget: budget)
+            }
+        }
+        var exhausted: [String] = []
+        for register in undecided {
+            var left = remaining
+            let outcome = remaining > 0 ? register.search(register.allOps, budget: &left) : .outOfBudget
+            remaining = max(left, 0)
+            switch outcome {
+            case .linearizable: continue
+            case .outOfBudget: exhausted.append(register.key)
+            case .violation: return register.explainViolation(history: history, budget: budget)
             }
         }
         if exhausted.isEmpty { return .linearizable }
@@ -221,6 +238,9 @@ struct Register {
     let key: String
     /// The ops that can matter, in history order.
     let allOps: [Op]
+    /// The id of the values no op compares with; ids run up to `maxID`.
+    let other: Int32
+    let maxID: Int32
 
     init(key: String, indices: [Int], history: [KVOperation]) {
         self.key = key
@@ -239,6 +259,7 @@ struct Register {
         // 0: absent; `other`: any value never compared with (0 as well if
         // absent is never compared with either).
         let other: Int32 = compared.contains(nil) ? 1 : 0
+        self.other = other
         var ids: [[UInt8]: Int32] = [:]
         func intern(_ value: [UInt8]?) -> Int32 {
             guard let value else { return 0 }
@@ -269,6 +290,7 @@ struct Register {
             ops.append(Op(step: step, invoke: h.invoke, response: h.response, original: i))
         }
         allOps = ops
+        maxID = other + Int32(ids.count)
     }
 
     /// Values (never "absent") that a completed op observes (a read, a
@@ -323,9 +345,11 @@ struct Register {
     /// compare-and-sets, no state twice; when the observer is a failed
     /// compare-and-set, a single op leaving its expected value. Identical
     /// unanswered ops are used in invocation order (any one can stand for
-    /// another invoked no later). And a configuration is pruned when one with
-    /// the same answered ops and state but a subset of its used unanswered
-    /// ops was explored: that one can do all this one can.
+    /// another invoked no later). A value no op left to linearize compares
+    /// with is "dead": the state then counts as `other`, and unanswered puts
+    /// of dead values are all identical. And a configuration is pruned when
+    /// one with the same answered ops and state but a subset of its used
+    /// unanswered ops was explored: that one can do all this one can.
     func search(_ ops: [Op], budget: inout Int) -> Outcome {
         let n = ops.count
         var answeredLeft = 0
@@ -401,11 +425,41 @@ struct Register {
         let putQueues = putQueue.map { (value: $0.key, queue: $0.value) }.sorted { $0.queue < $1.queue }
         let casSources = casQueues.keys.sorted()
 
-        var memo = Memo(ops: n, unanswered: unansweredCount)
-        var linearized = Bitset(count: n)  // answered ops only
+        // Answered ops numbered in invocation order, for the memo.
+        var rank = [Int](repeating: -1, count: n)
+        var ranked = 0
+        for e in events where !e.isReturn {
+            rank[e.op] = ranked
+            ranked += 1
+        }
+
+        // How many ops left to linearize compare with each value (answered
+        // reads and compare-and-sets, unused unanswered compare-and-sets);
+        // values with none are dead, and the state is kept canonical.
+        var observers = [Int](repeating: 0, count: Int(maxID) + 1)
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case .get(let v): observers[Int(v)] += 1
+            case .cas(let e, let new, _): if ops[i].response != nil || e != new { observers[Int(e)] += 1 }
+            case .put: break
+            }
+        }
+        let other = self.other
+        observers[Int(other)] = 0
+        func canonical(_ v: Int32) -> Int32 { observers[Int(v)] == 0 ? other : v }
+        func observe(_ op: Int, _ delta: Int) {
+            switch steps[op] {
+            case .get(let v): observers[Int(v)] += delta
+            case .cas(let e, let new, _): if ops[op].response != nil || e != new { observers[Int(e)] += delta }
+            case .put: break
+            }
+        }
+
+        var memo = Memo(unanswered: unansweredCount)
+        var linearized = Bitset(count: ranked)  // answered ops, by rank
         var hash: UInt64 = 0  // of `linearized`
         var usedSet = Bitset(count: max(unansweredCount, 1))
-        var state: Int32 = 0
+        var state: Int32 = canonical(0)
 
         // The DFS: per configuration on the path, a frame listing its moves
         // (an answered op and its prelude), of which `next` is the next to
@@ -482,10 +536,20 @@ struct Register {
                     } else if e != state {
                         add(op, node)
                     } else {
-                        // A single op leaving `e`.
+                        // A single op leaving `e`. Puts of dead values are
+                        // all alike: the earliest invoked stands for them.
+                        var dead: Int? = nil
                         for (x, q) in putQueues where x != e {
                             guard let h = head(q) else { continue }
+                            if observers[Int(x)] == 0 {
+                                if dead.map({ (ops[h].invoke, h) < (ops[$0].invoke, $0) }) ?? true { dead = h }
+                                continue
+                            }
                             path = [h]
+                            add(op, node)
+                        }
+                        if let dead {
+                            path = [dead]
                             add(op, node)
                         }
                         for (q, _) in casQueues[e] ?? [] {
@@ -517,12 +581,14 @@ struct Register {
                 guard let parent = frames.last else { return .violation }
                 let m = parent.next - 1
                 let op = moveOp[m], call = moveNode[m], ret = returnNode[op]
-                linearized.remove(op)
-                hash ^= Memo.zobrist(op)
+                linearized.remove(rank[op])
+                hash ^= Memo.zobrist(rank[op])
                 for p in preludeOps[movePrelude[m]..<(movePrelude[m] + movePreludeCount[m])] {
                     used[queueOfOp[p]] -= 1
                     usedSet.remove(compact[p])
+                    observe(p, 1)
                 }
+                observe(op, 1)
                 next[prev[ret]] = ret
                 if next[ret] >= 0 { prev[next[ret]] = ret }
                 next[prev[call]] = call
@@ -542,14 +608,21 @@ struct Register {
                 newState = Register.apply(steps[p], to: newState)!
                 usedSet.insert(compact[p])
             }
-            guard let after = Register.apply(steps[op], to: newState) else {
+            guard var after = Register.apply(steps[op], to: newState) else {
                 preconditionFailure("linearizability search: a move that does not apply")
             }
-            linearized.insert(op)
-            let z = Memo.zobrist(op)
+            for p in preludeOps[prelude] { observe(p, -1) }
+            observe(op, -1)
+            after = canonical(after)
+            linearized.insert(rank[op])
+            let z = Memo.zobrist(rank[op])
             guard memo.record(linearized, state: after, hash: hash ^ z, unanswered: usedSet, budget: &budget) else {
-                linearized.remove(op)
-                for p in preludeOps[prelude] { usedSet.remove(compact[p]) }
+                linearized.remove(rank[op])
+                for p in preludeOps[prelude] {
+                    usedSet.remove(compact[p])
+                    observe(p, 1)
+                }
+                observe(op, 1)
                 continue
             }
             hash ^= z
@@ -677,7 +750,11 @@ struct Register {
         text += "no order of the \(failing.count) operation(s) invoked by then explains it"
         let inFlight = failing.filter { $0.response == nil && history[$0.original].response != nil }.count
         if inFlight > 0 { text += " (\(inFlight) of them still in flight at t=\(cut.time), so free to have taken effect or not)" }
-        text += ".\n"
+        text += "."
+        if !Register.orphans(minimal).isEmpty {
+            text += " It observes a value that no operation invoked by then could have written."
+        }
+        text += "\n"
         text += allowance > 0 ? "A minimal counterexample" : "A counterexample (shrinking budget exhausted, may not be minimal)"
         text += " (\(minimal.count) operation(s)):"
         for (op, shown) in zip(minimal, operations) {
@@ -699,30 +776,37 @@ struct Bitset {
 }
 
 /// The memo (Lowe): for each explored set of linearized answered ops with a
-/// register state (a "core", kept in an open-addressing table over one flat
-/// array, compared exactly: the hash only picks the slot), the sets of
-/// unanswered ops that were linearized along with it, keeping only the
-/// minimal ones. A configuration is pruned when one of those is a subset of
-/// its own: that configuration was (or is being) explored and can do all
-/// this one can.
+/// register state (a "core"), the sets of unanswered ops that were used
+/// along with it, keeping only the minimal ones. A configuration is pruned
+/// when one of those is a subset of its own: that configuration was (or is
+/// being) explored and can do all this one can.
+///
+/// Cores are kept in an open-addressing table and compared exactly (the hash
+/// only picks the slot). With answered ops numbered in invocation order, a
+/// linearized set is a run of full words and then a short frontier, so a core
+/// stores only how many full words it starts with and the words after them,
+/// up to the last non-empty one: its size follows the concurrency, not the
+/// length of the history.
 struct Memo {
-    private let coreWidth: Int  // bitset words of the answered set
-    private var cores: [UInt64] = []  // coreWidth words, then the state
     private var slots: [Int32]  // core index + 1; 0 = empty
-    private var coreCount = 0
+    private var coreHash: [UInt64] = []
+    private var coreState: [Int32] = []
+    private var coreFull: [Int32] = []  // leading words all ones
+    private var coreStart: [Int32] = []  // into `words`
+    private var coreLength: [Int32] = []
+    private var words: [UInt64] = []
 
     private let usedWidth: Int  // bitset words of an unanswered set
     private var head: [Int32] = []  // per core: its first unanswered set, or -1
     private var link: [Int32] = []  // per unanswered set: the next one of its core, or -1
     private var used: [UInt64] = []  // the unanswered sets, usedWidth words each
 
-    init(ops: Int, unanswered: Int) {
-        coreWidth = (ops + 63) / 64
+    init(unanswered: Int) {
         usedWidth = max((unanswered + 63) / 64, 1)
         slots = [Int32](repeating: 0, count: 1024)
     }
 
-    /// Op `i`'s random 64-bit key; a set's hash is the xor of its ops' keys.
+    /// Bit `i`'s random 64-bit key; a set's hash is the xor of its bits' keys.
     @inline(__always) static func zobrist(_ i: Int) -> UInt64 {
         var z = UInt64(truncatingIfNeeded: i) &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -740,31 +824,42 @@ struct Memo {
     /// (recording nothing) when a recorded configuration subsumes it. Each
     /// set compared costs one step of `budget`.
     mutating func record(_ set: Bitset, state: Int32, hash: UInt64, unanswered: Bitset, budget: inout Int) -> Bool {
-        let encodedState = UInt64(UInt32(bitPattern: state))
+        var full = 0
+        while full < set.words.count && set.words[full] == ~0 { full += 1 }
+        var end = set.words.count
+        while end > full && set.words[end - 1] == 0 { end -= 1 }
+
         var i = slot(hash, state)
         var core = -1
         while slots[i] != 0 {
-            let base = Int(slots[i] - 1) * (coreWidth + 1)
-            var equal = cores[base + coreWidth] == encodedState
-            var w = 0
-            while equal && w < coreWidth {
-                equal = cores[base + w] == set.words[w]
-                w += 1
-            }
-            if equal {
-                core = Int(slots[i] - 1)
-                break
+            let c = Int(slots[i] - 1)
+            if coreHash[c] == hash && coreState[c] == state && Int(coreFull[c]) == full
+                && Int(coreLength[c]) == end - full {
+                let start = Int(coreStart[c])
+                var equal = true
+                var w = 0
+                while equal && w < end - full {
+                    equal = words[start + w] == set.words[full + w]
+                    w += 1
+                }
+                if equal {
+                    core = c
+                    break
+                }
             }
             i = (i + 1) & (slots.count - 1)
         }
         if core < 0 {
-            cores.append(contentsOf: set.words)
-            cores.append(encodedState)
-            core = coreCount
-            coreCount += 1
-            slots[i] = Int32(coreCount)
+            core = coreHash.count
+            coreHash.append(hash)
+            coreState.append(state)
+            coreFull.append(Int32(full))
+            coreStart.append(Int32(words.count))
+            coreLength.append(Int32(end - full))
+            words.append(contentsOf: set.words[full..<end])
             head.append(-1)
-            if coreCount * 2 > slots.count { grow() }
+            slots[i] = Int32(core + 1)
+            if coreHash.count * 2 > slots.count { grow() }
         } else {
             // Subsumed by a recorded subset? Drop recorded supersets on the way.
             var previous: Int32 = -1
@@ -795,17 +890,8 @@ struct Memo {
 
     private mutating func grow() {
         slots = [Int32](repeating: 0, count: slots.count * 2)
-        for c in 0..<coreCount {
-            let base = c * (coreWidth + 1)
-            var hash: UInt64 = 0
-            for w in 0..<coreWidth {
-                var bits = cores[base + w]
-                while bits != 0 {
-                    hash ^= Memo.zobrist(w * 64 + bits.trailingZeroBitCount)
-                    bits &= bits - 1
-                }
-            }
-            var i = slot(hash, Int32(bitPattern: UInt32(truncatingIfNeeded: cores[base + coreWidth])))
+        for c in coreHash.indices {
+            var i = slot(coreHash[c], coreState[c])
             while slots[i] != 0 { i = (i + 1) & (slots.count - 1) }
             slots[i] = Int32(c + 1)
         }

@@ -76,6 +76,42 @@ private func bruteForceLinearizable(_ ops: [KVOperation]) -> Bool {
     return go()
 }
 
+/// Linearizability by the textbook search, for small histories: depth-first
+/// over the ops that may go next (no unplaced answered op returned before
+/// their invocation), memoized on (placed ops, store), every key at once,
+/// unanswered ops placed like the others but never required.
+private func memoizedLinearizable(_ ops: [KVOperation]) -> Bool {
+    precondition(ops.count <= 64)
+    let required = ops.indices.reduce(UInt64(0)) { ops[$1].response != nil ? $0 | 1 << UInt64($1) : $0 }
+    struct Configuration: Hashable { var placed: UInt64; var store: [String: [UInt8]] }
+    var seen = Set<Configuration>()
+    func go(_ placed: UInt64, _ store: [String: [UInt8]]) -> Bool {
+        if placed & required == required { return true }
+        guard seen.insert(Configuration(placed: placed, store: store)).inserted else { return false }
+        for i in ops.indices where placed & (1 << UInt64(i)) == 0 {
+            let blocked = ops.indices.contains { j in
+                placed & (1 << UInt64(j)) == 0 && (ops[j].response.map { $0 < ops[i].invoke } ?? false)
+            }
+            if blocked { continue }
+            var next = store
+            let known = ops[i].response != nil
+            switch ops[i].kind {
+            case .put(let k, let v): next[k] = v
+            case .delete(let k): next[k] = nil
+            case .get(let k):
+                if known, case .value(let v)? = ops[i].result, store[k] != v { continue }
+            case .cas(let k, let e, let n):
+                let matches = store[k] == e
+                if known, case .swapped(let s)? = ops[i].result, s != matches { continue }
+                if matches { next[k] = n }
+            }
+            if go(placed | 1 << UInt64(i), next) { return true }
+        }
+        return false
+    }
+    return go(0, [:])
+}
+
 // MARK: - A seeded linearizable history generator
 
 private struct GeneratedHistory {
@@ -89,8 +125,8 @@ private struct GeneratedHistory {
 /// inside its interval (after its invocation, for one that never returned),
 /// and the observed results are read off that ground truth, so the history is
 /// linearizable by construction.
-private func generateHistory(seed: UInt64, count: Int, keys: Int, clients: Int,
-                             valueDomain: Int?, unknownRate: Double) -> GeneratedHistory {
+private func generateHistory(seed: UInt64, count: Int, keys: Int, clients: Int, valueDomain: Int?,
+                             unknownRate: Double, casHeavy: Bool = false) -> GeneratedHistory {
     var rng = SplitMix64(seed: seed)
     var cursor = [UInt64](repeating: 0, count: clients)
     var ops: [KVOperation] = []
@@ -110,7 +146,7 @@ private func generateHistory(seed: UInt64, count: Int, keys: Int, clients: Int,
         }
         let kind: KVOperation.Kind
         var value: [UInt8]? = nil
-        switch Int.random(in: 0..<10, using: &rng) {
+        switch casHeavy ? [0, 3, 3, 7, 8, 8, 8, 8, 8, 8][Int.random(in: 0..<10, using: &rng)] : Int.random(in: 0..<10, using: &rng) {
         case 0..<3: value = freshValue(); kind = .put(key: key, value: value!)
         case 3..<7: kind = .get(key: key)
         case 7: kind = .delete(key: key)
@@ -360,6 +396,17 @@ private func breakHistory(_ h: inout GeneratedHistory, rng: inout SplitMix64) ->
         // A failed compare-and-set explained by a lost compare-and-set
         // moving the value away first.
         #expect(check([setup, cas(1, "x", "a", "b", swapped: false, 2, nil), failedCAS]) == .linearizable)
+        // Two failed compare-and-sets on "a", a read of "b" between them,
+        // and two lost puts: the one of "b" must serve the first failure
+        // (and the read), the one of "z" (read by nobody) the second.
+        let lostPuts = [put(1, "x", "z", 0, nil), put(2, "x", "b", 1, nil)]
+        let failures = [
+            put(3, "x", "a", 2, 3), cas(3, "x", "a", "c", swapped: false, 4, 5), get(3, "x", "b", 6, 7),
+            put(3, "x", "a", 8, 9), cas(3, "x", "a", "e", swapped: false, 10, 11),
+        ]
+        #expect(check(lostPuts + failures) == .linearizable)
+        #expect(check([lostPuts[1]] + failures).isViolation)
+
         // A read explained by a chain of lost ops: a put, then a
         // compare-and-set from the value it wrote.
         let chain = [put(1, "x", "p", 0, nil), cas(2, "x", "p", "q", swapped: false, 1, nil)]
@@ -432,6 +479,34 @@ private func breakHistory(_ h: inout GeneratedHistory, rng: inout SplitMix64) ->
         }
         #expect(disagreements == 0)
         if getenvString("LUIGI_SEED") == nil { #expect(violations > 150, "the mutations should break some histories") }
+    }
+
+    /// Medium histories crowded with unanswered ops, mutated half of the
+    /// time, against the textbook memoized search (which has none of the
+    /// checker's reductions for unanswered ops).
+    @Test func agreesWithTheTextbookSearchOnCrowdedHistories() {
+        var violations = 0
+        for seed in seeds(1500) {
+            var rng = SplitMix64(seed: seed ^ 0xBADC0DE)
+            var ops = generateHistory(seed: seed, count: Int.random(in: 8...16, using: &rng), keys: 1,
+                                      clients: Int.random(in: 2...4, using: &rng),
+                                      valueDomain: seed % 3 == 0 ? nil : Int.random(in: 2...3, using: &rng),
+                                      unknownRate: 0.35, casHeavy: seed % 2 == 1).ops
+            if rng.chance(0.5), let i = ops.indices.filter({ ops[$0].response != nil }).randomElement(using: &rng) {
+                switch ops[i].kind {
+                case .get: ops[i].result = .value(rng.chance(0.3) ? nil : bytes("v\(Int.random(in: 0..<3, using: &rng))"))
+                case .cas: ops[i].result = .swapped(rng.chance(0.5))
+                case .put(let k, _): ops[i].kind = .put(key: k, value: bytes("v\(Int.random(in: 0..<3, using: &rng))"))
+                case .delete: break
+                }
+            }
+            let expected = memoizedLinearizable(ops)
+            let result = check(ops)
+            if !expected { violations += 1 }
+            #expect(result.isLinearizable == expected && (expected || result.isViolation),
+                    "seed \(seed) (LUIGI_SEED=\(seed) to replay): checker says \(result), textbook search says \(expected)\n\(ops)")
+        }
+        if getenvString("LUIGI_SEED") == nil { #expect(violations > 200, "the mutations should break some histories") }
     }
 
     /// Random histories of 200+ operations, linearizable by construction.
