@@ -209,20 +209,25 @@ private func element<T>(_ items: [T], _ index: Int, _ what: String) throws -> T 
     }
 }
 
-@c @implementation public func luigi_raft_get_status(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_status>!)
-    -> luigi_status
-{
+/// Writes a node's status into the caller's versioned struct.
+func writeStatus(_ out: UnsafeMutablePointer<luigi_raft_status>?, _ status: () throws -> RaftStatus) -> luigi_status {
     guarded {
         let out = try required(out, "out")
         guard out.pointee.version == UInt32(LUIGI_RAFT_STATUS_VERSION) else {
             throw ABIError.invalidArgument("status.version must be LUIGI_RAFT_STATUS_VERSION (\(LUIGI_RAFT_STATUS_VERSION))")
         }
-        let s = try raft(r).node.status
+        let s = try status()
         out.pointee = luigi_raft_status(
             version: UInt32(LUIGI_RAFT_STATUS_VERSION), role: UInt32(s.role.rawValue), id: s.id, term: s.term,
             vote: s.vote, leader: s.leader, commit: s.commit, applied: s.applied, first_index: s.firstIndex,
             last_index: s.lastIndex, voters: UInt64(s.conf.voters.count), learners: UInt64(s.conf.learners.count))
     }
+}
+
+@c @implementation public func luigi_raft_get_status(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_status>!)
+    -> luigi_status
+{
+    writeStatus(out) { try raft(r).node.status }
 }
 
 // MARK: - State-machine plugins

@@ -144,17 +144,10 @@ private func member(_ c: RaftCluster, _ node: UInt64) throws -> UInt64 {
 @c @implementation public func luigi_raft_cluster_node_status(
     _ c: OpaquePointer!, _ node: UInt64, _ out: UnsafeMutablePointer<luigi_raft_status>!
 ) -> luigi_status {
-    guarded {
-        let out = try required(out, "out")
-        guard out.pointee.version == UInt32(LUIGI_RAFT_STATUS_VERSION) else {
-            throw ABIError.invalidArgument("status.version must be LUIGI_RAFT_STATUS_VERSION (\(LUIGI_RAFT_STATUS_VERSION))")
-        }
+    writeStatus(out) {
         let cluster = try raftCluster(c)
         guard let s = cluster.status(try member(cluster, node)) else { throw LuigiError.state("node \(node) is down") }
-        out.pointee = luigi_raft_status(
-            version: UInt32(LUIGI_RAFT_STATUS_VERSION), role: UInt32(s.role.rawValue), id: s.id, term: s.term,
-            vote: s.vote, leader: s.leader, commit: s.commit, applied: s.applied, first_index: s.firstIndex,
-            last_index: s.lastIndex, voters: UInt64(s.conf.voters.count), learners: UInt64(s.conf.learners.count))
+        return s
     }
 }
 
