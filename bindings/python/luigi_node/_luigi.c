@@ -9,7 +9,8 @@
  *  - the types are final (no Py_TPFLAGS_BASETYPE), so the module state is
  *    always reachable as PyType_GetModuleState(Py_TYPE(self));
  *  - one function, raise_status(), maps a luigi_status (plus
- *    luigi_last_error_message()) to an exception;
+ *    luigi_last_error_message()) to an exception; none_or_raise(),
+ *    u64_or_raise() and friends end a call with its result or that exception;
  *  - every luigi handle is owned by exactly one Python object and freed in
  *    its tp_dealloc.
  *
@@ -21,7 +22,8 @@
  * and every Transaction use the lock of their owner. Rule kept throughout:
  * while holding such a lock we never allocate or release Python objects (so
  * no Python code, finalizer or GC can run and re-enter the same lock); we
- * call the library, unlock, and only then build Python results.
+ * call the library, unlock, and only then build Python results. WITH_LOCK and
+ * WITH_LOCK_NOGIL (the latter for the long calls) wrap exactly that.
  * VectorClock and Update objects never release the GIL, so the GIL alone
  * serialises them.
  *
@@ -144,6 +146,46 @@ raise_status(module_state *st, luigi_status status)
     return NULL;
 }
 
+/* The usual ends of a call: its result when `s` is LUIGI_OK, else the
+ * exception for `s`. */
+static PyObject *
+none_or_raise(module_state *st, luigi_status s)
+{
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+u64_or_raise(module_state *st, luigi_status s, uint64_t v)
+{
+    return s != LUIGI_OK ? raise_status(st, s) : PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *
+size_or_raise(module_state *st, luigi_status s, size_t n)
+{
+    return s != LUIGI_OK ? raise_status(st, s) : PyLong_FromSize_t(n);
+}
+
+static PyObject *
+bool_or_raise(module_state *st, luigi_status s, int flag)
+{
+    return s != LUIGI_OK ? raise_status(st, s) : PyBool_FromLong(flag != 0);
+}
+
+/* For C-level callers and int/Py_ssize_t slots: 0, or -1 with the exception set. */
+static int
+ok_or_raise(module_state *st, luigi_status s)
+{
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ locks */
 
 static int
@@ -163,25 +205,93 @@ lock_release(PyThread_type_lock lock)
     PyThread_release_lock(lock);
 }
 
+/* Runs `stmt` (a library call: no Python objects) with `lock` held. */
+#define WITH_LOCK(lock, stmt)    \
+    do {                         \
+        lock_acquire(lock);      \
+        stmt;                    \
+        lock_release(lock);      \
+    } while (0)
+
+/* Runs `stmt` (a long library call) with `lock` held and the GIL released. */
+#define WITH_LOCK_NOGIL(lock, stmt) \
+    do {                            \
+        lock_acquire(lock);         \
+        Py_BEGIN_ALLOW_THREADS      \
+        stmt;                       \
+        lock_release(lock);         \
+        Py_END_ALLOW_THREADS        \
+    } while (0)
+
+/* A fresh lock into *out; -1 with MemoryError when none can be had. */
+static int
+new_lock(PyThread_type_lock *out)
+{
+    *out = PyThread_allocate_lock();
+    if (*out == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* Frees *lock (if any) and forgets it. */
+static void
+free_lock(PyThread_type_lock *lock)
+{
+    if (*lock != NULL) {
+        PyThread_free_lock(*lock);
+        *lock = NULL;
+    }
+}
+
+/* ------------------------------------------------------------ objects */
+
+/* The common end of every tp_dealloc: free the memory, drop the heap type. */
+static void
+free_instance(void *self)
+{
+    PyTypeObject *tp = Py_TYPE((PyObject *)self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* The end of a tp_new whose library call failed: raise for `s` (before the
+ * half-built object's tp_dealloc frees whatever it holds), drop the object. */
+static PyObject *
+raise_and_drop(module_state *st, luigi_status s, void *self)
+{
+    raise_status(st, s);
+    Py_DECREF((PyObject *)self);
+    return NULL;
+}
+
+/* A Py_buffer as the (pointer, length) pair the library takes. */
+#define VIEW_DATA(view) (const uint8_t *)(view).buf, (size_t)(view).len
+
 /* ------------------------------------------------------------ conversions */
+
+/* obj itself when an int, else its __index__() (a new reference); NULL with
+ * TypeError when it is neither. */
+static PyObject *
+int_object(PyObject *obj, const char *what)
+{
+    if (PyLong_Check(obj)) {
+        return Py_NewRef(obj);
+    }
+    if (PyIndex_Check(obj)) {
+        return PyNumber_Index(obj);
+    }
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(obj)->tp_name);
+    return NULL;
+}
 
 /* An int (or __index__ object) in [0, 2**64). Outside: LuigiOverflowError. */
 static int
 as_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out)
 {
-    PyObject *num;
-    if (PyLong_Check(obj)) {
-        num = Py_NewRef(obj);
-    }
-    else if (PyIndex_Check(obj)) {
-        num = PyNumber_Index(obj);
-        if (num == NULL) {
-            return -1;
-        }
-    }
-    else {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
+    PyObject *num = int_object(obj, what);
+    if (num == NULL) {
         return -1;
     }
     unsigned long long v = PyLong_AsUnsignedLongLong(num);
@@ -201,19 +311,8 @@ as_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out)
 static int
 as_i64(module_state *st, PyObject *obj, const char *what, int64_t *out)
 {
-    PyObject *num;
-    if (PyLong_Check(obj)) {
-        num = Py_NewRef(obj);
-    }
-    else if (PyIndex_Check(obj)) {
-        num = PyNumber_Index(obj);
-        if (num == NULL) {
-            return -1;
-        }
-    }
-    else {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
-                     Py_TYPE(obj)->tp_name);
+    PyObject *num = int_object(obj, what);
+    if (num == NULL) {
         return -1;
     }
     int overflow = 0;
@@ -243,6 +342,20 @@ as_u32(module_state *st, PyObject *obj, const char *what, uint32_t *out)
     }
     *out = (uint32_t)v;
     return 0;
+}
+
+/* As as_u64 / as_u32 for an optional argument: an omitted one (NULL) leaves
+ * *out at its default. */
+static int
+opt_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out)
+{
+    return obj == NULL ? 0 : as_u64(st, obj, what, out);
+}
+
+static int
+opt_u32(module_state *st, PyObject *obj, const char *what, uint32_t *out)
+{
+    return obj == NULL ? 0 : as_u32(st, obj, what, out);
 }
 
 /* Keys are str, passed to the library as UTF-8 (borrowed from `obj`). */
@@ -307,6 +420,24 @@ read_u64le(const uint8_t *p)
     return v;
 }
 
+/* The next u32le-length-prefixed chunk of p[0..n) at *i, advancing *i past
+ * it; -1 when the buffer ends too early. */
+static int
+read_chunk(const uint8_t *p, size_t n, size_t *i, const uint8_t **data, size_t *len)
+{
+    if (n - *i < 4) {
+        return -1;
+    }
+    *len = read_u32le(p + *i);
+    *i += 4;
+    if (n - *i < *len) {
+        return -1;
+    }
+    *data = p + *i;
+    *i += *len;
+    return 0;
+}
+
 static PyObject *
 malformed_buffer(module_state *st, const char *what)
 {
@@ -321,9 +452,13 @@ typedef struct {
     luigi_clock *clock;
 } VectorClockObject;
 
+/* The library's result `clock` as a VectorClock, or the exception for `s`. */
 static PyObject *
-wrap_clock(module_state *st, luigi_clock *clock)
+wrap_clock(module_state *st, luigi_status s, luigi_clock *clock)
 {
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
     PyTypeObject *tp = st->VectorClockType;
     VectorClockObject *self = (VectorClockObject *)tp->tp_alloc(tp, 0);
     if (self == NULL) {
@@ -398,11 +533,9 @@ fail:
 static void
 VectorClock_dealloc(VectorClockObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     luigi_clock_free(self->clock);
     self->clock = NULL;
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_instance(self);
 }
 
 /* Entries sorted by node id, into freshly PyMem-allocated arrays. */
@@ -412,8 +545,7 @@ clock_entries(module_state *st, const luigi_clock *clock, uint64_t **nodes,
 {
     size_t n = 0;
     luigi_status s = luigi_clock_len(clock, &n);
-    if (s != LUIGI_OK) {
-        raise_status(st, s);
+    if (ok_or_raise(st, s) < 0) {
         return -1;
     }
     *nodes = NULL;
@@ -549,36 +681,31 @@ VectorClock_repr(PyObject *self)
     return r;
 }
 
+/* The counter of node `node_obj`, ticked first when `tick`. */
 static PyObject *
-VectorClock_tick(PyObject *op, PyObject *arg)
+clock_counter(PyObject *op, PyObject *node_obj, int tick)
 {
     VectorClockObject *self = (VectorClockObject *)op;
     module_state *st = state_of(op);
     uint64_t node, counter = 0;
-    if (as_u64(st, arg, "node id", &node) < 0) {
+    if (as_u64(st, node_obj, "node id", &node) < 0) {
         return NULL;
     }
-    luigi_status s = luigi_clock_tick(self->clock, node, &counter);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromUnsignedLongLong(counter);
+    luigi_status s = tick ? luigi_clock_tick(self->clock, node, &counter)
+                          : luigi_clock_get(self->clock, node, &counter);
+    return u64_or_raise(st, s, counter);
+}
+
+static PyObject *
+VectorClock_tick(PyObject *op, PyObject *arg)
+{
+    return clock_counter(op, arg, 1);
 }
 
 static PyObject *
 VectorClock_subscript(PyObject *op, PyObject *key)
 {
-    VectorClockObject *self = (VectorClockObject *)op;
-    module_state *st = state_of(op);
-    uint64_t node, counter = 0;
-    if (as_u64(st, key, "node id", &node) < 0) {
-        return NULL;
-    }
-    luigi_status s = luigi_clock_get(self->clock, node, &counter);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromUnsignedLongLong(counter);
+    return clock_counter(op, key, 0);
 }
 
 static int
@@ -590,16 +717,12 @@ VectorClock_ass_subscript(PyObject *op, PyObject *key, PyObject *value)
     if (as_u64(st, key, "node id", &node) < 0) {
         return -1;
     }
-    if (value != NULL && as_u64(st, value, "counter", &counter) < 0) {
+    if (opt_u64(st, value, "counter", &counter) < 0) {
         return -1;
     }
     /* del vc[node] is vc[node] = 0: both remove the entry. */
     luigi_status s = luigi_clock_set(self->clock, node, counter);
-    if (s != LUIGI_OK) {
-        raise_status(st, s);
-        return -1;
-    }
-    return 0;
+    return ok_or_raise(st, s);
 }
 
 static Py_ssize_t
@@ -608,11 +731,7 @@ VectorClock_length(PyObject *op)
     VectorClockObject *self = (VectorClockObject *)op;
     size_t n = 0;
     luigi_status s = luigi_clock_len(self->clock, &n);
-    if (s != LUIGI_OK) {
-        raise_status(state_of(op), s);
-        return -1;
-    }
-    return (Py_ssize_t)n;
+    return ok_or_raise(state_of(op), s) < 0 ? -1 : (Py_ssize_t)n;
 }
 
 static int
@@ -632,8 +751,7 @@ VectorClock_contains(PyObject *op, PyObject *key)
     }
     uint64_t counter = 0;
     luigi_status s = luigi_clock_get(self->clock, (uint64_t)node, &counter);
-    if (s != LUIGI_OK) {
-        raise_status(state_of(op), s);
+    if (ok_or_raise(state_of(op), s) < 0) {
         return -1;
     }
     return counter != 0;
@@ -648,10 +766,7 @@ VectorClock_merge(PyObject *op, PyObject *other)
     }
     luigi_status s = luigi_clock_merge(((VectorClockObject *)op)->clock,
                                        ((VectorClockObject *)other)->clock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    return none_or_raise(st, s);
 }
 
 /* Returns the luigi_causal_order or -1 with an exception set. */
@@ -664,8 +779,7 @@ clock_order(module_state *st, PyObject *a, PyObject *b)
     luigi_causal_order order = LUIGI_ORDER_EQUAL;
     luigi_status s = luigi_clock_compare(((VectorClockObject *)a)->clock,
                                          ((VectorClockObject *)b)->clock, &order);
-    if (s != LUIGI_OK) {
-        raise_status(st, s);
+    if (ok_or_raise(st, s) < 0) {
         return -1;
     }
     return (int)order;
@@ -722,10 +836,7 @@ VectorClock_copy(PyObject *op, PyObject *Py_UNUSED(ignored))
     module_state *st = state_of(op);
     luigi_clock *copy = NULL;
     luigi_status s = luigi_clock_copy(((VectorClockObject *)op)->clock, &copy);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_clock(st, copy);
+    return wrap_clock(st, s, copy);
 }
 
 /* Hands a filled luigi_buffer over as bytes (and frees it), or raises for `s`. */
@@ -758,12 +869,9 @@ VectorClock_from_bytes(PyObject *cls, PyObject *data)
         return NULL;
     }
     luigi_clock *clock = NULL;
-    luigi_status s = luigi_clock_decode((const uint8_t *)view.buf, (size_t)view.len, &clock);
+    luigi_status s = luigi_clock_decode(VIEW_DATA(view), &clock);
     PyBuffer_Release(&view);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_clock(st, clock);
+    return wrap_clock(st, s, clock);
 }
 
 static PyMethodDef VectorClock_methods[] = {
@@ -826,8 +934,11 @@ typedef struct {
 } UpdateObject;
 
 static PyObject *
-wrap_update(module_state *st, luigi_update *update)
+wrap_update(module_state *st, luigi_status s, luigi_update *update)
 {
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
     PyTypeObject *tp = st->UpdateType;
     UpdateObject *self = (UpdateObject *)tp->tp_alloc(tp, 0);
     if (self == NULL) {
@@ -851,12 +962,10 @@ Update_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kw
 static void
 Update_dealloc(UpdateObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     luigi_update_free(self->update);
     self->update = NULL;
     Py_CLEAR(self->encoded);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_instance(self);
 }
 
 /* Borrowed reference to the cached encoding. */
@@ -867,11 +976,7 @@ update_encoded(UpdateObject *self)
         module_state *st = state_of((PyObject *)self);
         luigi_buffer buf = {NULL, 0};
         luigi_status s = luigi_update_encode(self->update, &buf);
-        if (s != LUIGI_OK) {
-            return raise_status(st, s);
-        }
-        self->encoded = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
-        luigi_buffer_free(&buf);
+        self->encoded = take_buffer(st, s, &buf);
     }
     return self->encoded;
 }
@@ -892,12 +997,9 @@ Update_from_bytes(PyObject *cls, PyObject *data)
         return NULL;
     }
     luigi_update *update = NULL;
-    luigi_status s = luigi_update_decode((const uint8_t *)view.buf, (size_t)view.len, &update);
+    luigi_status s = luigi_update_decode(VIEW_DATA(view), &update);
     PyBuffer_Release(&view);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_update(st, update);
+    return wrap_update(st, s, update);
 }
 
 static PyObject *
@@ -905,10 +1007,7 @@ Update_get_origin(PyObject *op, void *Py_UNUSED(closure))
 {
     uint64_t v = 0;
     luigi_status s = luigi_update_origin(((UpdateObject *)op)->update, &v);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(v);
+    return u64_or_raise(state_of(op), s, v);
 }
 
 static PyObject *
@@ -916,10 +1015,7 @@ Update_get_seq(PyObject *op, void *Py_UNUSED(closure))
 {
     uint64_t v = 0;
     luigi_status s = luigi_update_seq(((UpdateObject *)op)->update, &v);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(v);
+    return u64_or_raise(state_of(op), s, v);
 }
 
 static PyObject *
@@ -928,10 +1024,7 @@ Update_get_clock(PyObject *op, void *Py_UNUSED(closure))
     module_state *st = state_of(op);
     luigi_clock *clock = NULL;
     luigi_status s = luigi_update_clock(((UpdateObject *)op)->update, &clock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_clock(st, clock);
+    return wrap_clock(st, s, clock);
 }
 
 static Py_ssize_t
@@ -939,11 +1032,7 @@ Update_length(PyObject *op)
 {
     size_t n = 0;
     luigi_status s = luigi_update_op_count(((UpdateObject *)op)->update, &n);
-    if (s != LUIGI_OK) {
-        raise_status(state_of(op), s);
-        return -1;
-    }
-    return (Py_ssize_t)n;
+    return ok_or_raise(state_of(op), s) < 0 ? -1 : (Py_ssize_t)n;
 }
 
 static PyObject *
@@ -1069,7 +1158,7 @@ Update_decode_many(PyObject *cls, PyObject *data)
         return NULL;
     }
     luigi_update_list *list = NULL;
-    luigi_status s = luigi_update_list_decode((const uint8_t *)view.buf, (size_t)view.len, &list);
+    luigi_status s = luigi_update_list_decode(VIEW_DATA(view), &list);
     PyBuffer_Release(&view);
     if (s != LUIGI_OK) {
         return raise_status(st, s);
@@ -1141,8 +1230,11 @@ typedef struct {
 } ReplicaObject;
 
 static PyObject *
-wrap_replica(module_state *st, luigi_replica *replica, PyObject *cluster)
+wrap_replica(module_state *st, luigi_status s, luigi_replica *replica, PyObject *cluster)
 {
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
     PyTypeObject *tp = st->ReplicaType;
     ReplicaObject *self = (ReplicaObject *)tp->tp_alloc(tp, 0);
     if (self == NULL) {
@@ -1157,10 +1249,8 @@ wrap_replica(module_state *st, luigi_replica *replica, PyObject *cluster)
     }
     else {
         self->cluster = NULL;
-        self->own_lock = PyThread_allocate_lock();
-        if (self->own_lock == NULL) {
+        if (new_lock(&self->own_lock) < 0) {
             Py_DECREF(self);
-            PyErr_NoMemory();
             return NULL;
         }
         self->lock = self->own_lock;
@@ -1183,34 +1273,24 @@ Replica_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     luigi_replica *replica = NULL;
     luigi_status s = luigi_replica_new(node, &replica);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_replica(st, replica, NULL);
+    return wrap_replica(st, s, replica, NULL);
 }
 
 static void
 Replica_dealloc(ReplicaObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     if (self->replica != NULL) {
         if (self->lock != NULL) {
-            lock_acquire(self->lock);
-            luigi_replica_free(self->replica);
-            lock_release(self->lock);
+            WITH_LOCK(self->lock, luigi_replica_free(self->replica));
         }
         else {
             luigi_replica_free(self->replica);
         }
         self->replica = NULL;
     }
-    if (self->own_lock != NULL) {
-        PyThread_free_lock(self->own_lock);
-        self->own_lock = NULL;
-    }
+    free_lock(&self->own_lock);
     Py_CLEAR(self->cluster);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_instance(self);
 }
 
 static PyObject *
@@ -1218,13 +1298,9 @@ Replica_get_node_id(PyObject *op, void *Py_UNUSED(closure))
 {
     ReplicaObject *self = (ReplicaObject *)op;
     uint64_t v = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_node_id(self->replica, &v);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(v);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_node_id(self->replica, &v));
+    return u64_or_raise(state_of(op), s, v);
 }
 
 static PyObject *
@@ -1233,13 +1309,9 @@ Replica_get_clock(PyObject *op, void *Py_UNUSED(closure))
     ReplicaObject *self = (ReplicaObject *)op;
     module_state *st = state_of(op);
     luigi_clock *clock = NULL;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_clock(self->replica, &clock);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_clock(st, clock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_clock(self->replica, &clock));
+    return wrap_clock(st, s, clock);
 }
 
 static PyObject *
@@ -1247,13 +1319,9 @@ Replica_get_pending(PyObject *op, void *Py_UNUSED(closure))
 {
     ReplicaObject *self = (ReplicaObject *)op;
     size_t n = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_pending(self->replica, &n);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromSize_t(n);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_pending(self->replica, &n));
+    return size_or_raise(state_of(op), s, n);
 }
 
 static PyObject *
@@ -1261,13 +1329,9 @@ Replica_get_conflicts(PyObject *op, void *Py_UNUSED(closure))
 {
     ReplicaObject *self = (ReplicaObject *)op;
     uint64_t n = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_conflicts(self->replica, &n);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(n);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_conflicts(self->replica, &n));
+    return u64_or_raise(state_of(op), s, n);
 }
 
 /* Transaction objects are defined below; Replica.transaction() makes them. */
@@ -1287,18 +1351,15 @@ Replica_transaction(PyObject *op, PyObject *Py_UNUSED(ignored))
     ReplicaObject *self = (ReplicaObject *)op;
     module_state *st = state_of(op);
     luigi_txn *txn = NULL;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_begin(self->replica, &txn);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_begin(self->replica, &txn));
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
     PyTypeObject *tp = st->TransactionType;
     TransactionObject *t = (TransactionObject *)tp->tp_alloc(tp, 0);
     if (t == NULL) {
-        lock_acquire(self->lock);
-        luigi_txn_free(txn);
-        lock_release(self->lock);
+        WITH_LOCK(self->lock, luigi_txn_free(txn));
         return NULL;
     }
     t->txn = txn;
@@ -1322,13 +1383,10 @@ Replica_apply(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     int is_new = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_apply(self->replica, ((UpdateObject *)args[0])->update, &is_new);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyBool_FromLong(is_new != 0);
+    luigi_status s;
+    WITH_LOCK(self->lock,
+        s = luigi_replica_apply(self->replica, ((UpdateObject *)args[0])->update, &is_new));
+    return bool_or_raise(st, s, is_new);
 }
 
 static PyObject *
@@ -1342,16 +1400,9 @@ Replica_apply_many(PyObject *op, PyObject *updates)
     }
     size_t applied = 0;
     luigi_status s;
-    lock_acquire(self->lock);
-    Py_BEGIN_ALLOW_THREADS
-    s = luigi_replica_apply_list(self->replica, list, &applied);
-    lock_release(self->lock);
-    Py_END_ALLOW_THREADS
+    WITH_LOCK_NOGIL(self->lock, s = luigi_replica_apply_list(self->replica, list, &applied));
     luigi_update_list_free(list);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromSize_t(applied);
+    return size_or_raise(st, s, applied);
 }
 
 static PyObject *
@@ -1373,21 +1424,17 @@ decode_set_elements(module_state *st, const uint8_t *p, size_t n)
             i += 8;
         }
         else if (tag == LUIGI_ELEMENT_STR || tag == LUIGI_ELEMENT_BYTES) {
-            if (n - i < 4) {
-                goto malformed;
-            }
-            size_t len = read_u32le(p + i);
-            i += 4;
-            if (n - i < len) {
+            const uint8_t *data;
+            size_t len;
+            if (read_chunk(p, n, &i, &data, &len) < 0) {
                 goto malformed;
             }
             if (tag == LUIGI_ELEMENT_STR) {
-                element = PyUnicode_DecodeUTF8((const char *)p + i, (Py_ssize_t)len, "strict");
+                element = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict");
             }
             else {
-                element = PyBytes_FromStringAndSize((const char *)p + i, (Py_ssize_t)len);
+                element = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
             }
-            i += len;
         }
         else {
             goto malformed;
@@ -1464,9 +1511,8 @@ Replica_keys(PyObject *op, PyObject *Py_UNUSED(ignored))
     ReplicaObject *self = (ReplicaObject *)op;
     module_state *st = state_of(op);
     luigi_buffer buf = {NULL, 0};
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_keys(self->replica, &buf);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_keys(self->replica, &buf));
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
@@ -1476,16 +1522,12 @@ Replica_keys(PyObject *op, PyObject *Py_UNUSED(ignored))
     }
     size_t i = 0;
     while (i < buf.len) {
-        if (buf.len - i < 4) {
+        const uint8_t *data;
+        size_t len;
+        if (read_chunk(buf.data, buf.len, &i, &data, &len) < 0) {
             goto malformed;
         }
-        size_t len = read_u32le(buf.data + i);
-        i += 4;
-        if (buf.len - i < len) {
-            goto malformed;
-        }
-        PyObject *key = PyUnicode_DecodeUTF8((const char *)buf.data + i, (Py_ssize_t)len, "strict");
-        i += len;
+        PyObject *key = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict");
         if (key == NULL || PyList_Append(list, key) < 0) {
             Py_XDECREF(key);
             Py_CLEAR(list);
@@ -1521,7 +1563,7 @@ update_list_to_pylist(module_state *st, luigi_update_list *list)
             Py_DECREF(result);
             return raise_status(st, s);
         }
-        PyObject *item = wrap_update(st, u);
+        PyObject *item = wrap_update(st, LUIGI_OK, u);
         if (item == NULL) {
             Py_DECREF(result);
             return NULL;
@@ -1540,10 +1582,9 @@ Replica_delta_since(PyObject *op, PyObject *clock)
         return NULL;
     }
     luigi_update_list *list = NULL;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_delta_since(self->replica,
-                                               ((VectorClockObject *)clock)->clock, &list);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock,
+        s = luigi_replica_delta_since(self->replica, ((VectorClockObject *)clock)->clock, &list));
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
@@ -1561,9 +1602,9 @@ Replica_delta_bytes(PyObject *op, PyObject *clock)
         return NULL;
     }
     luigi_buffer buf = {0};
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_delta_encode(self->replica, ((VectorClockObject *)clock)->clock, &buf);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock,
+        s = luigi_replica_delta_encode(self->replica, ((VectorClockObject *)clock)->clock, &buf));
     return take_buffer(st, s, &buf);
 }
 
@@ -1578,16 +1619,10 @@ Replica_apply_bytes(PyObject *op, PyObject *data)
     }
     size_t applied = 0;
     luigi_status s;
-    lock_acquire(self->lock);
-    Py_BEGIN_ALLOW_THREADS
-    s = luigi_replica_apply_encoded(self->replica, (const uint8_t *)view.buf, (size_t)view.len, &applied);
-    lock_release(self->lock);
-    Py_END_ALLOW_THREADS
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_replica_apply_encoded(self->replica, VIEW_DATA(view), &applied));
     PyBuffer_Release(&view);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromSize_t(applied);
+    return size_or_raise(st, s, applied);
 }
 
 static PyObject *
@@ -1595,9 +1630,8 @@ Replica_repr(PyObject *op)
 {
     ReplicaObject *self = (ReplicaObject *)op;
     uint64_t node = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_replica_node_id(self->replica, &node);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_replica_node_id(self->replica, &node));
     if (s != LUIGI_OK) {
         return raise_status(state_of(op), s);
     }
@@ -1675,9 +1709,7 @@ static void
 txn_release(TransactionObject *self)
 {
     if (self->txn != NULL) {
-        lock_acquire(self->replica->lock);
-        luigi_txn_free(self->txn);
-        lock_release(self->replica->lock);
+        WITH_LOCK(self->replica->lock, luigi_txn_free(self->txn));
         self->txn = NULL;
     }
 }
@@ -1685,12 +1717,10 @@ txn_release(TransactionObject *self)
 static void
 Transaction_dealloc(TransactionObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     txn_release(self);
     Py_CLEAR(self->update);
     Py_CLEAR(self->replica);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_instance(self);
 }
 
 static int
@@ -1732,13 +1762,9 @@ Transaction_add(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         as_i64(st, args[1], "delta", &delta) < 0) {
         return NULL;
     }
-    lock_acquire(self->replica->lock);
-    luigi_status s = luigi_txn_add(self->txn, key, key_len, delta);
-    lock_release(self->replica->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    luigi_status s;
+    WITH_LOCK(self->replica->lock, s = luigi_txn_add(self->txn, key, key_len, delta));
+    return none_or_raise(st, s);
 }
 
 static PyObject *
@@ -1755,30 +1781,25 @@ txn_extremum(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int is_max)
     luigi_status s;
     if (PyFloat_Check(value)) {
         double d = PyFloat_AS_DOUBLE(value);
-        lock_acquire(self->replica->lock);
-        s = is_max ? luigi_txn_max_float(self->txn, key, key_len, d)
-                   : luigi_txn_min_float(self->txn, key, key_len, d);
-        lock_release(self->replica->lock);
+        WITH_LOCK(self->replica->lock,
+            s = is_max ? luigi_txn_max_float(self->txn, key, key_len, d)
+                : luigi_txn_min_float(self->txn, key, key_len, d));
     }
     else if (PyLong_Check(value) || PyIndex_Check(value)) {
         int64_t i;
         if (as_i64(st, value, "value", &i) < 0) {
             return NULL;
         }
-        lock_acquire(self->replica->lock);
-        s = is_max ? luigi_txn_max_int(self->txn, key, key_len, i)
-                   : luigi_txn_min_int(self->txn, key, key_len, i);
-        lock_release(self->replica->lock);
+        WITH_LOCK(self->replica->lock,
+            s = is_max ? luigi_txn_max_int(self->txn, key, key_len, i)
+                : luigi_txn_min_int(self->txn, key, key_len, i));
     }
     else {
         PyErr_Format(PyExc_TypeError, "value must be int or float, not %.100s",
                      Py_TYPE(value)->tp_name);
         return NULL;
     }
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    return none_or_raise(st, s);
 }
 
 static PyObject *
@@ -1878,10 +1899,7 @@ Transaction_union(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     lock_release(self->replica->lock);
     PyMem_Free(conv);
     Py_DECREF(seq);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    return none_or_raise(st, s);
 fail:
     PyMem_Free(conv);
     Py_DECREF(seq);
@@ -1907,9 +1925,9 @@ Transaction_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         }
         if (overflow == 0) {
             /* Let the library give its verdict (always NOT_ALGEBRAIC). */
-            lock_acquire(self->replica->lock);
-            luigi_status s = luigi_txn_set_int(self->txn, key, key_len, (int64_t)v);
-            lock_release(self->replica->lock);
+            luigi_status s;
+            WITH_LOCK(self->replica->lock,
+                s = luigi_txn_set_int(self->txn, key, key_len, (int64_t)v));
             if (s != LUIGI_OK) {
                 return raise_status(st, s);
             }
@@ -1943,7 +1961,7 @@ Transaction_commit(PyObject *op, PyObject *Py_UNUSED(ignored))
         return raise_status(st, s); /* still open: the caller may discard it */
     }
     self->state = TXN_COMMITTED;
-    PyObject *u = wrap_update(st, update);
+    PyObject *u = wrap_update(st, LUIGI_OK, update);
     if (u == NULL) {
         return NULL;
     }
@@ -1960,9 +1978,7 @@ Transaction_length(PyObject *op)
     luigi_status s = LUIGI_OK;
     switch (self->state) {
     case TXN_OPEN:
-        lock_acquire(self->replica->lock);
-        s = luigi_txn_op_count(self->txn, &n);
-        lock_release(self->replica->lock);
+        WITH_LOCK(self->replica->lock, s = luigi_txn_op_count(self->txn, &n));
         break;
     case TXN_COMMITTED:
         s = luigi_update_op_count(((UpdateObject *)self->update)->update, &n);
@@ -1970,11 +1986,7 @@ Transaction_length(PyObject *op)
     default:
         break;
     }
-    if (s != LUIGI_OK) {
-        raise_status(st, s);
-        return -1;
-    }
-    return (Py_ssize_t)n;
+    return ok_or_raise(st, s) < 0 ? -1 : (Py_ssize_t)n;
 }
 
 static PyObject *
@@ -2100,55 +2112,39 @@ Cluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     options.fanout = 1;
     options.max_delay = 0;
     if (as_u32(st, nodes_obj, "nodes", &options.nodes) < 0 ||
-        (seed_obj != NULL && as_u64(st, seed_obj, "seed", &options.seed) < 0) ||
-        (fanout_obj != NULL && as_u32(st, fanout_obj, "fanout", &options.fanout) < 0) ||
-        (max_delay_obj != NULL && as_u32(st, max_delay_obj, "max_delay", &options.max_delay) < 0)) {
+        opt_u64(st, seed_obj, "seed", &options.seed) < 0 ||
+        opt_u32(st, fanout_obj, "fanout", &options.fanout) < 0 ||
+        opt_u32(st, max_delay_obj, "max_delay", &options.max_delay) < 0) {
         return NULL;
     }
     options.drop_rate = drop;
     options.duplicate_rate = duplicate;
     options.reorder_rate = reorder;
 
-    PyThread_type_lock lock = PyThread_allocate_lock();
-    if (lock == NULL) {
-        return PyErr_NoMemory();
-    }
-    luigi_cluster *cluster = NULL;
-    size_t size = 0;
-    luigi_status s = luigi_cluster_new(&options, &cluster);
-    if (s == LUIGI_OK) {
-        s = luigi_cluster_size(cluster, &size);
-    }
-    if (s != LUIGI_OK) {
-        luigi_cluster_free(cluster);
-        PyThread_free_lock(lock);
-        return raise_status(st, s);
-    }
+    /* Object and lock first: on any later failure tp_dealloc frees what exists. */
     ClusterObject *self = (ClusterObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        luigi_cluster_free(cluster);
-        PyThread_free_lock(lock);
+    if (self == NULL || new_lock(&self->lock) < 0) {
+        Py_XDECREF(self);
         return NULL;
     }
-    self->cluster = cluster;
-    self->lock = lock;
-    self->size = size;
+    luigi_status s = luigi_cluster_new(&options, &self->cluster);
+    if (s == LUIGI_OK) {
+        s = luigi_cluster_size(self->cluster, &self->size);
+    }
+    if (s != LUIGI_OK) {
+        return raise_and_drop(st, s, self);
+    }
     return (PyObject *)self;
 }
 
 static void
 Cluster_dealloc(ClusterObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     /* Replicas keep us alive, so none of them can be in use now. */
     luigi_cluster_free(self->cluster);
     self->cluster = NULL;
-    if (self->lock != NULL) {
-        PyThread_free_lock(self->lock);
-        self->lock = NULL;
-    }
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_lock(&self->lock);
+    free_instance(self);
 }
 
 static Py_ssize_t
@@ -2161,13 +2157,9 @@ static PyObject *
 cluster_replica(module_state *st, ClusterObject *self, size_t index)
 {
     luigi_replica *replica = NULL;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_replica(self->cluster, index, &replica);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return wrap_replica(st, replica, (PyObject *)self);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_cluster_replica(self->cluster, index, &replica));
+    return wrap_replica(st, s, replica, (PyObject *)self);
 }
 
 static PyObject *
@@ -2261,14 +2253,10 @@ Cluster_partition(PyObject *op, PyObject *groups)
             goto fail;
         }
     }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_partition(self->cluster, group_of, n);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_cluster_partition(self->cluster, group_of, n));
     PyMem_Free(group_of);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    return none_or_raise(st, s);
 fail:
     PyMem_Free(group_of);
     return NULL;
@@ -2278,13 +2266,9 @@ static PyObject *
 Cluster_heal(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     ClusterObject *self = (ClusterObject *)op;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_heal(self->cluster);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    Py_RETURN_NONE;
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_cluster_heal(self->cluster));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -2300,16 +2284,13 @@ Cluster_set_faults(PyObject *op, PyObject *args, PyObject *kwds)
                                      &reorder, &max_delay_obj)) {
         return NULL;
     }
-    if (max_delay_obj != NULL && as_u32(st, max_delay_obj, "max_delay", &max_delay) < 0) {
+    if (opt_u32(st, max_delay_obj, "max_delay", &max_delay) < 0) {
         return NULL;
     }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_set_faults(self->cluster, drop, duplicate, reorder, max_delay);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    luigi_status s;
+    WITH_LOCK(self->lock,
+        s = luigi_cluster_set_faults(self->cluster, drop, duplicate, reorder, max_delay));
+    return none_or_raise(st, s);
 }
 
 static PyObject *
@@ -2323,19 +2304,12 @@ Cluster_run(PyObject *op, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:run", kwlist, &rounds_obj)) {
         return NULL;
     }
-    if (rounds_obj != NULL && as_u64(st, rounds_obj, "rounds", &rounds) < 0) {
+    if (opt_u64(st, rounds_obj, "rounds", &rounds) < 0) {
         return NULL;
     }
     luigi_status s;
-    lock_acquire(self->lock);
-    Py_BEGIN_ALLOW_THREADS
-    s = luigi_cluster_run(self->cluster, rounds);
-    lock_release(self->lock);
-    Py_END_ALLOW_THREADS
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    Py_RETURN_NONE;
+    WITH_LOCK_NOGIL(self->lock, s = luigi_cluster_run(self->cluster, rounds));
+    return none_or_raise(st, s);
 }
 
 static PyObject *
@@ -2349,19 +2323,13 @@ Cluster_run_until_converged(PyObject *op, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:run_until_converged", kwlist, &max_obj)) {
         return NULL;
     }
-    if (max_obj != NULL && as_u64(st, max_obj, "max_rounds", &max_rounds) < 0) {
+    if (opt_u64(st, max_obj, "max_rounds", &max_rounds) < 0) {
         return NULL;
     }
     luigi_status s;
-    lock_acquire(self->lock);
-    Py_BEGIN_ALLOW_THREADS
-    s = luigi_cluster_run_until_converged(self->cluster, max_rounds, &ran);
-    lock_release(self->lock);
-    Py_END_ALLOW_THREADS
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromUnsignedLongLong(ran);
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_cluster_run_until_converged(self->cluster, max_rounds, &ran));
+    return u64_or_raise(st, s, ran);
 }
 
 static PyObject *
@@ -2369,13 +2337,9 @@ Cluster_converged(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     ClusterObject *self = (ClusterObject *)op;
     int converged = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_converged(self->cluster, &converged);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyBool_FromLong(converged != 0);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_cluster_converged(self->cluster, &converged));
+    return bool_or_raise(state_of(op), s, converged);
 }
 
 static PyObject *
@@ -2385,9 +2349,8 @@ Cluster_stats(PyObject *op, PyObject *Py_UNUSED(ignored))
     luigi_cluster_stats stats;
     memset(&stats, 0, sizeof stats);
     stats.version = LUIGI_CLUSTER_STATS_VERSION;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_cluster_get_stats(self->cluster, &stats);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_cluster_get_stats(self->cluster, &stats));
     if (s != LUIGI_OK) {
         return raise_status(state_of(op), s);
     }
@@ -2457,11 +2420,44 @@ static PyType_Spec Cluster_spec = {
 
 /* ============================================================ Raft: shared */
 
-/* Builds a luigi_node.RaftStatus (a frozen dataclass in _raft.py, fields in
- * the order passed here) from the library's status struct. */
+/* callable(*args), stealing the n new references in args; NULL entries (a
+ * failed conversion, exception set) make it fail without calling. */
 static PyObject *
-make_raft_status(module_state *st, const luigi_raft_status *s)
+call_stealing(PyObject *callable, PyObject **args, size_t n)
 {
+    PyObject *result = NULL;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (args[i] == NULL) {
+            ok = 0;
+        }
+    }
+    if (ok) {
+        result = PyObject_Vectorcall(callable, args, n, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        Py_XDECREF(args[i]);
+    }
+    return result;
+}
+
+/* A status struct ready for luigi_raft_get_status / _cluster_node_status. */
+static void
+raft_status_init(luigi_raft_status *status)
+{
+    memset(status, 0, sizeof *status);
+    status->version = LUIGI_RAFT_STATUS_VERSION;
+}
+
+/* Builds a luigi_node.RaftStatus (a frozen dataclass in _raft.py, fields in
+ * the order passed here) from the library's status struct, filled with
+ * status `rc`. */
+static PyObject *
+make_raft_status(module_state *st, luigi_status rc, const luigi_raft_status *s)
+{
+    if (rc != LUIGI_OK) {
+        return raise_status(st, rc);
+    }
     if (s->role >= 4) {
         PyErr_Format(st->LuigiError, "libluigi reported an unknown raft role %u", (unsigned)s->role);
         return NULL;
@@ -2478,20 +2474,7 @@ make_raft_status(module_state *st, const luigi_raft_status *s)
     args[8] = PyLong_FromUnsignedLongLong(s->last_index);
     args[9] = PyLong_FromUnsignedLongLong(s->voters);
     args[10] = PyLong_FromUnsignedLongLong(s->learners);
-    PyObject *result = NULL;
-    int ok = 1;
-    for (int i = 0; i < 11; i++) {
-        if (args[i] == NULL) {
-            ok = 0;
-        }
-    }
-    if (ok) {
-        result = PyObject_Vectorcall(st->RaftStatusType, args, 11, NULL);
-    }
-    for (int i = 0; i < 11; i++) {
-        Py_XDECREF(args[i]);
-    }
-    return result;
+    return call_stealing(st->RaftStatusType, args, 11);
 }
 
 /* A bytes-like argument as (pointer, length), never a NULL pointer (for the
@@ -2678,14 +2661,7 @@ make_entry(module_state *st, uint64_t index, uint64_t term, uint32_t kind,
     args[1] = PyLong_FromUnsignedLongLong(term);
     args[2] = Py_NewRef(st->entry_kinds[kind]);
     args[3] = buffer_bytes(data);
-    PyObject *entry = NULL;
-    if (args[0] != NULL && args[1] != NULL && args[3] != NULL) {
-        entry = PyObject_Vectorcall(st->EntryType, args, 4, NULL);
-    }
-    for (int i = 0; i < 4; i++) {
-        Py_XDECREF(args[i]);
-    }
-    return entry;
+    return call_stealing(st->EntryType, args, 4);
 }
 
 /* Fills the Python-side fields of a Ready from the C copy; -1 on error. */
@@ -2739,12 +2715,11 @@ static int
 check_raft_options(module_state *st, PyObject *election, PyObject *heartbeat, PyObject *seed,
                    luigi_raft_options *o, PyObject *inflight, PyObject *max_size)
 {
-    if ((election != NULL && as_u32(st, election, "election_tick", &o->election_tick) < 0) ||
-        (heartbeat != NULL && as_u32(st, heartbeat, "heartbeat_tick", &o->heartbeat_tick) < 0) ||
-        (seed != NULL && as_u64(st, seed, "seed", &o->seed) < 0) ||
-        (inflight != NULL && as_u32(st, inflight, "max_inflight", &o->max_inflight_messages) < 0) ||
-        (max_size != NULL &&
-         as_u64(st, max_size, "max_size_per_message", &o->max_size_per_message) < 0)) {
+    if (opt_u32(st, election, "election_tick", &o->election_tick) < 0 ||
+        opt_u32(st, heartbeat, "heartbeat_tick", &o->heartbeat_tick) < 0 ||
+        opt_u64(st, seed, "seed", &o->seed) < 0 ||
+        opt_u32(st, inflight, "max_inflight", &o->max_inflight_messages) < 0 ||
+        opt_u64(st, max_size, "max_size_per_message", &o->max_size_per_message) < 0) {
         return -1;
     }
     return 0;
@@ -2815,83 +2790,68 @@ RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     options.data_dir = path != NULL ? PyBytes_AS_STRING(path) : NULL;
 
-    PyThread_type_lock lock = PyThread_allocate_lock();
-    if (lock == NULL) {
+    /* Object and lock first: on any later failure tp_dealloc frees what exists. */
+    RaftNodeObject *self = (RaftNodeObject *)type->tp_alloc(type, 0);
+    if (self == NULL || new_lock(&self->lock) < 0) {
+        Py_XDECREF(self);
         PyMem_Free(voters);
         Py_XDECREF(path);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    luigi_raft *raft = NULL;
+    self->id = id;
+    self->ready_out = 0;
     luigi_status s;
     Py_BEGIN_ALLOW_THREADS /* a durable node opens and replays its log */
-    s = luigi_raft_new(id, voters, voter_count, &options, &raft);
+    s = luigi_raft_new(id, voters, voter_count, &options, &self->raft);
     Py_END_ALLOW_THREADS
     PyMem_Free(voters);
     Py_XDECREF(path);
     if (s != LUIGI_OK) {
-        PyThread_free_lock(lock);
-        return raise_status(st, s);
+        return raise_and_drop(st, s, self);
     }
-    RaftNodeObject *self = (RaftNodeObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        luigi_raft_free(raft);
-        PyThread_free_lock(lock);
-        return NULL;
-    }
-    self->raft = raft;
-    self->lock = lock;
-    self->id = id;
-    self->ready_out = 0;
     return (PyObject *)self;
 }
 
 static void
 RaftNode_dealloc(RaftNodeObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     /* Ready objects keep us alive, so none of them can be in use now. */
     luigi_raft_free(self->raft); /* closes a durable node's files */
     self->raft = NULL;
-    if (self->lock != NULL) {
-        PyThread_free_lock(self->lock);
-        self->lock = NULL;
-    }
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static PyObject *
-raft_done(PyObject *op, luigi_status s)
-{
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    Py_RETURN_NONE;
+    free_lock(&self->lock);
+    free_instance(self);
 }
 
 static PyObject *
 RaftNode_tick(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftNodeObject *self = (RaftNodeObject *)op;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_tick(self->raft);
-    lock_release(self->lock);
-    return raft_done(op, s);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_tick(self->raft));
+    return none_or_raise(state_of(op), s);
+}
+
+typedef luigi_status (*raft_bytes_fn)(luigi_raft *, const uint8_t *, size_t);
+
+/* f(raft, bytes) for a method taking one bytes-like argument. */
+static PyObject *
+raft_bytes_call(PyObject *op, PyObject *arg, raft_bytes_fn f)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    Py_buffer view;
+    if (get_bytes(arg, &view) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    WITH_LOCK(self->lock, s = f(self->raft, VIEW_DATA(view)));
+    PyBuffer_Release(&view);
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
 RaftNode_step(PyObject *op, PyObject *message)
 {
-    RaftNodeObject *self = (RaftNodeObject *)op;
-    Py_buffer view;
-    if (get_bytes(message, &view) < 0) {
-        return NULL;
-    }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_step(self->raft, (const uint8_t *)view.buf, (size_t)view.len);
-    lock_release(self->lock);
-    PyBuffer_Release(&view);
-    return raft_done(op, s);
+    return raft_bytes_call(op, message, luigi_raft_step);
 }
 
 static PyObject *
@@ -2903,25 +2863,19 @@ RaftNode_propose(PyObject *op, PyObject *data)
         return NULL;
     }
     uint64_t index = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_propose(self->raft, (const uint8_t *)view.buf, (size_t)view.len,
-                                        &index);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_propose(self->raft, VIEW_DATA(view), &index));
     PyBuffer_Release(&view);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(index);
+    return u64_or_raise(state_of(op), s, index);
 }
 
 static PyObject *
 RaftNode_campaign(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftNodeObject *self = (RaftNodeObject *)op;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_campaign(self->raft);
-    lock_release(self->lock);
-    return raft_done(op, s);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_campaign(self->raft));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -2957,13 +2911,9 @@ RaftNode_propose_conf_change(PyObject *op, PyObject *const *args, Py_ssize_t nar
     if (as_u64(st, args[1], "node", &node) < 0) {
         return NULL;
     }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_propose_conf_change(self->raft, kind, node, &index);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyLong_FromUnsignedLongLong(index);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_propose_conf_change(self->raft, kind, node, &index));
+    return u64_or_raise(st, s, index);
 }
 
 static PyObject *
@@ -2974,25 +2924,15 @@ RaftNode_transfer_leader(PyObject *op, PyObject *to_obj)
     if (as_u64(state_of(op), to_obj, "to", &to) < 0) {
         return NULL;
     }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_transfer_leader(self->raft, to);
-    lock_release(self->lock);
-    return raft_done(op, s);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_transfer_leader(self->raft, to));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
 RaftNode_read_index(PyObject *op, PyObject *context)
 {
-    RaftNodeObject *self = (RaftNodeObject *)op;
-    Py_buffer view;
-    if (get_bytes(context, &view) < 0) {
-        return NULL;
-    }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_read_index(self->raft, (const uint8_t *)view.buf, (size_t)view.len);
-    lock_release(self->lock);
-    PyBuffer_Release(&view);
-    return raft_done(op, s);
+    return raft_bytes_call(op, context, luigi_raft_read_index);
 }
 
 static PyObject *
@@ -3015,19 +2955,17 @@ RaftNode_compact(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     luigi_status s;
     lock_acquire(self->lock);
     Py_BEGIN_ALLOW_THREADS /* writes and syncs a snapshot file when durable */
-    s = luigi_raft_compact(self->raft, index, (const uint8_t *)view.buf, (size_t)view.len);
+    s = luigi_raft_compact(self->raft, index, VIEW_DATA(view));
     lock_release(self->lock);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
-    return raft_done(op, s);
+    return none_or_raise(state_of(op), s);
 }
 
 static void
 ready_discard(RaftNodeObject *node, luigi_raft_ready *rd)
 {
-    lock_acquire(node->lock);
-    luigi_raft_ready_free(rd);
-    lock_release(node->lock);
+    WITH_LOCK(node->lock, luigi_raft_ready_free(rd));
 }
 
 static PyObject *
@@ -3055,10 +2993,7 @@ RaftNode_ready(PyObject *op, PyObject *Py_UNUSED(ignored))
     Py_END_ALLOW_THREADS
     if (s != LUIGI_OK || rd == NULL) {
         self->ready_out = 0;
-        if (s != LUIGI_OK) {
-            return raise_status(st, s);
-        }
-        Py_RETURN_NONE;
+        return none_or_raise(st, s);
     }
     if (cs != LUIGI_OK) {
         ready_copy_free(&copy);
@@ -3122,15 +3057,10 @@ RaftNode_status(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftNodeObject *self = (RaftNodeObject *)op;
     luigi_raft_status status;
-    memset(&status, 0, sizeof status);
-    status.version = LUIGI_RAFT_STATUS_VERSION;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_get_status(self->raft, &status);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return make_raft_status(state_of(op), &status);
+    raft_status_init(&status);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_get_status(self->raft, &status));
+    return make_raft_status(state_of(op), s, &status);
 }
 
 static PyObject *
@@ -3235,7 +3165,6 @@ Ready_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
 static void
 Ready_dealloc(ReadyObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     if (self->ready != NULL) {
         /* Dropped without advance: release the batch; the node may hand out
          * a new one (what this one carried is re-derived or lost, like a
@@ -3249,8 +3178,7 @@ Ready_dealloc(ReadyObject *self)
     Py_CLEAR(self->read_states);
     Py_CLEAR(self->snapshot);
     Py_CLEAR(self->node);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_instance(self);
 }
 
 static PyObject *
@@ -3337,16 +3265,6 @@ typedef struct {
     PyThread_type_lock lock; /* guards the cluster */
 } RaftClusterObject;
 
-/* Runs `call` with the cluster's lock held and the GIL released. */
-#define CLUSTER_CALL(self, s, call)        \
-    do {                                   \
-        lock_acquire((self)->lock);        \
-        Py_BEGIN_ALLOW_THREADS             \
-        (s) = (call);                      \
-        lock_release((self)->lock);        \
-        Py_END_ALLOW_THREADS               \
-    } while (0)
-
 static PyObject *
 RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -3372,13 +3290,12 @@ RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     o.drop_rate = drop;
     o.duplicate_rate = duplicate;
     o.reorder_rate = reorder;
-    if ((nodes != NULL && as_u32(st, nodes, "nodes", &o.nodes) < 0) ||
-        (seed != NULL && as_u64(st, seed, "seed", &o.seed) < 0) ||
-        (election != NULL && as_u32(st, election, "election_tick", &o.election_tick) < 0) ||
-        (heartbeat != NULL && as_u32(st, heartbeat, "heartbeat_tick", &o.heartbeat_tick) < 0) ||
-        (compact_after != NULL &&
-         as_u32(st, compact_after, "compact_after", &o.compact_after) < 0) ||
-        (max_delay != NULL && as_u32(st, max_delay, "max_delay", &o.max_delay) < 0)) {
+    if (opt_u32(st, nodes, "nodes", &o.nodes) < 0 ||
+        opt_u64(st, seed, "seed", &o.seed) < 0 ||
+        opt_u32(st, election, "election_tick", &o.election_tick) < 0 ||
+        opt_u32(st, heartbeat, "heartbeat_tick", &o.heartbeat_tick) < 0 ||
+        opt_u32(st, compact_after, "compact_after", &o.compact_after) < 0 ||
+        opt_u32(st, max_delay, "max_delay", &o.max_delay) < 0) {
         return NULL;
     }
     PyObject *path = NULL;
@@ -3386,44 +3303,31 @@ RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     o.data_dir = path != NULL ? PyBytes_AS_STRING(path) : NULL;
-    PyThread_type_lock lock = PyThread_allocate_lock();
-    if (lock == NULL) {
+    /* Object and lock first: on any later failure tp_dealloc frees what exists. */
+    RaftClusterObject *self = (RaftClusterObject *)type->tp_alloc(type, 0);
+    if (self == NULL || new_lock(&self->lock) < 0) {
+        Py_XDECREF(self);
         Py_XDECREF(path);
-        return PyErr_NoMemory();
+        return NULL;
     }
-    luigi_raft_cluster *cluster = NULL;
     luigi_status s;
     Py_BEGIN_ALLOW_THREADS /* durable nodes open their logs */
-    s = luigi_raft_cluster_new(&o, &cluster);
+    s = luigi_raft_cluster_new(&o, &self->cluster);
     Py_END_ALLOW_THREADS
     Py_XDECREF(path);
     if (s != LUIGI_OK) {
-        PyThread_free_lock(lock);
-        return raise_status(st, s);
+        return raise_and_drop(st, s, self);
     }
-    RaftClusterObject *self = (RaftClusterObject *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        luigi_raft_cluster_free(cluster);
-        PyThread_free_lock(lock);
-        return NULL;
-    }
-    self->cluster = cluster;
-    self->lock = lock;
     return (PyObject *)self;
 }
 
 static void
 RaftCluster_dealloc(RaftClusterObject *self)
 {
-    PyTypeObject *tp = Py_TYPE(self);
     luigi_raft_cluster_free(self->cluster);
     self->cluster = NULL;
-    if (self->lock != NULL) {
-        PyThread_free_lock(self->lock);
-        self->lock = NULL;
-    }
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
+    free_lock(&self->lock);
+    free_instance(self);
 }
 
 typedef luigi_status (*cluster_node_fn)(luigi_raft_cluster *, uint64_t);
@@ -3438,8 +3342,8 @@ cluster_node_call(PyObject *op, PyObject *node_obj, cluster_node_fn f)
         return NULL;
     }
     luigi_status s;
-    CLUSTER_CALL(self, s, f(self->cluster, node));
-    return raft_done(op, s);
+    WITH_LOCK_NOGIL(self->lock, s = f(self->cluster, node));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -3491,20 +3395,18 @@ RaftCluster_cut(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (as_u64(st, args[0], "a", &a) < 0 || as_u64(st, args[1], "b", &b) < 0) {
         return NULL;
     }
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_cut(self->cluster, a, b);
-    lock_release(self->lock);
-    return raft_done(op, s);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_cut(self->cluster, a, b));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
 RaftCluster_heal(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftClusterObject *self = (RaftClusterObject *)op;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_heal(self->cluster);
-    lock_release(self->lock);
-    return raft_done(op, s);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_heal(self->cluster));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -3518,12 +3420,12 @@ RaftCluster_tick(PyObject *op, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:tick", kwlist, &n_obj)) {
         return NULL;
     }
-    if (n_obj != NULL && as_u64(st, n_obj, "n", &n) < 0) {
+    if (opt_u64(st, n_obj, "n", &n) < 0) {
         return NULL;
     }
     luigi_status s;
-    CLUSTER_CALL(self, s, luigi_raft_cluster_tick(self->cluster, n));
-    return raft_done(op, s);
+    WITH_LOCK_NOGIL(self->lock, s = luigi_raft_cluster_tick(self->cluster, n));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -3531,8 +3433,8 @@ RaftCluster_stabilize(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftClusterObject *self = (RaftClusterObject *)op;
     luigi_status s;
-    CLUSTER_CALL(self, s, luigi_raft_cluster_stabilize(self->cluster));
-    return raft_done(op, s);
+    WITH_LOCK_NOGIL(self->lock, s = luigi_raft_cluster_stabilize(self->cluster));
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -3540,9 +3442,8 @@ RaftCluster_leader(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftClusterObject *self = (RaftClusterObject *)op;
     uint64_t leader = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_leader(self->cluster, &leader);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_leader(self->cluster, &leader));
     if (s != LUIGI_OK) {
         return raise_status(state_of(op), s);
     }
@@ -3567,9 +3468,7 @@ RaftCluster_nodes(PyObject *op, PyObject *Py_UNUSED(ignored))
             return PyErr_NoMemory();
         }
         ids = grown;
-        lock_acquire(self->lock);
-        s = luigi_raft_cluster_nodes(self->cluster, ids, capacity, &count);
-        lock_release(self->lock);
+        WITH_LOCK(self->lock, s = luigi_raft_cluster_nodes(self->cluster, ids, capacity, &count));
         if (s != LUIGI_ERR_BUFFER_TOO_SMALL || count <= capacity) {
             break;
         }
@@ -3602,15 +3501,10 @@ RaftCluster_status(PyObject *op, PyObject *node_obj)
         return NULL;
     }
     luigi_raft_status status;
-    memset(&status, 0, sizeof status);
-    status.version = LUIGI_RAFT_STATUS_VERSION;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_node_status(self->cluster, node, &status);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return make_raft_status(st, &status);
+    raft_status_init(&status);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_node_status(self->cluster, node, &status));
+    return make_raft_status(st, s, &status);
 }
 
 static PyObject *
@@ -3623,21 +3517,27 @@ RaftCluster_propose(PyObject *op, PyObject *data)
     }
     uint64_t index = 0;
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_propose(self->cluster, (const uint8_t *)view.buf,
-                                            (size_t)view.len, &index));
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_propose(self->cluster, VIEW_DATA(view), &index));
     PyBuffer_Release(&view);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(index);
+    return u64_or_raise(state_of(op), s, index);
 }
 
+/* The key and timeout (default 200 ticks) every key-value method takes. */
+typedef struct {
+    const char *key;
+    size_t key_len;
+    uint64_t timeout;
+} kv_args;
+
 static int
-get_timeout(module_state *st, PyObject *obj, uint64_t *out)
+get_kv_args(module_state *st, PyObject *key_obj, PyObject *timeout_obj, kv_args *out)
 {
-    *out = 200;
-    return obj == NULL ? 0 : as_u64(st, obj, "timeout", out);
+    out->timeout = 200;
+    if (as_key(key_obj, &out->key, &out->key_len) < 0) {
+        return -1;
+    }
+    return opt_u64(st, timeout_obj, "timeout", &out->timeout);
 }
 
 static PyObject *
@@ -3651,20 +3551,17 @@ RaftCluster_put(PyObject *op, PyObject *args, PyObject *kwds)
                                      &timeout_obj)) {
         return NULL;
     }
-    const char *key;
-    size_t key_len;
-    uint64_t timeout;
+    kv_args kv;
     Py_buffer view;
-    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0 ||
-        get_bytes(value_obj, &view) < 0) {
+    if (get_kv_args(st, key_obj, timeout_obj, &kv) < 0 || get_bytes(value_obj, &view) < 0) {
         return NULL;
     }
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_put(self->cluster, key, key_len, (const uint8_t *)view.buf,
-                                        (size_t)view.len, timeout));
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_put(self->cluster, kv.key, kv.key_len, VIEW_DATA(view),
+            kv.timeout));
     PyBuffer_Release(&view);
-    return raft_done(op, s);
+    return none_or_raise(state_of(op), s);
 }
 
 static PyObject *
@@ -3677,17 +3574,15 @@ RaftCluster_get(PyObject *op, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:get", kwlist, &key_obj, &timeout_obj)) {
         return NULL;
     }
-    const char *key;
-    size_t key_len;
-    uint64_t timeout;
-    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+    kv_args kv;
+    if (get_kv_args(st, key_obj, timeout_obj, &kv) < 0) {
         return NULL;
     }
     int found = 0;
     luigi_buffer value = {NULL, 0};
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_get(self->cluster, key, key_len, timeout, &found, &value));
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_get(self->cluster, kv.key, kv.key_len, kv.timeout, &found, &value));
     if (s == LUIGI_OK && !found) {
         luigi_buffer_free(&value);
         Py_RETURN_NONE;
@@ -3706,20 +3601,15 @@ RaftCluster_delete(PyObject *op, PyObject *args, PyObject *kwds)
                                      &timeout_obj)) {
         return NULL;
     }
-    const char *key;
-    size_t key_len;
-    uint64_t timeout;
-    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+    kv_args kv;
+    if (get_kv_args(st, key_obj, timeout_obj, &kv) < 0) {
         return NULL;
     }
     int existed = 0;
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_delete(self->cluster, key, key_len, timeout, &existed));
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyBool_FromLong(existed != 0);
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_delete(self->cluster, kv.key, kv.key_len, kv.timeout, &existed));
+    return bool_or_raise(st, s, existed);
 }
 
 static PyObject *
@@ -3733,10 +3623,8 @@ RaftCluster_cas(PyObject *op, PyObject *args, PyObject *kwds)
                                      &new_obj, &timeout_obj)) {
         return NULL;
     }
-    const char *key;
-    size_t key_len;
-    uint64_t timeout;
-    if (as_key(key_obj, &key, &key_len) < 0 || get_timeout(st, timeout_obj, &timeout) < 0) {
+    kv_args kv;
+    if (get_kv_args(st, key_obj, timeout_obj, &kv) < 0) {
         return NULL;
     }
     Py_buffer expected, value;
@@ -3754,18 +3642,14 @@ RaftCluster_cas(PyObject *op, PyObject *args, PyObject *kwds)
     size_t e_len = has_expected ? (size_t)expected.len : 0;
     int swapped = 0;
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_cas(self->cluster, key, key_len, e, e_len,
-                                        (const uint8_t *)value.buf, (size_t)value.len, timeout,
-                                        &swapped));
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_cas(self->cluster, kv.key, kv.key_len, e, e_len, VIEW_DATA(value),
+            kv.timeout, &swapped));
     if (has_expected) {
         PyBuffer_Release(&expected);
     }
     PyBuffer_Release(&value);
-    if (s != LUIGI_OK) {
-        return raise_status(st, s);
-    }
-    return PyBool_FromLong(swapped != 0);
+    return bool_or_raise(st, s, swapped);
 }
 
 static PyObject *
@@ -3774,11 +3658,8 @@ RaftCluster_add_node(PyObject *op, PyObject *Py_UNUSED(ignored))
     RaftClusterObject *self = (RaftClusterObject *)op;
     uint64_t node = 0;
     luigi_status s;
-    CLUSTER_CALL(self, s, luigi_raft_cluster_add_node(self->cluster, &node));
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromUnsignedLongLong(node);
+    WITH_LOCK_NOGIL(self->lock, s = luigi_raft_cluster_add_node(self->cluster, &node));
+    return u64_or_raise(state_of(op), s, node);
 }
 
 static PyObject *
@@ -3791,9 +3672,8 @@ RaftCluster_log(PyObject *op, PyObject *node_obj)
         return NULL;
     }
     luigi_buffer buf = {NULL, 0};
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_log(self->cluster, node, &buf);
-    lock_release(self->lock);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_log(self->cluster, node, &buf));
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
@@ -3835,13 +3715,9 @@ RaftCluster_history(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftClusterObject *self = (RaftClusterObject *)op;
     size_t n = 0;
-    lock_acquire(self->lock);
-    luigi_status s = luigi_raft_cluster_history_len(self->cluster, &n);
-    lock_release(self->lock);
-    if (s != LUIGI_OK) {
-        return raise_status(state_of(op), s);
-    }
-    return PyLong_FromSize_t(n);
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_history_len(self->cluster, &n));
+    return size_or_raise(state_of(op), s, n);
 }
 
 static PyObject *
@@ -3852,8 +3728,8 @@ RaftCluster_check_history(PyObject *op, PyObject *Py_UNUSED(ignored))
     int linearizable = 0;
     luigi_buffer why = {NULL, 0};
     luigi_status s;
-    CLUSTER_CALL(self, s,
-                 luigi_raft_cluster_check_history(self->cluster, &linearizable, &why));
+    WITH_LOCK_NOGIL(self->lock,
+        s = luigi_raft_cluster_check_history(self->cluster, &linearizable, &why));
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
