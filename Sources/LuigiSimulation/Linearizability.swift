@@ -352,6 +352,7 @@ struct Register {
     /// unanswered ops was explored: that one can do all this one can.
     func search(_ ops: [Op], budget: inout Int) -> Outcome {
         let n = ops.count
+        budget -= n  // the setup below
         var answeredLeft = 0
         for op in ops where op.response != nil { answeredLeft += 1 }
         if answeredLeft == 0 { return .linearizable }
@@ -421,9 +422,12 @@ struct Register {
             }
         }
         var used = [Int](repeating: 0, count: queues.count)
-        // Deterministic iteration orders (dictionaries have none).
-        let putQueues = putQueue.map { (value: $0.key, queue: $0.value) }.sorted { $0.queue < $1.queue }
-        let casSources = casQueues.keys.sorted()
+        // Put queues by first invocation (then by queue: deterministic, as
+        // dictionaries are not), and the values that both a lost put writes
+        // and a lost compare-and-set expects.
+        let putQueues = putQueue.map { (value: $0.key, queue: $0.value) }
+            .sorted { (ops[queues[$0.queue][0]].invoke, $0.queue) < (ops[queues[$1.queue][0]].invoke, $1.queue) }
+        let putCasSources = casQueues.keys.filter { putQueue[$0] != nil }.sorted()
 
         // Answered ops numbered in invocation order, for the memo.
         var rank = [Int](repeating: -1, count: n)
@@ -495,6 +499,7 @@ struct Register {
             // Compare-and-set chains from `from` to `target`, after `path`.
             func chains(from: Int32, to target: Int32, visited: [Int32], op: Int, node: Int) {
                 for (q, new) in casQueues[from] ?? [] {
+                    budget -= 1
                     guard let h = head(q) else { continue }
                     path.append(h)
                     if new == target {
@@ -513,7 +518,8 @@ struct Register {
                     path = []
                 }
                 chains(from: state, to: target, visited: [state], op: op, node: node)
-                for x in casSources where x != state && x != target {
+                for x in putCasSources where x != state && x != target {
+                    budget -= 1
                     guard let q = putQueue[x], let h = head(q) else { continue }
                     path = [h]
                     chains(from: x, to: target, visited: [state, x], op: op, node: node)
@@ -540,6 +546,8 @@ struct Register {
                         // all alike: the earliest invoked stands for them.
                         var dead: Int? = nil
                         for (x, q) in putQueues where x != e {
+                            budget -= 1
+                            if ops[queues[q][0]].invoke > limit { break }
                             guard let h = head(q) else { continue }
                             if observers[Int(x)] == 0 {
                                 if dead.map({ (ops[h].invoke, h) < (ops[$0].invoke, $0) }) ?? true { dead = h }
