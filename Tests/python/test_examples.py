@@ -9,14 +9,24 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_quickstart_runs() -> None:
-    script = os.path.join(ROOT, "examples", "python", "quickstart.py")
+def run_example(name: str) -> str:
+    """Runs examples/python/<name> and returns what it printed."""
+    script = os.path.join(ROOT, "examples", "python", name)
     proc = subprocess.run(
         [sys.executable, script], capture_output=True, text=True, timeout=120, cwd=ROOT
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
-    for marker in (
+    return proc.stdout
+
+
+def assert_shows(out: str, *markers: str) -> None:
+    for marker in markers:
+        assert marker in out, f"missing {marker!r} in:\n{out}"
+
+
+def test_quickstart_runs() -> None:
+    assert_shows(
+        run_example("quickstart.py"),
         "== vector clocks",
         "a vs b: BEFORE   b vs c: CONCURRENT",
         "tokyo applies it again: new=False",
@@ -25,8 +35,27 @@ def test_quickstart_runs() -> None:
         "set() refused",
         "converged? False",
         "[150, 150, 150, 150, 150]",
-    ):
-        assert marker in out, f"missing {marker!r} in:\n{out}"
+    )
+
+
+def test_raft_cluster_example_runs() -> None:
+    out = run_example("raft_cluster.py")
+    assert_shows(
+        out,
+        "nodes [1, 2, 3]; node ",
+        "get color -> b'red'",
+        "cas color red->blue: True",
+        "cas color red->green: False",
+        "cas fresh absent->1: True",
+        "delete fresh: True; get fresh -> None",
+        "took over in term",
+        "get color -> b'violet'",
+        "same log as the leader: True",
+        "the majority commits: get color -> b'indigo'",
+        "every node applied the same",
+        "the history is linearizable",
+    )
+    assert "entries: True" in out
 
 
 def test_c_example_links_against_the_shipped_library(tmp_path: "os.PathLike[str]") -> None:
