@@ -1,9 +1,13 @@
 // luigi-raft-bench: Raft library overhead and durable commit, in one process.
 //
-// Three RaftDrivers exchange messages through an in-memory queue (no
-// network), with the leader keeping `concurrency` proposals in flight
-// (closed loop). Prints one JSON object on stdout; benchmarks/run.sh folds
-// it into results.json and RESULTS.md.
+// Three RaftDrivers exchange messages in memory (no network), with the
+// leader keeping `concurrency` proposals in flight (closed loop).
+// - In-memory runs (library overhead): all three nodes in one thread
+//   through one queue, so the numbers are the library's CPU cost alone.
+// - Durable runs: one thread per node (Threaded.swift), so the nodes'
+//   fdatasyncs overlap as on three machines (all on this one disk).
+// Prints one JSON object on stdout; benchmarks/raft_bench.py turns it into
+// raft.json and RAFT.md.
 //
 //   luigi-raft-bench [--quick] [--durable-only]
 import LuigiCore
@@ -34,8 +38,10 @@ struct Run {
     var p99: UInt64
     var fdatasyncs: Int
     var syncNanos: UInt64
+    /// Durable runs: the leader sent its appends before its own sync.
+    var sendEarly = false
     var json: String {
-        "{\"concurrency\": \(concurrency), \"commits\": \(commits), \"seconds\": \(seconds), "
+        "{\"concurrency\": \(concurrency), \"leader_sends_early\": \(sendEarly), \"commits\": \(commits), \"seconds\": \(seconds), "
             + "\"commits_per_second\": \(Double(commits) / seconds), \"p50_ns\": \(p50), \"p99_ns\": \(p99), "
             + "\"fdatasyncs\": \(fdatasyncs), \"sync_ns_total\": \(syncNanos)}"
     }
@@ -132,24 +138,6 @@ func runCluster(concurrency: Int, commits total: Int, payload: Int, storages: [C
                syncNanos: storages.reduce(0) { $0 + $1.syncNanos })
 }
 
-/// The disk's floor: write 256 bytes + fdatasync, repeatedly.
-func measureFdatasync(directory: String, count: Int) -> (p50: UInt64, p99: UInt64) {
-    let path = directory + "/fdatasync.probe"
-    let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o644)
-    guard fd >= 0 else { return (0, 0) }
-    defer { close(fd); unlink(path) }
-    let block = [UInt8](repeating: 1, count: 256)
-    var samples: [UInt64] = []
-    for i in 0..<count {
-        let t = nowNanos()
-        _ = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, 256, off_t(i * 256)) }
-        fdatasync(fd)
-        samples.append(nowNanos() - t)
-    }
-    samples.sort()
-    return (percentile(samples, 50), percentile(samples, 99))
-}
-
 func tempDirectory() -> String {
     var template = Array("/tmp/luigi-raft-bench-XXXXXX".utf8CString)
     return template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
@@ -170,17 +158,30 @@ for concurrency in durableOnly ? [] : [1, 64, 1024, 4096] {
 }
 
 let root = tempDirectory()
-let floor = measureFdatasync(directory: root, count: quick ? 50 : 300)
+// The floor: one thread alone, then three at once (one file each), to show
+// whether this disk overlaps the three nodes' syncs or serializes them.
+let floor = measureFdatasync(directory: root, count: quick ? 50 : 300, threads: 1)
+let floor3 = measureFdatasync(directory: root, count: quick ? 50 : 300, threads: 3)
 var durableRuns: [Run] = []
+// Each load twice: the leader syncs, then sends (the plain Ready order), and
+// the leader sends its appends while it syncs (Raft thesis §10.2.1).
 for concurrency in [1, 256] {
-    let commits = quick ? 200 : (concurrency == 1 ? 300 : 20_000)
-    let dir = root + "/c\(concurrency)"
-    let storages = try (1...3).map { CountingStorage(try DurableRaftStorage(directory: dir + "/node-\($0)")) }
-    durableRuns.append(try runCluster(concurrency: concurrency, commits: commits, payload: 256, storages: storages))
+    for sendEarly in [false, true] {
+        let commits = quick ? (concurrency == 1 ? 300 : 3_000) : (concurrency == 1 ? 1_000 : 20_000)
+        let dir = root + "/c\(concurrency)-\(sendEarly ? "early" : "after")"
+        let storages = try (1...3).map { CountingStorage(try DurableRaftStorage(directory: dir + "/node-\($0)")) }
+        durableRuns.append(
+            try runThreadedCluster(
+                concurrency: concurrency, commits: commits, payload: 256, storages: storages, sendEarly: sendEarly))
+    }
 }
 removeTree(root)
 
 print("{\"cores\": \(sysconf(Int32(_SC_NPROCESSORS_ONLN))), "
     + "\"memory\": [\(memoryRuns.map(\.json).joined(separator: ", "))], "
+    + "\"durable_harness\": \"threads\", \"durable_threads\": 3, "
     + "\"fdatasync_p50_ns\": \(floor.p50), \"fdatasync_p99_ns\": \(floor.p99), "
+    + "\"fdatasync_per_second\": \(floor.perSecond), "
+    + "\"fdatasync_3threads_p50_ns\": \(floor3.p50), \"fdatasync_3threads_p99_ns\": \(floor3.p99), "
+    + "\"fdatasync_3threads_per_second\": \(floor3.perSecond), "
     + "\"durable\": [\(durableRuns.map(\.json).joined(separator: ", "))]}")

@@ -17,14 +17,54 @@ public final class RaftDriver {
         self.node = try RaftNode(config: config, storage: storage, voters: voters)
     }
 
+    /// Set when persisting failed after messages were already sent early.
+    private var stopped: String?
+
     /// The next batch, already durable; nil when there is nothing to do.
     public func nextReady() throws -> Ready? {
+        try nextReady(sendingEarly: nil)
+    }
+
+    /// Like `nextReady()`, but a leader hands its appends and heartbeats to
+    /// `sendEarly` before writing and syncing its own log, so followers
+    /// persist in parallel with it (Raft thesis §10.2.1); the returned Ready
+    /// holds only the messages that must wait for the sync.
+    ///
+    /// Why this is safe: RaftNode counts the leader's own entries toward the
+    /// commit quorum as soon as they are appended, so a commit must never be
+    /// computed from an acknowledgement of entries the leader has not made
+    /// durable. The node is not thread-safe, so nothing is stepped until this
+    /// call returns, and by then the sync is done. If persisting fails after
+    /// an early send, this driver stops for good (every later call throws):
+    /// stepping on would count entries that were sent but never persisted.
+    /// Nothing goes early from a Ready that changes the term or vote (it must
+    /// be durable before any message) or carries a snapshot, nor from a
+    /// single voter, whose commit index counts its own unpersisted entries
+    /// and would reach learners in the appends.
+    public func nextReady(sendingEarly sendEarly: (([RaftMessage]) -> Void)?) throws -> Ready? {
+        if let stopped { throw LuigiError.state(stopped) }
         guard node.hasReady else { return nil }
-        let rd = node.ready()
-        if let snapshot = rd.snapshot { try storage.applySnapshot(snapshot) }
-        try storage.append(rd.entries)
-        if let hs = rd.hardState { try storage.setHardState(hs) }
-        if rd.mustSync { try storage.sync() }
+        var rd = node.ready()
+        var sentEarly = false
+        if let sendEarly, node.role == .leader, !rd.termOrVoteChanged, rd.snapshot == nil,
+            node.conf.voters.count > 1
+        {
+            let early = rd.messages.filter { $0.kind == .append || $0.kind == .heartbeat }
+            if !early.isEmpty {
+                rd.messages.removeAll { $0.kind == .append || $0.kind == .heartbeat }
+                sendEarly(early)
+                sentEarly = true
+            }
+        }
+        do {
+            if let snapshot = rd.snapshot { try storage.applySnapshot(snapshot) }
+            try storage.append(rd.entries)
+            if let hs = rd.hardState { try storage.setHardState(hs) }
+            if rd.mustSync { try storage.sync() }
+        } catch {
+            if sentEarly { stopped = "persisting failed after messages were sent early (\(error)); reopen the node" }
+            throw error
+        }
         if let machine { try feed(machine, rd) }
         return rd
     }
