@@ -131,8 +131,13 @@ luigi_status luigi_clock_decode(const uint8_t *data, size_t len, luigi_clock **o
  *   COUNTER  add(n): value = exact sum of every origin's 64-bit contribution
  *   MAX/MIN  max(x)/min(x) over int64 and finite-or-infinite doubles (no NaN)
  *   SET      union({elements}): grow-only set of int64, string or bytes
+ *   REGISTER set(x): overwrite with an int64 or a double (no NaN); the last
+ *            set in the replicated log's order wins
  * Updates carry a dot (origin, seq) and the origin's clock; a replica applies
  * each update exactly once and in causal order (early ones wait in pending).
+ * Transactions of algebraic ops commit locally (luigi_txn_commit); one that
+ * sets a REGISTER is not algebraic and commits through a Raft log instead
+ * (luigi_raft_attach_replica, luigi_raft_propose_txn).
  */
 typedef struct luigi_replica luigi_replica;
 typedef struct luigi_txn luigi_txn;
@@ -144,7 +149,8 @@ typedef enum luigi_kind {
     LUIGI_KIND_COUNTER = 1,
     LUIGI_KIND_MAX = 2,
     LUIGI_KIND_MIN = 3,
-    LUIGI_KIND_SET = 4
+    LUIGI_KIND_SET = 4,
+    LUIGI_KIND_REGISTER = 5
 } luigi_kind;
 
 typedef enum luigi_number_type {
@@ -154,7 +160,7 @@ typedef enum luigi_number_type {
 
 /* The value of one key. Which fields are meaningful depends on `kind`:
  *   COUNTER: counter_hi:counter_lo is the 128-bit two's-complement total;
- *   MAX/MIN: number_type selects int_value or float_value;
+ *   MAX/MIN/REGISTER: number_type selects int_value or float_value;
  *   SET:     set_size; the elements come from luigi_replica_set_elements. */
 typedef struct luigi_value {
     uint32_t kind;          /* luigi_kind */
@@ -188,9 +194,12 @@ luigi_status luigi_txn_union_str(luigi_txn *txn, const char *key, size_t key_len
                                  const char *element, size_t element_len);
 luigi_status luigi_txn_union_bytes(luigi_txn *txn, const char *key, size_t key_len,
                                    const uint8_t *element, size_t element_len);
-/* Overwrite is not algebraic: always LUIGI_ERR_NOT_ALGEBRAIC here (it commits
- * through the replicated log instead). The txn is left unchanged. */
+/* Overwrites a REGISTER key (a later set of the same key in the txn
+ * replaces this one). Not algebraic: luigi_txn_commit then returns
+ * LUIGI_ERR_NOT_ALGEBRAIC; propose the txn with luigi_raft_propose_txn. */
 luigi_status luigi_txn_set_int(luigi_txn *txn, const char *key, size_t key_len, int64_t value);
+/* NaN returns LUIGI_ERR_INVALID_ARGUMENT. */
+luigi_status luigi_txn_set_float(luigi_txn *txn, const char *key, size_t key_len, double value);
 /* Number of ops buffered so far. */
 luigi_status luigi_txn_op_count(const luigi_txn *txn, size_t *out_count);
 /*
@@ -452,6 +461,41 @@ luigi_status luigi_raft_set_state_machine(luigi_raft *raft, const luigi_state_ma
 /* Compacts the log up to the applied index with the attached machine's
  * snapshot; *out_index is that index. */
 luigi_status luigi_raft_snapshot_state_machine(luigi_raft *raft, uint64_t *out_index);
+
+/*
+ * The built-in algebraic plugin: the coordinated path of a replica's
+ * transactions. Attaching `replica` makes the log one more origin of its
+ * updates, `log_origin` (non-zero, not the replica's node id, the same on
+ * every node of the group and used by nothing else): each committed
+ * transaction becomes the update (log_origin, n) on every node, applied at
+ * its log position, so the last set of a REGISTER in log order wins on
+ * every replica. Those updates travel by delta anti-entropy like any other.
+ * It replaces any attached state machine (luigi_raft_set_state_machine
+ * replaces it in turn). The node keeps the replica alive; use both from the
+ * same thread (take_ready applies committed transactions to the replica).
+ */
+luigi_status luigi_raft_attach_replica(luigi_raft *raft, luigi_replica *replica,
+                                       uint64_t log_origin);
+/* Proposes a txn of the attached replica (algebraic ops and sets alike) and
+ * finishes it (further calls on it return LUIGI_ERR_STATE). It is checked
+ * against the replica's key types first (LUIGI_ERR_TYPE_CONFLICT). Leader
+ * only (else LUIGI_ERR_STATE, and the txn stays open). */
+luigi_status luigi_raft_propose_txn(luigi_raft *raft, luigi_txn *txn, uint64_t *out_index);
+
+#define LUIGI_TXN_PENDING   0 /* not applied on this node yet */
+#define LUIGI_TXN_COMMITTED 1 /* applied here; every node applies it at the same index */
+#define LUIGI_TXN_REJECTED  2 /* applied as a no-op everywhere (see *out_rejection) */
+#define LUIGI_TXN_LOST      3 /* a leader change put another entry at its index: propose again */
+#define LUIGI_TXN_UNKNOWN   4 /* not proposed through this node, forgotten, or skipped by a snapshot */
+
+/* What became of the txn proposed at `index` through this node (the last
+ * 65,536 proposals are remembered). For REJECTED, *out_rejection is the
+ * status that rejected it everywhere (the log's own key types disagree:
+ * LUIGI_ERR_TYPE_CONFLICT; the log's counter share overflows:
+ * LUIGI_ERR_OVERFLOW) and *out_reason its text; otherwise they are LUIGI_OK
+ * and empty. out_rejection and out_reason may be NULL. */
+luigi_status luigi_raft_txn_outcome(const luigi_raft *raft, uint64_t index, uint32_t *out_outcome,
+                                    luigi_status *out_rejection, luigi_buffer *out_reason);
 
 #define LUIGI_ROLE_FOLLOWER      0
 #define LUIGI_ROLE_PRE_CANDIDATE 1

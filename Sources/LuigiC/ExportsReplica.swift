@@ -87,14 +87,22 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
 @c @implementation public func luigi_txn_set_int(
     _ t: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int, _ value: Int64
 ) -> luigi_status {
-    guarded { try txn(t).set(try utf8(key, keyLen, "key")) }
+    guarded { try txn(t).set(try utf8(key, keyLen, "key"), .int(value)) }
+}
+
+@c @implementation public func luigi_txn_set_float(
+    _ t: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int, _ value: Double
+) -> luigi_status {
+    guarded { try txn(t).set(try utf8(key, keyLen, "key"), try Number.checked(value)) }
 }
 
 @c @implementation public func luigi_txn_op_count(_ t: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!) -> luigi_status {
     guarded {
         let out = try required(out, "out_count")
         let tx = try txn(t)
-        guard !tx.isFinished else { throw LuigiError.state("transaction already committed") }
+        guard !tx.isFinished else {
+            throw LuigiError.state("transaction already \(tx.update != nil ? "committed" : "proposed to the log")")
+        }
         out.pointee = tx.opCount
     }
 }
@@ -152,6 +160,9 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
         case .set(let elements)?:
             v.kind = LUIGI_KIND_SET.rawValue
             v.set_size = UInt64(elements.count)
+        case .register(let n)?:
+            v.kind = LUIGI_KIND_REGISTER.rawValue
+            store(n, in: &v)
         }
         out.pointee = v
     }

@@ -62,6 +62,8 @@ public final class Replica {
             case .max(let n): keyOps.append((key, .max(n)))
             case .min(let n): keyOps.append((key, .min(n)))
             case .union(let elements): keyOps.append((key, .union(elements.sorted())))
+            case .assign:
+                throw LuigiError.notAlgebraic("set('\(key)') overwrites: it commits through the replicated log")
             }
         }
         if keyOps.count > 1 { keyOps.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) } }
@@ -130,6 +132,8 @@ public final class Replica {
 
     public func value(_ key: String) -> Value? { state[key]?.visibleValue }
 
+    public func kind(of key: String) -> Kind? { state[key]?.visibleKind }
+
     /// Keys sorted by UTF-8 bytes.
     public var keys: [String] {
         state.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -159,6 +163,11 @@ public final class Replica {
         return missing.map(\.update)
     }
 
+    /// The first `count` updates applied from `origin`, in seq order.
+    func updates(from origin: UInt64, count: Int) -> ArraySlice<Update> {
+        (logByOrigin[origin] ?? [])[..<count]
+    }
+
     /// Number of updates applied so far (from every origin).
     public var appliedCount: Int { logByOrigin.values.reduce(0) { $0 + $1.count } }
 }
@@ -177,6 +186,7 @@ struct KeyState {
         case .max: return .max(v.number!)
         case .min: return .min(v.number!)
         case .set: return .set(v.elements)
+        case .register: return .register(v.number!)
         }
     }
 
@@ -203,6 +213,8 @@ struct Variant {
     var contributions: [UInt64: Int64] = [:]
     var total: Int128 = 0
     var number: Number?
+    /// The dot of the assign that `number` holds (registers).
+    var assignedBy: Dot?
     var elements: Set<Element> = []
 
     init(kind: Kind, firstDot: Dot) {
@@ -223,6 +235,11 @@ struct Variant {
             if number.map({ n < $0 }) ?? true { number = n }
         case .union(let added):
             elements.formUnion(added)
+        case .assign(let n):
+            if assignedBy.map({ $0 < dot }) ?? true {
+                number = n
+                assignedBy = dot
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ enum PendingOp {
     case max(Number)
     case min(Number)
     case union(Set<Element>)
+    case assign(Number)
 
     var kind: Kind {
         switch self {
@@ -11,12 +12,18 @@ enum PendingOp {
         case .max: return .max
         case .min: return .min
         case .union: return .set
+        case .assign: return .register
         }
     }
 }
 
-/// A coordination-free transaction: ops are buffered, then `commit` validates
-/// all of them and applies them atomically (all or nothing). Confined to one
+/// A transaction on a replica: ops are buffered and merged per key.
+///
+/// Algebraic ops only (add, max, min, union): `commit` validates all of them
+/// and applies them locally and atomically (all or nothing), with no
+/// coordination. With an overwrite (`set`) the transaction needs the
+/// replicated log's order: `ReplicaStateMachine.propose` sends it through
+/// the log and every replica applies it at the same position. Confined to one
 /// thread at a time, like its replica (hence `@exclusivity(unchecked)`).
 public final class Transaction {
     public let replica: Replica
@@ -28,10 +35,15 @@ public final class Transaction {
     @exclusivity(unchecked) private var conflict: LuigiError?
     @exclusivity(unchecked) public private(set) var opCount = 0
     @exclusivity(unchecked) public private(set) var update: Update?
+    /// The log index it was proposed at (coordinated transactions).
+    @exclusivity(unchecked) public private(set) var proposedIndex: UInt64?
 
     init(replica: Replica) { self.replica = replica }
 
-    public var isFinished: Bool { update != nil }
+    public var isFinished: Bool { update != nil || proposedIndex != nil }
+
+    /// True when an op overwrites, so the transaction must go through the log.
+    public var needsCoordination: Bool { ops.contains { $0.op.kind == .register } }
 
     public func add(_ key: String, _ delta: Int64) throws {
         try record(key, .counter(Int128(delta)))
@@ -47,12 +59,9 @@ public final class Transaction {
         try record(key, .union(Set(elements)))
     }
 
-    /// Overwrite needs coordination: it is never part of an algebraic commit.
-    public func set(_ key: String) throws -> Never {
-        try ensureOpen()
-        throw LuigiError.notAlgebraic(
-            "set('\(key)') overwrites, which is not algebraic; use the replicated log's coordinated path")
-    }
+    /// Overwrites a register key (the last set in log order wins). Not
+    /// algebraic: the transaction must be proposed through the log.
+    public func set(_ key: String, _ value: Number) throws { try record(key, .assign(try checked(value))) }
 
     /// Validates every op, then applies all of them; on error nothing changes
     /// and the transaction stays open.
@@ -60,12 +69,35 @@ public final class Transaction {
     public func commit() throws -> Update {
         try ensureOpen()
         if let conflict { throw conflict }
+        if let key = ops.first(where: { $0.op.kind == .register })?.key {
+            throw LuigiError.notAlgebraic(
+                "set('\(key)') overwrites, which is not algebraic: propose the transaction through the replicated log")
+        }
         let update = try replica.prepare(ops)
         replica.commitLocal(update)
         self.update = update
         ops = []
         index = nil
         return update
+    }
+
+    /// The transaction as a log command, checked against this replica's key
+    /// types; the transaction stays open until `markProposed`.
+    func coordinatedCommand() throws -> CoordinatedCommand {
+        try ensureOpen()
+        if let conflict { throw conflict }
+        for (key, op) in ops {
+            if let kind = replica.kind(of: key), kind != op.kind {
+                throw LuigiError.typeConflict("key '\(key)' is a \(kind), not a \(op.kind)")
+            }
+        }
+        return CoordinatedCommand(ops: ops)
+    }
+
+    func markProposed(at index: UInt64) {
+        proposedIndex = index
+        ops = []
+        self.index = nil
     }
 
     private func checked(_ n: Number) throws -> Number {
@@ -75,6 +107,7 @@ public final class Transaction {
 
     private func ensureOpen() throws {
         guard update == nil else { throw LuigiError.state("transaction already committed") }
+        guard proposedIndex == nil else { throw LuigiError.state("transaction already proposed to the log") }
     }
 
     private func slot(of key: String) -> Int? {
@@ -104,6 +137,7 @@ public final class Transaction {
         case (.counter(let a), .counter(let b)): ops[i].op = .counter(a + b)
         case (.max(let a), .max(let b)): ops[i].op = .max(Swift.max(a, b))
         case (.min(let a), .min(let b)): ops[i].op = .min(Swift.min(a, b))
+        case (.assign, .assign): ops[i].op = op
         default:
             if conflict == nil {
                 conflict = .typeConflict(

@@ -23,6 +23,9 @@ public enum KeyOp: Equatable, Sendable {
     case max(Number)
     case min(Number)
     case union([Element])  // sorted, distinct
+    /// Overwrite; of two assigns the larger dot wins (the log's order, as
+    /// only the replicated log's origin issues them).
+    case assign(Number)
 
     public var kind: Kind {
         switch self {
@@ -30,6 +33,7 @@ public enum KeyOp: Equatable, Sendable {
         case .max: return .max
         case .min: return .min
         case .union: return .set
+        case .assign: return .register
         }
     }
 }
@@ -55,7 +59,7 @@ public struct Update: Equatable, Sendable {
         }
         for (_, op) in ops {
             switch op {
-            case .max(.float(let d)), .min(.float(let d)):
+            case .max(.float(let d)), .min(.float(let d)), .assign(.float(let d)):
                 if d.isNaN { throw LuigiError.decode("update carries NaN") }
             case .union(let elements):
                 for i in elements.indices.dropFirst() where !(elements[i - 1] < elements[i]) {
@@ -98,7 +102,7 @@ public struct Update: Equatable, Sendable {
             w.blob(key.utf8)
             switch op {
             case .counter(let c): w.zigzag(c)
-            case .max(let n), .min(let n): Self.write(n, to: &w)
+            case .max(let n), .min(let n), .assign(let n): Self.write(n, to: &w)
             case .union(let elements):
                 w.varint(UInt64(elements.count))
                 for e in elements { Self.write(e, to: &w) }
@@ -129,6 +133,7 @@ public struct Update: Equatable, Sendable {
                 elements.reserveCapacity(m)
                 for _ in 0..<m { elements.append(try Self.readElement(&r)) }
                 ops.append((key, .union(elements)))
+            case .register: ops.append((key, .assign(try Self.readNumber(&r))))
             }
         }
         try r.expectEnd("update")
@@ -161,14 +166,14 @@ public struct Update: Equatable, Sendable {
         return updates
     }
 
-    private static func write(_ n: Number, to w: inout ByteWriter) {
+    static func write(_ n: Number, to w: inout ByteWriter) {
         switch n {
         case .int(let i): w.u8(0); w.zigzag(i)
         case .float(let d): w.u8(1); w.u64le(d.bitPattern)
         }
     }
 
-    private static func readNumber(_ r: inout ByteReader) throws -> Number {
+    static func readNumber(_ r: inout ByteReader) throws -> Number {
         switch try r.u8() {
         case 0: return .int(try r.zigzag())
         case 1:
@@ -179,7 +184,7 @@ public struct Update: Equatable, Sendable {
         }
     }
 
-    private static func write(_ e: Element, to w: inout ByteWriter) {
+    static func write(_ e: Element, to w: inout ByteWriter) {
         switch e {
         case .int(let i): w.u8(1); w.zigzag(i)
         case .string(let s): w.u8(2); w.blob(s.utf8)
@@ -187,7 +192,7 @@ public struct Update: Equatable, Sendable {
         }
     }
 
-    private static func readElement(_ r: inout ByteReader) throws -> Element {
+    static func readElement(_ r: inout ByteReader) throws -> Element {
         switch try r.u8() {
         case 1: return .int(try r.zigzag())
         case 2: return .string(try r.utf8())

@@ -1,4 +1,4 @@
-/// A number held by a MAX or MIN key: an exact 64-bit int or a non-NaN double.
+/// A number held by a MAX, MIN or REGISTER key: an exact 64-bit int or a non-NaN double.
 ///
 /// Numbers are totally ordered so that max/min are a semilattice join and
 /// every replica converges bit-identically: ints and doubles compare by exact
@@ -8,9 +8,11 @@ public enum Number: Hashable, Sendable, Comparable, CustomStringConvertible {
     case int(Int64)
     case float(Double)
 
-    /// Rejects NaN: it has no place in a total order.
+    /// Rejects NaN (for max, min and registers).
     public static func checked(_ value: Double) throws -> Number {
-        guard !value.isNaN else { throw LuigiError.invalidArgument("NaN is not a valid max/min value") }
+        guard !value.isNaN else {
+            throw LuigiError.invalidArgument("NaN is not a valid number: it has no place in a total order")
+        }
         return .float(value)
     }
 
@@ -96,6 +98,9 @@ public enum Kind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case max = 2
     case min = 3
     case set = 4
+    /// Overwritten by `Transaction.set`: only through the replicated log,
+    /// whose order decides which write is last.
+    case register = 5
 
     public var description: String {
         switch self {
@@ -103,6 +108,7 @@ public enum Kind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .max: return "max"
         case .min: return "min"
         case .set: return "set"
+        case .register: return "register"
         }
     }
 }
@@ -113,4 +119,5 @@ public enum Value: Equatable, Sendable {
     case max(Number)
     case min(Number)
     case set(Set<Element>)
+    case register(Number)
 }

@@ -1,7 +1,8 @@
 import LuigiCore
 
-/// N Raft nodes (ids 1...N) running the key-value state machine on virtual
-/// time, over a seeded faulty network, with crash and restart. Every step
+/// N Raft nodes (ids 1...N) running a state machine (the key-value one
+/// unless `Options.makeMachine` says otherwise) on virtual time, over a
+/// seeded faulty network, with crash and restart. Every step
 /// checks Raft's safety properties; client operations are recorded as a
 /// history for the linearizability checker.
 ///
@@ -28,6 +29,10 @@ public final class RaftCluster {
         /// own directory). When set, a crash closes the storage and a restart
         /// reopens it, so only what was synced survives. Nil: in-memory logs.
         public var openStorage: (@Sendable (UInt64) throws -> RaftStorage)? = nil
+        /// Builds a node's state machine at each start and restart (a crash
+        /// loses it). Nil: a `KVStateMachine`, which `execute` and
+        /// `linearizableGet` drive.
+        public var makeMachine: (@Sendable (UInt64) throws -> RaftStateMachine)? = nil
 
         public init(nodes: Int = 3, seed: UInt64 = 0) {
             self.nodes = nodes
@@ -46,9 +51,13 @@ public final class RaftCluster {
         var storage: RaftStorage
         var driver: RaftDriver?
         var raft: RaftNode? { driver?.node }
-        let machine = KVStateMachine()
+        var machine: RaftStateMachine = KVStateMachine()
         /// (index, term, data) of every entry applied, in order.
-        var applied: [(index: UInt64, term: UInt64, data: [UInt8])] = []
+        var applied: [(index: UInt64, term: UInt64, data: [UInt8])] = [] {
+            didSet { if applied.isEmpty { checked = 0 } }
+        }
+        /// How many of `applied` the safety check has seen.
+        var checked = 0
 
         init(id: UInt64, storage: RaftStorage) {
             self.id = id
@@ -129,6 +138,7 @@ public final class RaftCluster {
     }
 
     private func start(_ member: Member, voters: [UInt64]) throws {
+        member.machine = try options.makeMachine?(member.id) ?? KVStateMachine()
         let snapshot = try member.storage.snapshot()
         try member.machine.restore(snapshot.data)
         member.applied = []
@@ -142,7 +152,8 @@ public final class RaftCluster {
     public func isAlive(_ id: UInt64) -> Bool { members[id]?.raft != nil }
     public func node(_ id: UInt64) -> RaftNode? { members[id]?.raft }
     public func storage(_ id: UInt64) -> RaftStorage? { members[id]?.storage }
-    public func machine(_ id: UInt64) -> KVStateMachine? { members[id]?.machine }
+    public func machine(_ id: UInt64) -> KVStateMachine? { members[id]?.machine as? KVStateMachine }
+    public func stateMachine(_ id: UInt64) -> RaftStateMachine? { members[id]?.machine }
 
     /// The live leader with the highest term, if any.
     public var leader: UInt64? {
@@ -150,6 +161,11 @@ public final class RaftCluster {
     }
 
     public func status(_ id: UInt64) -> RaftStatus? { members[id]?.raft?.status }
+
+    /// Every committed entry any node applied, by index (as first applied).
+    public var committedEntries: [(index: UInt64, term: UInt64, data: [UInt8])] {
+        committedLog.sorted { $0.key < $1.key }.map { ($0.key, $0.value.term, $0.value.data) }
+    }
 
     /// Entries applied by a node so far (term, data), including no-ops.
     public func appliedLog(_ id: UInt64) -> [(term: UInt64, data: [UInt8])] {
@@ -280,7 +296,7 @@ public final class RaftCluster {
                     try member.machine.restore(snap.data)
                     member.applied = []
                 }
-                for entry in rd.committedEntries { apply(entry, on: member) }
+                for entry in rd.committedEntries { try apply(entry, on: member) }
                 if let watch = readWatch {
                     for rs in rd.readStates where rs.context == watch.context { watch.found(rs.index) }
                 }
@@ -291,14 +307,14 @@ public final class RaftCluster {
         }
     }
 
-    private func apply(_ entry: RaftEntry, on member: Member) {
+    private func apply(_ entry: RaftEntry, on member: Member) throws {
         var command = entry.data
         var request: UInt64? = nil
         if entry.kind == .normal && command.count >= 12 && command.starts(with: Self.requestMagic) {
             request = command[4..<12].reversed().reduce(0) { $0 << 8 | UInt64($1) }
             command.removeFirst(12)
         }
-        let result = member.machine.apply(RaftEntry(term: entry.term, index: entry.index, kind: entry.kind, data: command))
+        let result = try member.machine.apply(RaftEntry(term: entry.term, index: entry.index, kind: entry.kind, data: command))
         member.applied.append((entry.index, entry.term, entry.data))
         if let request, outstanding.contains(request), results[request] == nil { results[request] = result }
     }
@@ -308,7 +324,7 @@ public final class RaftCluster {
         let first = try member.storage.firstIndex()
         let applied = driver.node.status.applied
         if applied >= first && Int(applied - first) + 1 >= options.compactAfter {
-            try driver.compact(to: applied, snapshot: member.machine.snapshot())
+            try driver.compact(to: applied, snapshot: try member.machine.snapshot())
         }
     }
 
@@ -340,7 +356,7 @@ public final class RaftCluster {
         }
         // State machine safety + log matching on what was applied: every node
         // applies exactly the same entry at each index.
-        for entry in member.applied.suffix(64) {
+        for entry in member.applied[member.checked...] {
             if let seen = committedLog[entry.index] {
                 guard seen.term == entry.term && seen.data == entry.data else {
                     throw SafetyViolation(description:
@@ -350,6 +366,7 @@ public final class RaftCluster {
                 committedLog[entry.index] = (entry.term, entry.data, raft.term)
             }
         }
+        member.checked = member.applied.count
         // Leader completeness: a leader of a later term than the one an entry
         // was committed in holds that entry.
         if raft.role == .leader {
@@ -378,6 +395,7 @@ public final class RaftCluster {
     /// in the history. Returns nil when it did not complete within `timeout`
     /// ticks (its outcome is then unknown).
     public func execute(_ command: KVStateMachine.Command, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
+        guard options.makeMachine == nil else { throw LuigiError.state("commands need the key-value machine") }
         let op = history.invoke(client: client, kind: Self.kind(command), at: now)
         let request = nextRequest
         nextRequest &+= 1
@@ -410,6 +428,7 @@ public final class RaftCluster {
     /// quorum that it still leads, waits until it applied the read index, and
     /// answers from its state machine. Nil on timeout.
     public func linearizableGet(_ key: String, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
+        guard options.makeMachine == nil else { throw LuigiError.state("reads need the key-value machine") }
         let op = history.invoke(client: client, kind: .get(key: key), at: now)
         let context = Array("read-\(nextRequest)".utf8)
         nextRequest &+= 1
@@ -423,9 +442,9 @@ public final class RaftCluster {
                 }
             }
             if let index = readIndex, let l = askedOf, let member = members[l], member.raft != nil,
-                member.machine.appliedIndex >= index
+                let kv = member.machine as? KVStateMachine, kv.appliedIndex >= index
             {
-                let value = member.machine.read(key)
+                let value = kv.read(key)
                 history.complete(op, result: Self.observed(.get(key: key), value), at: now)
                 return value
             }

@@ -42,9 +42,42 @@ import Testing
     }
 
     @Test func overwriteIsNotAlgebraic() throws {
-        let tx = Replica(nodeID: 1).transaction()
-        #expect(throws: LuigiError.self) { try tx.set("k") }
+        let r = Replica(nodeID: 1)
+        let tx = r.transaction()
+        try tx.add("c", 1)
+        try tx.set("k", .int(1))
+        try tx.set("k", .int(2))  // the later set replaces the earlier
+        #expect(tx.needsCoordination)
+        #expect(throws: LuigiError.self) { try tx.commit() }
+        do {
+            try tx.commit()
+        } catch LuigiError.notAlgebraic(let m) {
+            #expect(m.contains("set('k')"))
+        }
         #expect(!tx.isFinished)
+        #expect(r.clock == VectorClock() && r.value("c") == nil)
+        #expect(throws: LuigiError.invalidArgument("NaN is not a valid number: it has no place in a total order")) { try tx.set("n", .float(.nan)) }
+        #expect(throws: LuigiError.self) {
+            try r.commit {
+                try $0.set("x", .int(1))
+                try $0.add("x", 1)  // one key, two types
+            }
+        }
+    }
+
+    @Test func registerKeepsTheAssignWithTheLargestDot() throws {
+        let log: UInt64 = 100
+        func assign(_ seq: UInt64, _ n: Number) throws -> Update {
+            try Update(origin: log, seq: seq, clock: VectorClock([log: seq]), ops: [("k", .assign(n))])
+        }
+        let first = try assign(1, .int(7)), second = try assign(2, .float(-0.5))
+        #expect(try Update(decoding: second.encoded()) == second)
+        let r = Replica(nodeID: 1)
+        r.apply(second)  // waits for (100, 1)
+        #expect(r.value("k") == nil)
+        r.apply(first)
+        #expect(r.value("k") == .register(.float(-0.5)))
+        #expect(throws: LuigiError.typeConflict("key 'k' is a register, not a counter")) { try r.commit { try $0.add("k", 1) } }
     }
 
     @Test func committedTransactionCannotBeReused() throws {

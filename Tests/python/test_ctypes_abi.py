@@ -158,6 +158,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "luigi_txn_union_str": (S, [H, c_char_p, c_size_t, c_char_p, c_size_t]),
     "luigi_txn_union_bytes": (S, [H, c_char_p, c_size_t, c_char_p, c_size_t]),
     "luigi_txn_set_int": (S, [H, c_char_p, c_size_t, c_int64]),
+    "luigi_txn_set_float": (S, [H, c_char_p, c_size_t, c_double]),
     "luigi_txn_op_count": (S, [H, P(c_size_t)]),
     "luigi_txn_commit": (S, [H, P(H)]),
     "luigi_replica_apply": (S, [H, H, P(c_int)]),
@@ -576,7 +577,7 @@ def test_error_statuses_with_messages(replicas: tuple[int, int]) -> None:
     fails(lib.luigi_txn_max_float(txn, *k("x"), math.nan), ERR_INVALID_ARGUMENT)
     fails(lib.luigi_txn_add(txn, b"\xff\xfe", 2, 1), ERR_INVALID_ARGUMENT)
     fails(lib.luigi_txn_union_str(txn, *k("s"), b"\xc0\xaf", 2), ERR_INVALID_ARGUMENT)
-    fails(lib.luigi_txn_set_int(txn, *k("x"), 1), ERR_NOT_ALGEBRAIC)
+    fails(lib.luigi_txn_set_float(txn, *k("x"), math.nan), ERR_INVALID_ARGUMENT)
     ok(lib.luigi_txn_add(txn, *k("c"), 1))
     ok(lib.luigi_txn_union_int(txn, *k("c"), 1))  # a conflict inside the txn ...
     out = H()
@@ -589,6 +590,11 @@ def test_error_statuses_with_messages(replicas: tuple[int, int]) -> None:
     txn = new(lib.luigi_replica_begin, alice)
     ok(lib.luigi_txn_add(txn, *k("c"), 1))
     fails(lib.luigi_txn_commit(txn, byref(out)), ERR_OVERFLOW)
+    lib.luigi_txn_free(txn)
+
+    txn = new(lib.luigi_replica_begin, alice)
+    ok(lib.luigi_txn_set_int(txn, *k("r"), 1))  # buffered, but only the log can commit it
+    fails(lib.luigi_txn_commit(txn, byref(out)), ERR_NOT_ALGEBRAIC)
     lib.luigi_txn_free(txn)
 
     txn = new(lib.luigi_replica_begin, alice)

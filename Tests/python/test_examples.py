@@ -32,7 +32,9 @@ def test_quickstart_runs() -> None:
         "tokyo applies it again: new=False",
         "'visits': 8",
         "rejected, nothing changed (visits=8)",
-        "set() refused",
+        "local set() refused",
+        "proposed at log index 3: committed",
+        "lyon: owner=8 handovers=2",
         "converged? False",
         "[150, 150, 150, 150, 150]",
     )

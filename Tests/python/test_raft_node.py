@@ -12,7 +12,7 @@ import os
 import struct
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -528,3 +528,152 @@ def test_nodes_on_threads() -> None:
         node.advance(rd)
         rd = node.ready()
     assert sorted(applied) == sorted(b"%d-%d" % (t, i) for t in range(2) for i in range(200))
+
+
+# ------------------------------------------------ the replica as a plugin
+
+LOG_ORIGIN = 100
+
+
+class ReplicaNetwork(Network):
+    """A Network whose nodes each carry a Replica attached to their log."""
+
+    def start(self, i: int) -> None:
+        super().start(i)
+        if not hasattr(self, "replicas"):
+            self.replicas: dict[int, ln.Replica] = {}
+        self.replicas[i] = ln.Replica(i)  # a restart loses the in-memory replica
+        self.node(i).attach_replica(self.replicas[i], log_origin=LOG_ORIGIN)
+
+    def propose(self, build: Callable[[ln.Transaction], None]) -> tuple[int, int]:
+        leader = self.wait_for_leader()
+        tx = self.replicas[leader].transaction()
+        build(tx)
+        return leader, self.node(leader).propose_transaction(tx)
+
+
+def test_set_commits_through_the_log_on_every_replica() -> None:
+    net = ReplicaNetwork()
+    leader = net.wait_for_leader()
+    node, replica = net.node(leader), net.replicas[leader]
+    tx = replica.transaction()
+    tx.set("owner", 7)
+    tx.add("visits", 2)
+    with pytest.raises(ln.NotAlgebraicError):
+        tx.commit()
+    index = node.propose_transaction(tx)
+    assert tx.proposed_index == index and tx.update is None and len(tx) == 2
+    assert "proposed" in repr(tx)
+    with pytest.raises(ln.TransactionStateError, match="proposed"):
+        tx.add("visits", 1)
+    with pytest.raises(ln.TransactionStateError):
+        node.propose_transaction(tx)
+    assert node.transaction_outcome(index) == "pending"
+    net.deliver_all()
+    assert node.transaction_outcome(index) == "committed"
+    _, second = net.propose(lambda t: t.set("owner", 8.5))
+    net.deliver_all()
+    assert node.transaction_outcome(second) == "committed"
+    for r in net.replicas.values():
+        assert (r.value("owner"), r.value("visits")) == (8.5, 2)
+        assert r.clock[LOG_ORIGIN] == 2
+    # The log's updates travel by delta sync to a replica outside the group.
+    outsider = ln.Replica(50)
+    assert outsider.apply_bytes(replica.delta_bytes(outsider.clock)) == 2
+    assert outsider.value("owner") == 8.5
+    assert node.transaction_outcome(12345) == "unknown"
+
+
+def test_the_log_rejects_an_overflow_on_every_node() -> None:
+    net = ReplicaNetwork()
+    leader = net.wait_for_leader()
+    node = net.node(leader)
+    _, first = net.propose(lambda t: t.add("big", 2**63 - 1))
+
+    def overflowing(t: ln.Transaction) -> None:
+        t.add("big", 1)  # the log's share of "big" would pass 2**63 - 1
+        t.set("owner", 1)
+
+    _, second = net.propose(overflowing)
+    net.deliver_all()
+    assert node.transaction_outcome(first) == "committed"
+    with pytest.raises(ln.LuigiOverflowError, match="overflows"):
+        node.transaction_outcome(second)
+    for r in net.replicas.values():
+        assert (r.value("big"), r.value("owner")) == (2**63 - 1, None)
+
+
+def test_coordinated_proposals_are_checked() -> None:
+    net = ReplicaNetwork()
+    leader = net.wait_for_leader()
+    follower = next(i for i in net.ids if i != leader)
+    tx = net.replicas[follower].transaction()
+    tx.set("r", 1)
+    with pytest.raises(ln.TransactionStateError):
+        net.node(follower).propose_transaction(tx)  # not the leader
+    assert "open" in repr(tx)
+    with pytest.raises(ln.LuigiValueError):
+        net.node(leader).propose_transaction(tx)  # another replica's transaction
+    with pytest.raises(TypeError):
+        net.node(leader).propose_transaction(b"not a transaction")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        net.node(leader).attach_replica(ln.Replica(9))  # type: ignore[call-arg]
+    for origin, error in ((0, ln.LuigiValueError), (9, ln.LuigiValueError), (-1, ln.LuigiOverflowError)):
+        with pytest.raises(error):
+            net.node(leader).attach_replica(ln.Replica(9), log_origin=origin)
+    with pytest.raises(ln.TransactionStateError):
+        RaftNode(1, [1]).transaction_outcome(1)  # nothing attached
+    _, index = net.propose(lambda t: t.set("r", 1))
+    net.deliver_all()
+    conflicting = net.replicas[leader].transaction()
+    conflicting.add("r", 1)  # "r" is a register here
+    with pytest.raises(ln.TypeConflictError):
+        net.node(leader).propose_transaction(conflicting)
+    assert net.node(leader).transaction_outcome(index) == "committed"
+
+
+def test_a_proposal_replaced_after_a_leader_change_is_lost() -> None:
+    net = ReplicaNetwork()
+    old = net.wait_for_leader()
+    net.isolated.add(old)
+    _, lost = net.propose(lambda t: t.set("r", 1))
+    for _ in range(300):
+        if net.leader() not in (None, old):
+            break
+        net.tick()
+    new, won = net.propose(lambda t: t.set("r", 2))
+    net.deliver_all()
+    net.isolated.clear()
+    net.tick(30)
+    assert net.node(old).transaction_outcome(lost) == "lost"
+    assert net.node(new).transaction_outcome(won) == "committed"
+    assert all(r.value("r") == 2 for r in net.replicas.values())
+
+
+def test_a_restarted_node_rebuilds_its_replica_from_the_log(tmp_path: Path) -> None:
+    net = ReplicaNetwork(storage=tmp_path)
+    for i in range(5):
+        tx = net.replicas[net.wait_for_leader()].transaction()
+        tx.set("r", i)
+        tx.union("s", [i])
+        net.node(net.wait_for_leader()).propose_transaction(tx)
+        net.deliver_all()
+    leader = net.wait_for_leader()
+    victim = next(i for i in net.ids if i != leader)
+    net.crash(victim)
+    net.start(victim)  # replays its durable log into a fresh replica
+    net.tick(20)
+    assert net.replicas[victim].value("r") == 4
+    assert net.replicas[victim].value("s") == frozenset(range(5))
+    # A node that falls behind a compaction gets the replica's snapshot.
+    net.crash(victim)
+    net.propose(lambda t: t.set("r", 5))
+    net.deliver_all()
+    with pytest.raises(ln.TransactionStateError):
+        RaftNode(9, [9]).compact_replica()
+    assert net.node(leader).compact_replica() == net.status(leader).applied
+    net.start(victim)  # its log ends before the leader's snapshot
+    net.tick(30)
+    assert net.machines[victim].snapshots  # it was sent a snapshot, not the entries
+    assert net.replicas[victim].value("r") == 5
+    assert net.replicas[victim].value("s") == frozenset(range(5))

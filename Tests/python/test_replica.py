@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 import math
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -205,17 +205,31 @@ def test_rejected_overflowing_transaction_is_atomic() -> None:
     assert snapshot(r) == before
 
 
-def test_set_is_not_algebraic() -> None:
+def test_set_is_buffered_but_not_algebraic() -> None:
     r = Replica(1)
     tx = r.transaction()
     tx.add("k", 1)
-    for value in (5, "text", 2**80, 1.5, None):
-        with pytest.raises(ln.NotAlgebraicError) as info:
-            tx.set("k", value)
-        assert isinstance(info.value, TypeError)
-    assert len(tx) == 1  # unchanged
-    tx.commit()
-    assert r.value("k") == 1
+    tx.set("r", 5)
+    tx.set("r", 1.5)  # replaces the earlier set
+    bad: list[tuple[object, type[Exception]]] = [
+        ("text", TypeError),
+        (None, TypeError),
+        (2**80, ln.LuigiOverflowError),
+        (math.nan, ln.LuigiValueError),
+    ]
+    for value, error in bad:
+        with pytest.raises(error):
+            tx.set("r", value)  # type: ignore[arg-type]
+    assert len(tx) == 3
+    with pytest.raises(ln.NotAlgebraicError) as info:
+        tx.commit()  # an overwrite needs the replicated log
+    assert isinstance(info.value, TypeError) and "set('r')" in str(info.value)
+    assert len(tx) == 3 and r.value("k") is None and r.value("r") is None  # still open, nothing changed
+    assert tx.proposed_index is None and tx.update is None
+    with pytest.raises(ln.NotAlgebraicError):
+        with r.transaction() as t:
+            t.set("r", 1)
+    assert r.keys() == []
 
 
 def test_local_type_conflicts() -> None:

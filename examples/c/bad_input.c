@@ -1202,14 +1202,19 @@ static void s_txn_state(void)
     MUST(luigi_replica_value(r, KEY("c"), &v));
     TRUE(v.counter_lo == 1); /* committed once */
 
-    /* Overwrite is never algebraic, and leaves the txn as it was. */
+    /* Overwrite is never algebraic: a local commit refuses it, changes
+     * nothing and leaves the txn open (it commits through a Raft log). */
     MUST(luigi_replica_begin(r, &t));
     MUST(luigi_txn_add(t, KEY("c"), 1));
-    EXPECT(luigi_txn_set_int(t, KEY("c"), 5), LUIGI_ERR_NOT_ALGEBRAIC);
-    EXPECT(luigi_txn_set_int(t, KEY("fresh"), 5), LUIGI_ERR_NOT_ALGEBRAIC);
+    EXPECT(luigi_txn_set_int(t, KEY("fresh"), 5), LUIGI_OK);
+    EXPECT(luigi_txn_set_float(t, KEY("fresh"), NAN), LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_txn_commit(t, &u2), LUIGI_ERR_NOT_ALGEBRAIC);
+    TRUE(u2 == SENTINEL(luigi_update));
     EXPECT(luigi_txn_op_count(t, &n), LUIGI_OK);
-    TRUE(n == 1);
+    TRUE(n == 2);
     luigi_txn_free(t); /* discarded without commit: nothing changes */
+    MUST(luigi_replica_value(r, KEY("fresh"), &v));
+    TRUE(v.kind == LUIGI_KIND_NONE);
     MUST(luigi_replica_value(r, KEY("c"), &v));
     TRUE(v.counter_lo == 1);
 
@@ -1418,6 +1423,110 @@ static void s_raft(void)
     EXPECT(luigi_raft_cluster_heal(c), LUIGI_ERR_INVALID_HANDLE);
 }
 
+/* Takes and advances every ready batch of a one-node group. */
+static void drain(luigi_raft *r)
+{
+    luigi_raft_ready *rd = NULL;
+    for (;;) {
+        MUST(luigi_raft_take_ready(r, &rd));
+        if (rd == NULL) return;
+        MUST(luigi_raft_advance(r, rd));
+        luigi_raft_ready_free(rd);
+    }
+}
+
+static luigi_txn *txn_setting(luigi_replica *rep, const char *key, int64_t value)
+{
+    luigi_txn *t = NULL;
+    EXPECT(luigi_replica_begin(rep, &t), LUIGI_OK);
+    EXPECT(luigi_txn_set_int(t, key, strlen(key), value), LUIGI_OK);
+    return t;
+}
+
+static void s_raft_replica(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT, IH = LUIGI_ERR_INVALID_HANDLE, ST = LUIGI_ERR_STATE;
+    const uint64_t one[1] = {1};
+    luigi_raft_options o;
+    luigi_raft_options_init(&o);
+    luigi_raft *r = NULL;
+    luigi_replica *rep = NULL, *other = NULL;
+    MUST(luigi_raft_new(1, one, 1, &o, &r));
+    MUST(luigi_replica_new(7, &rep));
+    MUST(luigi_replica_new(8, &other));
+    luigi_txn *t = txn_setting(rep, "r", 1);
+    uint64_t index = 77;
+    uint32_t outcome = 99;
+    luigi_status why = 99;
+    EXPECT(luigi_raft_propose_txn(r, t, &index), ST); /* no replica attached */
+    EXPECT(luigi_raft_txn_outcome(r, 1, &outcome, &why, NULL), ST);
+    EXPECT(luigi_raft_attach_replica(r, rep, 0), IA);  /* the log's origin must be non-zero */
+    EXPECT(luigi_raft_attach_replica(r, rep, 7), IA);  /* ... and not the replica's own id */
+    EXPECT(luigi_raft_attach_replica(NULL, rep, 100), IA);
+    EXPECT(luigi_raft_attach_replica(r, (luigi_replica *)r, 100), IH);
+    MUST(luigi_raft_attach_replica(r, rep, 100));
+    EXPECT(luigi_raft_propose_txn(r, t, &index), ST); /* not the leader: the txn stays open */
+    TRUE(index == 77);
+    MUST(luigi_raft_campaign(r));
+    drain(r);
+    EXPECT(luigi_raft_propose_txn(r, t, NULL), IA);
+    EXPECT(luigi_raft_propose_txn(r, (luigi_txn *)rep, &index), IH);
+    luigi_txn *foreign = txn_setting(other, "r", 1);
+    EXPECT(luigi_raft_propose_txn(r, foreign, &index), IA); /* another replica's txn */
+    luigi_txn_free(foreign);
+    MUST(luigi_raft_propose_txn(r, t, &index));
+    EXPECT(luigi_txn_set_int(t, KEY("r"), 2), ST);    /* proposed: finished */
+    EXPECT(luigi_raft_propose_txn(r, t, &index), ST);
+    luigi_txn_free(t);
+    EXPECT(luigi_raft_txn_outcome(r, index, NULL, &why, NULL), IA);
+    MUST(luigi_raft_txn_outcome(r, index, &outcome, &why, NULL));
+    TRUE(outcome == LUIGI_TXN_PENDING && why == LUIGI_OK);
+    drain(r);
+    luigi_buffer reason = {0};
+    MUST(luigi_raft_txn_outcome(r, index, &outcome, &why, &reason));
+    TRUE(outcome == LUIGI_TXN_COMMITTED && why == LUIGI_OK && reason.len == 0);
+    luigi_buffer_free(&reason);
+    MUST(luigi_raft_txn_outcome(r, 12345, &outcome, NULL, NULL));
+    TRUE(outcome == LUIGI_TXN_UNKNOWN);
+
+    /* The proposer's replica knows "r" is a register: refused at once. */
+    MUST(luigi_replica_begin(rep, &t));
+    MUST(luigi_txn_add(t, KEY("r"), 1));
+    EXPECT(luigi_raft_propose_txn(r, t, &index), LUIGI_ERR_TYPE_CONFLICT);
+    luigi_txn_free(t);
+    /* Two proposals that only the log can judge: the second overflows the
+     * log's counter share and is rejected on every node. */
+    uint64_t first = 0, second = 0;
+    MUST(luigi_replica_begin(rep, &t));
+    MUST(luigi_txn_add(t, KEY("big"), INT64_MAX));
+    MUST(luigi_raft_propose_txn(r, t, &first));
+    luigi_txn_free(t);
+    MUST(luigi_replica_begin(rep, &t));
+    MUST(luigi_txn_add(t, KEY("big"), 1));
+    MUST(luigi_txn_set_int(t, KEY("r"), 3));
+    MUST(luigi_raft_propose_txn(r, t, &second));
+    luigi_txn_free(t);
+    drain(r);
+    MUST(luigi_raft_txn_outcome(r, first, &outcome, &why, NULL));
+    TRUE(outcome == LUIGI_TXN_COMMITTED);
+    MUST(luigi_raft_txn_outcome(r, second, &outcome, &why, &reason));
+    TRUE(outcome == LUIGI_TXN_REJECTED && why == LUIGI_ERR_OVERFLOW && reason.len > 0);
+    luigi_buffer_free(&reason);
+    luigi_value v;
+    MUST(luigi_replica_value(rep, KEY("r"), &v));
+    TRUE(v.kind == LUIGI_KIND_REGISTER && v.number_type == LUIGI_NUMBER_INT && v.int_value == 1);
+
+    /* The node keeps the replica alive: freeing the handle is safe. */
+    luigi_replica_free(rep);
+    t = txn_setting(other, "r", 4);
+    EXPECT(luigi_raft_propose_txn(r, t, &index), IA);
+    luigi_txn_free(t);
+    MUST(luigi_raft_set_state_machine(r, NULL)); /* detached */
+    EXPECT(luigi_raft_txn_outcome(r, first, &outcome, NULL, NULL), ST);
+    luigi_raft_free(r);
+    luigi_replica_free(other);
+}
+
 static void s_buffer_too_small(void)
 {
     luigi_clock *c = NULL;
@@ -1470,6 +1579,7 @@ static const section SECTIONS[] = {
     {"transaction state, conflicts, overflow", s_txn_state},
     {"buffer too small", s_buffer_too_small},
     {"raft node and raft cluster", s_raft},
+    {"replica attached to a raft log", s_raft_replica},
 };
 
 int main(void)

@@ -1,6 +1,6 @@
 """luigi_node quickstart: vector clocks, two replicas exchanging updates, a
-transaction as a context manager, and a small simulated cluster that is
-partitioned and healed.
+transaction as a context manager, an overwrite committed through a Raft log,
+and a small simulated cluster that is partitioned and healed.
 
 Run it with the package installed:  python examples/python/quickstart.py
 """
@@ -67,11 +67,36 @@ def two_replicas() -> None:
     except ln.TypeConflictError as e:
         print(f"rejected, nothing changed (visits={paris.value('visits')}): {e}")
 
-    # Overwrites need coordination, so an algebraic transaction refuses them.
+    # Overwrites need coordination, so a local commit refuses them.
     try:
-        paris.transaction().set("visits", 0)
+        with paris.transaction() as tx:
+            tx.set("owner", 7)
     except ln.NotAlgebraicError as e:
-        print(f"set() refused: {e}")
+        print(f"local set() refused: {e}")
+
+
+def overwrite_through_the_log() -> None:
+    print("\n== an overwrite through the replicated log")
+    # A one-node Raft group keeps the example short; with more nodes, every
+    # node attaches its own replica and they all apply the same log.
+    node = ln.RaftNode(1, [1])
+    lyon = ln.Replica(30)
+    node.attach_replica(lyon, log_origin=1000)  # the log's own origin id
+    node.campaign()
+
+    def drive() -> None:
+        while (ready := node.ready()) is not None:
+            node.advance(ready)  # one node: no messages to send
+
+    drive()
+    for owner in (7, 8):
+        tx = lyon.transaction()
+        tx.set("owner", owner)
+        tx.add("handovers", 1)
+        index = node.propose_transaction(tx)
+        drive()
+        print(f"proposed at log index {index}: {node.transaction_outcome(index)}")
+    print(f"lyon: owner={lyon.value('owner')} handovers={lyon.value('handovers')}")
 
 
 def simulated_cluster() -> None:
@@ -94,6 +119,7 @@ def simulated_cluster() -> None:
 def main() -> None:
     vector_clocks()
     two_replicas()
+    overwrite_through_the_log()
     simulated_cluster()
 
 

@@ -113,9 +113,10 @@ state_of_type(PyTypeObject *type)
 
 /* ------------------------------------------------------------ errors */
 
-/* The one place where a luigi_status becomes a Python exception. */
+/* The one place where a luigi_status becomes a Python exception, with the
+ * given message (NULL or empty: just the status name). */
 static PyObject *
-raise_status(module_state *st, luigi_status status)
+raise_status_message(module_state *st, luigi_status status, const char *message)
 {
     PyObject *cls;
     switch (status) {
@@ -132,7 +133,6 @@ raise_status(module_state *st, luigi_status status)
     case LUIGI_ERR_TIMEOUT: cls = st->LuigiTimeoutError; break;
     default: cls = st->LuigiError; break; /* BUFFER_TOO_SMALL, INTERNAL, unknown */
     }
-    const char *message = luigi_last_error_message();
     const char *name = luigi_status_name(status);
     if (name == NULL || name[0] == '\0') {
         name = "LUIGI_ERR_UNKNOWN";
@@ -144,6 +144,13 @@ raise_status(module_state *st, luigi_status status)
         PyErr_Format(cls, "%s (status %d)", name, (int)status);
     }
     return NULL;
+}
+
+/* The exception for a failed call: its status and the thread's last error. */
+static PyObject *
+raise_status(module_state *st, luigi_status status)
+{
+    return raise_status_message(st, status, luigi_last_error_message());
 }
 
 /* The usual ends of a call: its result when `s` is LUIGI_OK, else the
@@ -1335,14 +1342,16 @@ Replica_get_conflicts(PyObject *op, void *Py_UNUSED(closure))
 }
 
 /* Transaction objects are defined below; Replica.transaction() makes them. */
-typedef enum { TXN_OPEN = 0, TXN_COMMITTED = 1, TXN_DISCARDED = 2 } txn_state;
+typedef enum { TXN_OPEN = 0, TXN_COMMITTED = 1, TXN_DISCARDED = 2, TXN_PROPOSED = 3 } txn_state;
 
 typedef struct {
     PyObject_HEAD
-    luigi_txn *txn;         /* NULL once committed or discarded */
+    luigi_txn *txn;         /* NULL once committed, proposed or discarded */
     ReplicaObject *replica; /* strong reference */
     PyObject *update;       /* the committed Update, or NULL */
     txn_state state;
+    uint64_t proposed_index; /* TXN_PROPOSED: its log index */
+    size_t proposed_ops;     /* TXN_PROPOSED: how many ops it held */
 } TransactionObject;
 
 static PyObject *
@@ -1489,6 +1498,7 @@ Replica_value(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         return int128_to_long(v.counter_hi, v.counter_lo);
     case LUIGI_KIND_MAX:
     case LUIGI_KIND_MIN:
+    case LUIGI_KIND_REGISTER:
         if (v.number_type == LUIGI_NUMBER_FLOAT) {
             return PyFloat_FromDouble(v.float_value);
         }
@@ -1729,9 +1739,10 @@ txn_check_open(module_state *st, TransactionObject *self)
     if (self->state == TXN_OPEN) {
         return 0;
     }
-    PyErr_SetString(st->TransactionStateError, self->state == TXN_COMMITTED
-                                                   ? "the transaction was already committed"
-                                                   : "the transaction was discarded");
+    static const char *why[] = {"", "the transaction was already committed",
+                                "the transaction was discarded",
+                                "the transaction was already proposed to the log"};
+    PyErr_SetString(st->TransactionStateError, why[self->state]);
     return -1;
 }
 
@@ -1767,32 +1778,39 @@ Transaction_add(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     return none_or_raise(st, s);
 }
 
+/* The ops that take one number (int or float): max, min and set. */
+typedef struct {
+    const char *name;
+    luigi_status (*with_int)(luigi_txn *, const char *, size_t, int64_t);
+    luigi_status (*with_float)(luigi_txn *, const char *, size_t, double);
+} number_op;
+
+static const number_op NUMBER_MAX = {"max", luigi_txn_max_int, luigi_txn_max_float};
+static const number_op NUMBER_MIN = {"min", luigi_txn_min_int, luigi_txn_min_float};
+static const number_op NUMBER_SET = {"set", luigi_txn_set_int, luigi_txn_set_float};
+
 static PyObject *
-txn_extremum(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int is_max)
+txn_number_op(PyObject *op, PyObject *const *args, Py_ssize_t nargs, const number_op *f)
 {
     TransactionObject *self = (TransactionObject *)op;
     module_state *st = state_of(op);
     const char *key;
     size_t key_len;
-    if (txn_op_args(st, self, is_max ? "max" : "min", args, nargs, &key, &key_len) < 0) {
+    if (txn_op_args(st, self, f->name, args, nargs, &key, &key_len) < 0) {
         return NULL;
     }
     PyObject *value = args[1];
     luigi_status s;
     if (PyFloat_Check(value)) {
         double d = PyFloat_AS_DOUBLE(value);
-        WITH_LOCK(self->replica->lock,
-            s = is_max ? luigi_txn_max_float(self->txn, key, key_len, d)
-                : luigi_txn_min_float(self->txn, key, key_len, d));
+        WITH_LOCK(self->replica->lock, s = f->with_float(self->txn, key, key_len, d));
     }
     else if (PyLong_Check(value) || PyIndex_Check(value)) {
         int64_t i;
         if (as_i64(st, value, "value", &i) < 0) {
             return NULL;
         }
-        WITH_LOCK(self->replica->lock,
-            s = is_max ? luigi_txn_max_int(self->txn, key, key_len, i)
-                : luigi_txn_min_int(self->txn, key, key_len, i));
+        WITH_LOCK(self->replica->lock, s = f->with_int(self->txn, key, key_len, i));
     }
     else {
         PyErr_Format(PyExc_TypeError, "value must be int or float, not %.100s",
@@ -1805,13 +1823,13 @@ txn_extremum(PyObject *op, PyObject *const *args, Py_ssize_t nargs, int is_max)
 static PyObject *
 Transaction_max(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    return txn_extremum(op, args, nargs, 1);
+    return txn_number_op(op, args, nargs, &NUMBER_MAX);
 }
 
 static PyObject *
 Transaction_min(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    return txn_extremum(op, args, nargs, 0);
+    return txn_number_op(op, args, nargs, &NUMBER_MIN);
 }
 
 /* One set element, converted before the lock is taken. */
@@ -1909,36 +1927,7 @@ fail:
 static PyObject *
 Transaction_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
 {
-    TransactionObject *self = (TransactionObject *)op;
-    module_state *st = state_of(op);
-    const char *key;
-    size_t key_len;
-    if (txn_op_args(st, self, "set", args, nargs, &key, &key_len) < 0) {
-        return NULL;
-    }
-    PyObject *value = args[1];
-    if (PyLong_Check(value)) {
-        int overflow = 0;
-        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (v == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
-        if (overflow == 0) {
-            /* Let the library give its verdict (always NOT_ALGEBRAIC). */
-            luigi_status s;
-            WITH_LOCK(self->replica->lock,
-                s = luigi_txn_set_int(self->txn, key, key_len, (int64_t)v));
-            if (s != LUIGI_OK) {
-                return raise_status(st, s);
-            }
-            PyErr_SetString(st->LuigiError,
-                            "libluigi accepted an overwrite, which luigi.h says it never does");
-            return NULL;
-        }
-    }
-    PyErr_SetString(st->NotAlgebraicError,
-                    "overwrite is not algebraic: it needs coordination (the replicated log)");
-    return NULL;
+    return txn_number_op(op, args, nargs, &NUMBER_SET);
 }
 
 static PyObject *
@@ -1983,6 +1972,9 @@ Transaction_length(PyObject *op)
     case TXN_COMMITTED:
         s = luigi_update_op_count(((UpdateObject *)self->update)->update, &n);
         break;
+    case TXN_PROPOSED:
+        n = self->proposed_ops;
+        break;
     default:
         break;
     }
@@ -1997,6 +1989,16 @@ Transaction_get_update(PyObject *op, void *Py_UNUSED(closure))
         Py_RETURN_NONE;
     }
     return Py_NewRef(self->update);
+}
+
+static PyObject *
+Transaction_get_proposed_index(PyObject *op, void *Py_UNUSED(closure))
+{
+    TransactionObject *self = (TransactionObject *)op;
+    if (self->state != TXN_PROPOSED) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLongLong(self->proposed_index);
 }
 
 static PyObject *
@@ -2036,7 +2038,7 @@ static PyObject *
 Transaction_repr(PyObject *op)
 {
     TransactionObject *self = (TransactionObject *)op;
-    static const char *names[] = {"open", "committed", "discarded"};
+    static const char *names[] = {"open", "committed", "discarded", "proposed"};
     return PyUnicode_FromFormat("<Transaction on %R, %s>", (PyObject *)self->replica,
                                 names[self->state]);
 }
@@ -2054,7 +2056,9 @@ static PyMethodDef Transaction_methods[] = {
      "before any is added; an empty iterable adds nothing."},
     {"set", FUNC(Transaction_set), METH_FASTCALL,
      "set($self, key, value, /)\n--\n\n"
-     "Overwrite is not algebraic: always raises NotAlgebraicError."},
+     "Overwrite a register with value (int or float, no NaN). Not algebraic:\n"
+     "commit() then raises NotAlgebraicError; propose the transaction through a\n"
+     "Raft log instead (RaftNode.propose_transaction)."},
     {"commit", Transaction_commit, METH_NOARGS,
      "commit($self, /)\n--\n\n"
      "Validate and apply every op atomically; return the Update to ship.\n"
@@ -2068,6 +2072,8 @@ static PyMethodDef Transaction_methods[] = {
 
 static PyGetSetDef Transaction_getset[] = {
     {"update", Transaction_get_update, NULL, "The committed Update, or None.", NULL},
+    {"proposed_index", Transaction_get_proposed_index, NULL,
+     "The log index it was proposed at, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -2515,6 +2521,7 @@ typedef struct {
     PyThread_type_lock lock; /* guards the node and every ready batch it handed out */
     uint64_t id;
     int ready_out;           /* a Ready was handed out and neither advanced nor dropped */
+    ReplicaObject *replica;  /* attached replica (strong), or NULL: ready() applies to it */
 } RaftNodeObject;
 
 typedef struct {
@@ -2818,6 +2825,7 @@ RaftNode_dealloc(RaftNodeObject *self)
     /* Ready objects keep us alive, so none of them can be in use now. */
     luigi_raft_free(self->raft); /* closes a durable node's files */
     self->raft = NULL;
+    Py_CLEAR(self->replica);
     free_lock(&self->lock);
     free_instance(self);
 }
@@ -2983,11 +2991,19 @@ RaftNode_ready(PyObject *op, PyObject *Py_UNUSED(ignored))
     ready_copy copy;
     memset(&copy, 0, sizeof copy);
     luigi_status s, cs = LUIGI_OK;
+    /* An attached replica takes the batch's committed transactions. */
+    PyThread_type_lock replica_lock = self->replica != NULL ? self->replica->lock : NULL;
     lock_acquire(self->lock);
+    if (replica_lock != NULL) {
+        lock_acquire(replica_lock);
+    }
     Py_BEGIN_ALLOW_THREADS /* persists (and, when durable, fdatasyncs) the batch */
     s = luigi_raft_take_ready(self->raft, &rd);
     if (s == LUIGI_OK && rd != NULL) {
         cs = ready_copy_fill(rd, &copy);
+    }
+    if (replica_lock != NULL) {
+        lock_release(replica_lock);
     }
     lock_release(self->lock);
     Py_END_ALLOW_THREADS
@@ -3050,6 +3066,133 @@ RaftNode_advance(PyObject *op, PyObject *arg)
     r->ready = NULL;
     self->ready_out = 0;
     Py_RETURN_NONE;
+}
+
+static PyObject *
+RaftNode_attach_replica(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"", "log_origin", NULL};
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    PyObject *replica, *origin_obj = NULL;
+    uint64_t origin;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!|$O:attach_replica", kwlist, st->ReplicaType,
+                                     &replica, &origin_obj)) {
+        return NULL;
+    }
+    if (origin_obj == NULL) {
+        PyErr_SetString(PyExc_TypeError, "attach_replica() missing keyword argument 'log_origin'");
+        return NULL;
+    }
+    if (as_u64(st, origin_obj, "log_origin", &origin) < 0) {
+        return NULL;
+    }
+    ReplicaObject *r = (ReplicaObject *)replica;
+    luigi_status s;
+    lock_acquire(self->lock);
+    WITH_LOCK(r->lock, s = luigi_raft_attach_replica(self->raft, r->replica, origin));
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    Py_XSETREF(self->replica, (ReplicaObject *)Py_NewRef(replica));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+RaftNode_propose_transaction(PyObject *op, PyObject *arg)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (!Py_IS_TYPE(arg, st->TransactionType)) {
+        PyErr_Format(PyExc_TypeError, "expected a Transaction, not %.100s", Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    TransactionObject *tx = (TransactionObject *)arg;
+    if (txn_check_open(st, tx) < 0) {
+        return NULL;
+    }
+    uint64_t index = 0;
+    size_t ops = 0;
+    luigi_status s;
+    lock_acquire(self->lock);
+    lock_acquire(tx->replica->lock);
+    s = luigi_txn_op_count(tx->txn, &ops);
+    if (s == LUIGI_OK) {
+        s = luigi_raft_propose_txn(self->raft, tx->txn, &index);
+    }
+    if (s == LUIGI_OK) {
+        luigi_txn_free(tx->txn); /* proposed: the log carries it from here */
+        tx->txn = NULL;
+    }
+    lock_release(tx->replica->lock);
+    lock_release(self->lock);
+    if (s != LUIGI_OK) {
+        return raise_status(st, s); /* still open */
+    }
+    tx->state = TXN_PROPOSED;
+    tx->proposed_index = index;
+    tx->proposed_ops = ops;
+    return PyLong_FromUnsignedLongLong(index);
+}
+
+static PyObject *
+RaftNode_compact_replica(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (self->replica == NULL) {
+        PyErr_SetString(st->TransactionStateError,
+                        "no replica is attached to this node (attach_replica)");
+        return NULL;
+    }
+    uint64_t index = 0;
+    luigi_status s;
+    lock_acquire(self->lock);
+    lock_acquire(self->replica->lock);
+    Py_BEGIN_ALLOW_THREADS /* writes (and, when durable, fsyncs) the snapshot */
+    s = luigi_raft_snapshot_state_machine(self->raft, &index);
+    lock_release(self->replica->lock);
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    return u64_or_raise(st, s, index);
+}
+
+static PyObject *
+RaftNode_transaction_outcome(PyObject *op, PyObject *index_obj)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    uint64_t index;
+    if (as_u64(st, index_obj, "index", &index) < 0) {
+        return NULL;
+    }
+    uint32_t outcome = 0;
+    luigi_status why = LUIGI_OK;
+    luigi_buffer reason = {NULL, 0};
+    luigi_status s;
+    WITH_LOCK(self->lock, s = luigi_raft_txn_outcome(self->raft, index, &outcome, &why, &reason));
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    if (outcome == LUIGI_TXN_REJECTED) {
+        PyObject *text = PyUnicode_DecodeUTF8((const char *)reason.data, (Py_ssize_t)reason.len,
+                                              "replace");
+        luigi_buffer_free(&reason);
+        if (text == NULL) {
+            return NULL;
+        }
+        raise_status_message(st, why, PyUnicode_AsUTF8(text));
+        Py_DECREF(text);
+        return NULL;
+    }
+    luigi_buffer_free(&reason);
+    static const char *names[] = {"pending", "committed", "rejected", "lost", "unknown"};
+    if (outcome >= sizeof names / sizeof names[0]) {
+        PyErr_Format(st->LuigiError, "libluigi returned an unknown outcome %u", (unsigned)outcome);
+        return NULL;
+    }
+    return PyUnicode_FromString(names[outcome]);
 }
 
 static PyObject *
@@ -3119,6 +3262,30 @@ static PyMethodDef RaftNode_methods[] = {
      "Tell the node a Ready was sent and applied (once per Ready)."},
     {"status", RaftNode_status, METH_NOARGS,
      "status($self, /)\n--\n\nThe node's RaftStatus."},
+    {"attach_replica", FUNC(RaftNode_attach_replica), METH_VARARGS | METH_KEYWORDS,
+     "attach_replica($self, replica, /, *, log_origin)\n--\n\n"
+     "Make this log the coordinated path of replica's transactions: ready()\n"
+     "applies each committed transaction to it as the update (log_origin, n),\n"
+     "the same on every node. log_origin: non-zero, not the replica's node id,\n"
+     "the same on every node of the group. Replaces any attached replica."},
+    {"propose_transaction", RaftNode_propose_transaction, METH_O,
+     "propose_transaction($self, transaction, /)\n--\n\n"
+     "Propose a transaction of the attached replica (sets and algebraic ops);\n"
+     "return its log index. Leader only (else TransactionStateError, and the\n"
+     "transaction stays open); TypeConflictError when its ops disagree with the\n"
+     "replica's key types. The transaction is then finished."},
+    {"compact_replica", RaftNode_compact_replica, METH_NOARGS,
+     "compact_replica($self, /)\n--\n\n"
+     "Replace the log up to the applied index with the attached replica's\n"
+     "snapshot (the log's updates); return that index. A node that falls\n"
+     "behind it is sent the snapshot (releases the GIL)."},
+    {"transaction_outcome", RaftNode_transaction_outcome, METH_O,
+     "transaction_outcome($self, index, /)\n--\n\n"
+     "What became of the transaction proposed at index through this node:\n"
+     "'pending' (not applied here yet), 'committed', 'lost' (a leader change put\n"
+     "another entry there: propose again) or 'unknown' (not proposed here, or\n"
+     "forgotten). A transaction the log rejected on every node raises the\n"
+     "error that rejected it (TypeConflictError, LuigiOverflowError)."},
     {NULL, NULL, 0, NULL},
 };
 
