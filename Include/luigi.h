@@ -604,6 +604,26 @@ luigi_status luigi_raft_cluster_check_history(const luigi_raft_cluster *cluster,
 /* Number of client operations recorded. */
 luigi_status luigi_raft_cluster_history_len(const luigi_raft_cluster *cluster, size_t *out_len);
 
+#define LUIGI_KV_PUT    0
+#define LUIGI_KV_GET    1
+#define LUIGI_KV_DELETE 2
+#define LUIGI_KV_CAS    3
+
+#define LUIGI_KV_COMPLETED 1 /* the client got a response (else the outcome is unknown) */
+#define LUIGI_KV_FOUND     2 /* a completed get read a value (else the key was absent) */
+#define LUIGI_KV_SWAPPED   4 /* a completed cas swapped */
+#define LUIGI_KV_EXPECTED  8 /* a cas expected a value (else it expected "absent") */
+
+/* The recorded client operations, in invocation order, one record each (all
+ * integers little-endian): u8 kind (LUIGI_KV_*), u8 flags (LUIGI_KV_*
+ * bits), u64 client, u64 invoke tick, u64 response tick (0 unless
+ * COMPLETED), then three u32-length-prefixed byte strings: the key (UTF-8),
+ * the value (put and cas: the value written; a get that FOUND: the value
+ * read; else empty) and the expected value (a cas with EXPECTED; else
+ * empty). A cluster reopened from an earlier data_dir starts its history
+ * from the store it recovered (check_history accounts for it). */
+luigi_status luigi_raft_cluster_history(const luigi_raft_cluster *cluster, luigi_buffer *out);
+
 #ifdef __cplusplus
 }
 #endif

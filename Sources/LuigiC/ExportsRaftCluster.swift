@@ -272,3 +272,48 @@ private func member(_ c: RaftCluster, _ node: UInt64) throws -> UInt64 {
 {
     output(out, "out_len") { try raftCluster(c).history.operations.count }
 }
+
+@c @implementation public func luigi_raft_cluster_history(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!)
+    -> luigi_status
+{
+    guarded {
+        let out = try required(out, "out")
+        var w = ByteWriter()
+        for op in try raftCluster(c).history.operations {
+            var flags: Int32 = op.response != nil ? LUIGI_KV_COMPLETED : 0
+            var value: [UInt8] = []
+            var expected: [UInt8] = []
+            let kind: Int32
+            switch op.kind {
+            case .put(_, let v):
+                kind = LUIGI_KV_PUT
+                value = v
+            case .get:
+                kind = LUIGI_KV_GET
+                if case .value(let read?)? = op.result {
+                    flags |= LUIGI_KV_FOUND
+                    value = read
+                }
+            case .delete: kind = LUIGI_KV_DELETE
+            case .cas(_, let e, let new):
+                kind = LUIGI_KV_CAS
+                value = new
+                if let e {
+                    flags |= LUIGI_KV_EXPECTED
+                    expected = e
+                }
+                if case .swapped(true)? = op.result { flags |= LUIGI_KV_SWAPPED }
+            }
+            w.u8(UInt8(kind))
+            w.u8(UInt8(flags))
+            w.u64le(op.client)
+            w.u64le(op.invoke)
+            w.u64le(op.response ?? 0)
+            for field in [Array(op.key.utf8), value, expected] {
+                w.u32le(UInt32(field.count))
+                w.raw(field)
+            }
+        }
+        try fill(out, with: w.bytes)
+    }
+}

@@ -72,8 +72,11 @@ public struct KVOperation: Sendable, Hashable {
 /// stay with an unknown outcome.
 public struct KVHistory: Sendable {
     public private(set) var operations: [KVOperation] = []
+    /// The store's contents before the first operation (keys not listed
+    /// start absent), e.g. what a cluster recovered from disk.
+    public let initial: [String: [UInt8]]
 
-    public init() {}
+    public init(initial: [String: [UInt8]] = [:]) { self.initial = initial }
 
     /// Records an invocation; returns the id to pass to `complete`.
     @discardableResult
@@ -91,9 +94,21 @@ public struct KVHistory: Sendable {
         operations[id].result = result
     }
 
-    /// Checks the recorded history (see `LinearizabilityChecker.check`).
+    /// Checks the recorded history (see `LinearizabilityChecker.check`). The
+    /// initial contents enter as completed puts before every operation.
     public func check(budget: Int = 1_000_000) -> LinearizabilityResult {
-        LinearizabilityChecker.check(operations, budget: budget)
+        guard !initial.isEmpty else { return LinearizabilityChecker.check(operations, budget: budget) }
+        // Times move up by one so the initial puts at time 0 precede everything.
+        var checked = operations.map { op in
+            var op = op
+            op.invoke += 1
+            op.response = op.response.map { $0 + 1 }
+            return op
+        }
+        for (key, value) in initial.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+            checked.append(KVOperation(client: .max, kind: .put(key: key, value: value), invoke: 0, response: 0, result: .ok))
+        }
+        return LinearizabilityChecker.check(checked, budget: budget)
     }
 }
 

@@ -115,6 +115,30 @@ public final class RaftCluster {
         for id in voters {
             try start(Member(id: id, storage: try storages[id] ?? newStorage(id)), voters: voters)
         }
+        if options.openStorage != nil, options.makeMachine == nil, try hasRecoveredState() {
+            history = KVHistory(initial: try recoveredContents())
+        }
+    }
+
+    private func hasRecoveredState() throws -> Bool {
+        try members.values.contains { try $0.storage.lastIndex() > 0 }
+    }
+
+    /// Runs a cluster reopened from disk until a leader has committed an
+    /// entry of its own term and applied everything: from then on no earlier
+    /// entry can commit or vanish, so the leader's store is the state the
+    /// client history starts from.
+    private func recoveredContents(maxTicks: Int = 10_000) throws -> [String: [UInt8]] {
+        for _ in 0..<maxTicks {
+            if let l = leader, let node = members[l]?.raft, let kv = members[l]?.machine as? KVStateMachine {
+                let s = node.status
+                if s.commit == s.lastIndex, s.applied == s.commit, (try? members[l]!.storage.term(s.commit)) == s.term {
+                    return kv.data
+                }
+            }
+            try tick()
+        }
+        throw LuigiError.notConverged("the reopened cluster elected no leader within \(maxTicks) ticks")
     }
 
     public private(set) var faults: NetworkFaults

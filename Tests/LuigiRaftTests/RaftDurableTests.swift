@@ -39,6 +39,33 @@ import Glibc
         #expect(try c.linearizableGet("k6") == [1] + bytes("v97"))
     }
 
+    /// A cluster reopened from its data directories starts its client history
+    /// from the recovered store, so that history is checkable too.
+    @Test func historyOfAReopenedClusterStartsFromTheRecoveredStore() throws {
+        let root = Self.tempDirectory()
+        defer { _ = system("rm -rf '\(root)'") }
+        do {
+            let first = try Self.cluster(root, seed: 13)
+            try first.electLeader()
+            for i in 0..<20 { #expect(try first.put("k\(i % 4)", "v\(i)")) }
+            #expect(try first.execute(.delete(key: "k0")) != nil)
+        }
+        let c = try Self.cluster(root, seed: 14)
+        #expect(c.history.initial == ["k1": bytes("v17"), "k2": bytes("v18"), "k3": bytes("v19")])
+        #expect(c.history.operations.isEmpty)
+        #expect(try c.linearizableGet("k3") == [1] + bytes("v19"))
+        #expect(try c.execute(.cas(key: "k2", expected: bytes("v18"), new: bytes("w"))) == [1])
+        #expect(try c.linearizableGet("k0") == [0])
+        #expect(c.history.check() == .linearizable)
+        // The same operations against a wrong starting store are refuted.
+        var wrong = KVHistory(initial: ["k3": bytes("v3")])
+        for op in c.history.operations {
+            let id = wrong.invoke(client: op.client, kind: op.kind, at: op.invoke)
+            wrong.complete(id, result: op.result!, at: op.response!)
+        }
+        #expect(wrong.check().isViolation)
+    }
+
     /// A crash in the middle of a WAL write leaves a torn tail: on restart
     /// it is cut off, and the node catches up from the leader.
     @Test func restartAfterATornTail() throws {

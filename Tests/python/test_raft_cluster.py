@@ -85,7 +85,18 @@ def test_put_get_delete_cas() -> None:
     assert c.get("k") is None
     assert c.cas("k", None, b"back") is True
 
-    assert c.history() == 22
+    history = c.history()
+    assert len(history) == 22
+    assert all(isinstance(op, ln.KVOperation) and op.response is not None for op in history)
+    assert all(op.invoke <= op.response for op in history if op.response is not None)
+    first, cas_ok, cas_absent, deleted = history[0], history[11], history[13], history[18]
+    assert (first.kind, first.key, first.result) == ("get", "missing", None)
+    assert (history[1].kind, history[1].value, history[2].result) == ("put", b"v1", b"v1")
+    assert (cas_ok.kind, cas_ok.expected, cas_ok.value, cas_ok.result) == ("cas", b"v2", b"v3", True)
+    assert (cas_absent.expected, cas_absent.result) == (None, True)
+    assert (deleted.kind, deleted.key, deleted.value, deleted.result) == ("delete", "k", None, None)
+    assert history[7].key == "clé ✓" and history[8].result == bytes(range(256))
+    assert (history[9].expected, history[9].result) == (b"wrong", False)
     c.check_history()
     c.tick(3)  # followers learn the last commit index from the next heartbeat
     logs = [c.log(n) for n in c.nodes()]
@@ -215,7 +226,10 @@ def test_timeouts_raise_luigi_timeout_error() -> None:
         c.delete("k", timeout=30)
     with pytest.raises(ln.LuigiTimeoutError):
         c.cas("k", b"v", b"w", timeout=30)
-    assert c.history() == 5
+    history = c.history()
+    assert len(history) == 5
+    assert [op.response for op in history[1:]] == [None] * 4  # timed out: outcome unknown
+    assert all(op.result is None for op in history[1:])
     converge(c)
     # The timed-out put may or may not have happened; the history says which.
     assert c.get("k") in (b"v", b"lost?", b"w")
@@ -269,14 +283,14 @@ def test_durable_data_dir_reopened_by_a_new_cluster(tmp_path: Path) -> None:
     elect(c)
     c.tick(10)
     # The result of a new operation must be its own, not that of an earlier
-    # cluster's entry replayed from the log. (Known library bug at the time of
-    # writing: the simulator's request ids restart at 1 and collide with the
-    # replayed entries' ids, so this cas reports the replayed put's result.)
+    # cluster's entry replayed from the log.
+    assert c.history() == []  # it starts from the recovered store
     assert c.cas("fresh", None, b"q") is True
     assert c.get("fresh") == b"q"
     assert [c.get(f"k{i}") for i in range(5)] == [b"v%d" % i for i in range(5)]
     assert c.delete("fresh") is True
     assert c.cas("k1", b"v1", b"w") is True
+    c.check_history()  # against the recovered store, not an empty one
 
 
 def test_bad_arguments_raise_typed_errors(tmp_path: Path) -> None:
@@ -330,7 +344,7 @@ def test_bad_arguments_raise_typed_errors(tmp_path: Path) -> None:
         c.get("k", 10)  # type: ignore[call-arg]
     with pytest.raises(UnicodeEncodeError):
         c.put("bad \ud800 key", b"v")
-    assert c.history() == 0  # nothing above reached the state machine
+    assert c.history() == []  # nothing above reached the state machine
     c.check_history()
 
 
@@ -373,7 +387,7 @@ def test_clients_on_threads() -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert c.history() == 150
+    assert len(c.history()) == 150
     c.check_history()
 
 
@@ -459,7 +473,7 @@ def run_schedule(
                 c.transfer_leader(op[1])
             except ln.TransactionStateError:
                 pass  # no leader right now
-    assert c.history() == model_ops
+    assert len(c.history()) == model_ops
     print(f"{model_ops} client operations, {timeouts} timed out")
     converge(c)
     c.check_history()

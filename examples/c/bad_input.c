@@ -1416,6 +1416,28 @@ static void s_raft(void)
         TRUE(found == 1 && value.len == 1 && value.data[0] == 'v');
         luigi_buffer_free(&value);
     }
+    /* The history: one record per operation (layout in luigi.h). */
+    luigi_buffer history = {0};
+    size_t history_len = 0;
+    EXPECT(luigi_raft_cluster_history(c, NULL), IA);
+    MUST(luigi_raft_cluster_history_len(c, &history_len));
+    if (EXPECT(luigi_raft_cluster_history(c, &history), LUIGI_OK)) {
+        const uint8_t *h = history.data;
+        size_t records = 0, at = 0;
+        while (at + 26 <= history.len) {
+            at += 26; /* kind, flags, client, invoke, response */
+            for (int field = 0; field < 3 && at + 4 <= history.len; field++) {
+                uint32_t n = (uint32_t)h[at] | (uint32_t)h[at + 1] << 8 | (uint32_t)h[at + 2] << 16 |
+                             (uint32_t)h[at + 3] << 24;
+                at += 4 + n;
+            }
+            records++;
+        }
+        TRUE(at == history.len && records == history_len && history_len == 3);
+        TRUE(h[0] == LUIGI_KV_PUT && h[1] == LUIGI_KV_COMPLETED);  /* put k v */
+        TRUE(h[26] == 1 && h[30] == 'k' && h[31] == 1 && h[35] == 'v');
+        luigi_buffer_free(&history);
+    }
     luigi_raft_status cs = {.version = LUIGI_RAFT_STATUS_VERSION};
     MUST(luigi_raft_cluster_crash(c, 2));
     EXPECT(luigi_raft_cluster_node_status(c, 2, &cs), LUIGI_ERR_STATE);

@@ -69,7 +69,7 @@ def main() -> None:
 
     print("\n== what the client saw")
     cluster.check_history()
-    print(f"{cluster.history()} operations recorded; the history is linearizable")
+    print(f"{len(cluster.history())} operations recorded; the history is linearizable")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ typedef struct {
     PyObject *CausalOrder;
     PyObject *EntryType;      /* luigi_node._raft.Entry (a frozen dataclass) */
     PyObject *RaftStatusType; /* luigi_node._raft.RaftStatus (a frozen dataclass) */
+    PyObject *decode_history; /* luigi_node._raft.decode_history */
     PyObject *role_names[4];  /* interned "follower", ... indexed by LUIGI_ROLE_* */
     PyObject *entry_kinds[2]; /* interned "normal", "conf_change" by LUIGI_ENTRY_* */
 } module_state;
@@ -3881,10 +3882,21 @@ static PyObject *
 RaftCluster_history(PyObject *op, PyObject *Py_UNUSED(ignored))
 {
     RaftClusterObject *self = (RaftClusterObject *)op;
-    size_t n = 0;
+    module_state *st = state_of(op);
+    luigi_buffer buf = {NULL, 0};
     luigi_status s;
-    WITH_LOCK(self->lock, s = luigi_raft_cluster_history_len(self->cluster, &n));
-    return size_or_raise(state_of(op), s, n);
+    WITH_LOCK(self->lock, s = luigi_raft_cluster_history(self->cluster, &buf));
+    if (s != LUIGI_OK) {
+        return raise_status(st, s);
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)buf.data, (Py_ssize_t)buf.len);
+    luigi_buffer_free(&buf);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    PyObject *ops = PyObject_CallOneArg(st->decode_history, bytes);
+    Py_DECREF(bytes);
+    return ops;
 }
 
 static PyObject *
@@ -3970,7 +3982,9 @@ static PyMethodDef RaftCluster_methods[] = {
     {"remove_node", RaftCluster_remove_node, METH_O,
      "remove_node($self, node, /)\n--\n\nPropose removing node from the group."},
     {"history", RaftCluster_history, METH_NOARGS,
-     "history($self, /)\n--\n\nNumber of client operations recorded."},
+     "history($self, /)\n--\n\n"
+     "The client operations recorded so far (list of KVOperation), in\n"
+     "invocation order."},
     {"check_history", RaftCluster_check_history, METH_NOARGS,
      "check_history($self, /)\n--\n\n"
      "Check the recorded client history for linearizability (releases the GIL);\n"
@@ -4061,7 +4075,8 @@ luigi_exec(PyObject *module)
         return -1;
     }
     rc = import_attr(raft_types, "Entry", &st->EntryType) |
-         import_attr(raft_types, "RaftStatus", &st->RaftStatusType);
+         import_attr(raft_types, "RaftStatus", &st->RaftStatusType) |
+         import_attr(raft_types, "decode_history", &st->decode_history);
     Py_DECREF(raft_types);
     if (rc != 0) {
         return -1;
@@ -4138,6 +4153,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->NotLinearizableError);
     Py_VISIT(st->EntryType);
     Py_VISIT(st->RaftStatusType);
+    Py_VISIT(st->decode_history);
     for (int i = 0; i < 4; i++) {
         Py_VISIT(st->role_names[i]);
     }
@@ -4178,6 +4194,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->NotLinearizableError);
     Py_CLEAR(st->EntryType);
     Py_CLEAR(st->RaftStatusType);
+    Py_CLEAR(st->decode_history);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(st->role_names[i]);
     }
