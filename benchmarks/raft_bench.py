@@ -128,14 +128,19 @@ def durable_section(res: dict[str, Any]) -> list[str]:
         tput_met = worst["share_of_bound"] >= 0.8
         one = next(r for r in runs if r["concurrency"] == 1)
         lat_met = one["p99_ns"] < 3 * floor
+        # The same percentile on both sides: the nodes sync concurrently.
+        p99_floor = res["fdatasync_3threads_p99_ns"]
+        lat_p99_met = one["p99_ns"] < 3 * p99_floor
         goals.append({"leader_order": order, "throughput_min_share": worst["share_of_bound"],
                       "throughput_met": tput_met, "one_client_p99_ns": one["p99_ns"],
-                      "three_fdatasyncs_ns": 3 * floor, "latency_met": lat_met})
+                      "three_fdatasyncs_ns": 3 * floor, "latency_met": lat_met,
+                      "three_fdatasyncs_p99_ns": 3 * p99_floor, "latency_met_vs_p99": lat_p99_met})
         shares = ", ".join(f"{100 * r['share_of_bound']:.0f}% at {r['concurrency']} in flight" for r in runs)
         L.append(f"Goals, leader *{order}*: durable throughput at least 80% of syncs/s × batch — {shares}: "
                  f"**{'met' if tput_met else 'not met'}**; durable 1-client p99 under 3 fdatasyncs "
                  f"({fmt_ns(3 * floor)} at this disk's one-thread p50) — measured {fmt_ns(one['p99_ns'])}: "
-                 f"**{'met' if lat_met else 'not met'}**.")
+                 f"**{'met' if lat_met else 'not met'}** (against 3 × the p99 of three concurrent fdatasyncs, "
+                 f"{fmt_ns(3 * p99_floor)}: {'met' if lat_p99_met else 'not met'}).")
         L.append("")
     res["goals"] = goals
     L.append("SQLite replicates nothing: it is the single-node floor for the same appends.")

@@ -460,7 +460,22 @@ static void tour_replicas(void)
 }
 
 /* Bring-your-own transport: one replica asks with its clock, the other answers
- * with exactly the missing updates as one checksummed buffer. */
+ * with exactly the missing updates as one checksummed buffer. Returns how
+ * many updates were new to the asker. */
+static size_t delta_sync(luigi_replica *asker, const luigi_replica *answerer)
+{
+    luigi_clock *clock = NULL;
+    luigi_buffer delta = {0};
+    size_t fresh = 0;
+    CHECK(luigi_replica_clock(asker, &clock));
+    CHECK(luigi_replica_delta_encode(answerer, clock, &delta));
+    CHECK(luigi_replica_apply_encoded(asker, delta.data, delta.len, &fresh));
+    printf("  delta of %zu updates in %zu bytes\n", fresh, delta.len);
+    luigi_buffer_free(&delta);
+    luigi_clock_free(clock);
+    return fresh;
+}
+
 static void tour_delta_sync(void)
 {
     printf("\n== delta sync over your own transport\n");
@@ -476,19 +491,8 @@ static void tour_delta_sync(void)
         luigi_update_free(u);
         luigi_txn_free(txn);
     }
-    for (int round = 0; round < 2; round++) {
-        luigi_replica *asker = round ? a : b, *answerer = round ? b : a;
-        luigi_clock *clock = NULL;
-        luigi_buffer delta = {0};
-        size_t fresh = 0;
-        CHECK(luigi_replica_clock(asker, &clock));
-        CHECK(luigi_replica_delta_encode(answerer, clock, &delta));
-        CHECK(luigi_replica_apply_encoded(asker, delta.data, delta.len, &fresh));
-        printf("  delta of %zu updates in %zu bytes\n", fresh, delta.len);
-        REQUIRE(fresh == 50);
-        luigi_buffer_free(&delta);
-        luigi_clock_free(clock);
-    }
+    REQUIRE(delta_sync(b, a) == 50);
+    REQUIRE(delta_sync(a, b) == 50);
     REQUIRE(counter_value(a, "events") == 100 && counter_value(b, "events") == 100);
     printf("  both replicas count 100 events\n");
     luigi_replica_free(a);
@@ -553,15 +557,7 @@ static void tour_coordinated(void)
     REQUIRE(v.kind == LUIGI_KIND_REGISTER && v.number_type == LUIGI_NUMBER_FLOAT && v.float_value == 8.5);
     print_replica("dana (attached to the log)", dana);
 
-    luigi_clock *clock = NULL;
-    luigi_buffer delta = {0};
-    size_t fresh = 0;
-    CHECK(luigi_replica_clock(erin, &clock));
-    CHECK(luigi_replica_delta_encode(dana, clock, &delta));
-    CHECK(luigi_replica_apply_encoded(erin, delta.data, delta.len, &fresh));
-    REQUIRE(fresh == 2);
-    luigi_buffer_free(&delta);
-    luigi_clock_free(clock);
+    REQUIRE(delta_sync(erin, dana) == 2);
     print_replica("erin (by delta sync)", erin);
     CHECK(luigi_replica_value(erin, KEY("owner"), &v));
     REQUIRE(v.kind == LUIGI_KIND_REGISTER && v.float_value == 8.5);
