@@ -432,6 +432,27 @@ luigi_status luigi_raft_ready_read_state(const luigi_raft_ready *ready, size_t i
 luigi_status luigi_raft_ready_snapshot(const luigi_raft_ready *ready, uint64_t *out_index,
                                        uint64_t *out_term, luigi_buffer *out_data);
 
+/* What the library persisted for this batch before handing it out (the
+ * caller has nothing to do with it: it is there to observe or mirror). */
+#define LUIGI_RAFT_PERSISTED_VERSION 1
+
+typedef struct luigi_raft_persisted {
+    uint32_t version;        /* set by the caller to LUIGI_RAFT_PERSISTED_VERSION */
+    uint32_t has_hard_state; /* 1: term, vote and commit below were written */
+    uint64_t term;
+    uint64_t vote;           /* 0: no vote in this term */
+    uint64_t commit;
+    size_t entries;          /* log entries appended: luigi_raft_ready_persisted_entry */
+    uint32_t must_sync;      /* 1: entries, a snapshot or a new term or vote, which a
+                              * durable node fdatasynced before returning the batch;
+                              * 0: at most a new commit index, written unsynced */
+} luigi_raft_persisted;
+
+luigi_status luigi_raft_ready_persisted(const luigi_raft_ready *ready, luigi_raft_persisted *out);
+luigi_status luigi_raft_ready_persisted_entry(const luigi_raft_ready *ready, size_t index,
+                                              uint64_t *out_index, uint64_t *out_term,
+                                              uint32_t *out_kind, luigi_buffer *out_data);
+
 /* A state-machine plugin: function pointers + user_data. Attach one to a
  * node and luigi_raft_take_ready feeds it each batch (snapshot restore, then
  * committed entries in log order, each exactly once) on the calling thread,

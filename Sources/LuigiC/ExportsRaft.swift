@@ -167,20 +167,55 @@ private func element<T>(_ items: [T], _ index: Int, _ what: String) throws -> T 
     }
 }
 
-@c @implementation public func luigi_raft_ready_entry(
-    _ rd: OpaquePointer!, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>!,
-    _ outTerm: UnsafeMutablePointer<UInt64>!, _ outKind: UnsafeMutablePointer<UInt32>!,
-    _ outData: UnsafeMutablePointer<luigi_buffer>!
+/// Writes one entry of `entries` through the caller's out pointers.
+private func writeEntry(
+    _ entries: (Ready) -> [RaftEntry], _ rd: OpaquePointer?, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>?,
+    _ outTerm: UnsafeMutablePointer<UInt64>?, _ outKind: UnsafeMutablePointer<UInt32>?,
+    _ outData: UnsafeMutablePointer<luigi_buffer>?
 ) -> luigi_status {
     guarded {
         let outIndex = try required(outIndex, "out_index"), outTerm = try required(outTerm, "out_term")
         let outKind = try required(outKind, "out_kind"), outData = try required(outData, "out_data")
-        let e = try element(try raftReady(rd).committedEntries, index, "entry")
+        let e = try element(entries(try raftReady(rd)), index, "entry")
         try fill(outData, with: e.data)
         outIndex.pointee = e.index
         outTerm.pointee = e.term
         outKind.pointee = UInt32(e.kind.rawValue)
     }
+}
+
+@c @implementation public func luigi_raft_ready_entry(
+    _ rd: OpaquePointer!, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>!,
+    _ outTerm: UnsafeMutablePointer<UInt64>!, _ outKind: UnsafeMutablePointer<UInt32>!,
+    _ outData: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    writeEntry(\.committedEntries, rd, index, outIndex, outTerm, outKind, outData)
+}
+
+@c @implementation public func luigi_raft_ready_persisted(
+    _ rd: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_persisted>!
+) -> luigi_status {
+    guarded {
+        let out = try required(out, "out")
+        guard out.pointee.version == UInt32(LUIGI_RAFT_PERSISTED_VERSION) else {
+            throw ABIError.invalidArgument(
+                "out->version is \(out.pointee.version); set it to LUIGI_RAFT_PERSISTED_VERSION (\(LUIGI_RAFT_PERSISTED_VERSION))")
+        }
+        let ready = try raftReady(rd)
+        let hs = ready.hardState
+        out.pointee = luigi_raft_persisted(
+            version: UInt32(LUIGI_RAFT_PERSISTED_VERSION), has_hard_state: hs == nil ? 0 : 1,
+            term: hs?.term ?? 0, vote: hs?.vote ?? 0, commit: hs?.commit ?? 0, entries: ready.entries.count,
+            must_sync: ready.mustSync ? 1 : 0)
+    }
+}
+
+@c @implementation public func luigi_raft_ready_persisted_entry(
+    _ rd: OpaquePointer!, _ index: Int, _ outIndex: UnsafeMutablePointer<UInt64>!,
+    _ outTerm: UnsafeMutablePointer<UInt64>!, _ outKind: UnsafeMutablePointer<UInt32>!,
+    _ outData: UnsafeMutablePointer<luigi_buffer>!
+) -> luigi_status {
+    writeEntry(\.entries, rd, index, outIndex, outTerm, outKind, outData)
 }
 
 @c @implementation public func luigi_raft_ready_read_state(

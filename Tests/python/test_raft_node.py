@@ -212,6 +212,31 @@ def test_committed_entries_are_typed() -> None:
     assert node.ready() is None
 
 
+def test_ready_reports_what_the_library_persisted() -> None:
+    net = Network()
+    leader = net.wait_for_leader()
+    node = net.node(leader)
+    term = node.status().term
+    index = node.propose(b"payload")
+    rd = node.ready()
+    assert rd is not None
+    assert [(e.index, e.term, e.data) for e in rd.entries] == [(index, term, b"payload")]
+    assert rd.must_sync  # new entries: synced (on a durable node) before ready() returned
+    with pytest.raises(AttributeError):
+        rd.must_sync = False  # type: ignore[misc]
+    node.advance(rd)
+
+    # A new term and vote are persisted, and synced, before anything depends on them.
+    single = RaftNode(7, [7])
+    single.campaign()
+    rd = single.ready()
+    assert rd is not None and rd.must_sync
+    hs = rd.hard_state
+    assert hs is not None and (hs.term, hs.vote) == (1, 7)
+    assert [e.data for e in rd.entries] == [b""]  # the new leader's no-op
+    single.advance(rd)
+
+
 def test_ready_lifecycle_is_checked() -> None:
     a, b = RaftNode(1, [1]), RaftNode(2, [2])
     a.campaign()

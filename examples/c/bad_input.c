@@ -1372,6 +1372,14 @@ static void s_raft(void)
                LUIGI_ERR_OUT_OF_RANGE);
         uint64_t term = 0;
         EXPECT(luigi_raft_ready_snapshot(rd, &index, &term, &msg), LUIGI_ERR_STATE);
+        luigi_raft_persisted p = {.version = 0};
+        EXPECT(luigi_raft_ready_persisted(rd, &p), IA); /* version not set */
+        EXPECT(luigi_raft_ready_persisted(rd, NULL), IA);
+        p.version = LUIGI_RAFT_PERSISTED_VERSION;
+        if (EXPECT(luigi_raft_ready_persisted(rd, &p), LUIGI_OK)) {
+            EXPECT(luigi_raft_ready_persisted_entry(rd, p.entries, &index, &term, (uint32_t *)&to, &msg),
+                   LUIGI_ERR_OUT_OF_RANGE);
+        }
         if (n.messages > 0 && EXPECT(luigi_raft_ready_message(rd, 0, &to, &msg), LUIGI_OK)) {
             EXPECT(luigi_raft_step(r, msg.data, msg.len), IA);  /* addressed to `to`, not to node 1 */
             luigi_buffer_free(&msg);

@@ -40,7 +40,7 @@ from ._errors import (  # noqa: E402
     TransactionStateError,
     TypeConflictError,
 )
-from ._raft import Entry, KVOperation, RaftStatus  # noqa: E402
+from ._raft import Entry, HardState, KVOperation, RaftStatus  # noqa: E402
 from ._luigi import (  # noqa: E402
     RaftCluster,
     RaftNode,
@@ -78,6 +78,7 @@ __all__ = [
     "RaftNode",
     "Ready",
     "Entry",
+    "HardState",
     "KVOperation",
     "RaftStatus",
     "RaftCluster",

@@ -96,6 +96,7 @@ typedef struct {
     PyObject *EntryType;      /* luigi_node._raft.Entry (a frozen dataclass) */
     PyObject *RaftStatusType; /* luigi_node._raft.RaftStatus (a frozen dataclass) */
     PyObject *decode_history; /* luigi_node._raft.decode_history */
+    PyObject *HardStateType;  /* luigi_node._raft.HardState (a frozen dataclass) */
     PyObject *role_names[4];  /* interned "follower", ... indexed by LUIGI_ROLE_* */
     PyObject *entry_kinds[2]; /* interned "normal", "conf_change" by LUIGI_ENTRY_* */
 } module_state;
@@ -2533,7 +2534,12 @@ typedef struct {
     PyObject *committed;     /* list[Entry] */
     PyObject *read_states;   /* list[tuple[int, bytes]] */
     PyObject *snapshot;      /* tuple[int, int, bytes] or None */
+    PyObject *hard_state;    /* HardState or None: what the library persisted ... */
+    PyObject *entries;       /* list[Entry]: ... the log entries it appended ... */
+    PyObject *must_sync;     /* bool: ... and whether that needed an fdatasync */
 } ReadyObject;
+
+#define READY_COPY_NO_MEMORY (-1)
 
 /* A copy of a ready batch's contents in C memory, made while holding the
  * node's lock (with the GIL released), so Python objects are built only after
@@ -2561,9 +2567,45 @@ typedef struct {
     ready_read *reads;
     uint64_t snap_index, snap_term;
     luigi_buffer snap_data;
+    luigi_raft_persisted persisted;
+    ready_entry *persisted_entries;
 } ready_copy;
 
-#define READY_COPY_NO_MEMORY (-1)
+static void
+ready_entries_free(ready_entry *entries, size_t n)
+{
+    if (entries != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            luigi_buffer_free(&entries[i].data);
+        }
+        PyMem_RawFree(entries);
+    }
+}
+
+typedef luigi_status (*ready_entry_fn)(const luigi_raft_ready *, size_t, uint64_t *, uint64_t *,
+                                       uint32_t *, luigi_buffer *);
+
+/* Copies n entries through `get` into a new array; NULL (with *s set) on error. */
+static ready_entry *
+ready_entries_copy(const luigi_raft_ready *rd, size_t n, ready_entry_fn get, luigi_status *s)
+{
+    ready_entry *entries = PyMem_RawCalloc(n > 0 ? n : 1, sizeof(ready_entry));
+    if (entries == NULL) {
+        *s = READY_COPY_NO_MEMORY;
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ready_entry *e = &entries[i];
+        *s = get(rd, i, &e->index, &e->term, &e->kind, &e->data);
+        if (*s != LUIGI_OK) {
+            ready_entries_free(entries, n);
+            return NULL;
+        }
+    }
+    *s = LUIGI_OK;
+    return entries;
+}
+
 
 static void
 ready_copy_free(ready_copy *c)
@@ -2574,12 +2616,8 @@ ready_copy_free(ready_copy *c)
         }
         PyMem_RawFree(c->messages);
     }
-    if (c->entries != NULL) {
-        for (size_t i = 0; i < c->counts.committed_entries; i++) {
-            luigi_buffer_free(&c->entries[i].data);
-        }
-        PyMem_RawFree(c->entries);
-    }
+    ready_entries_free(c->entries, c->counts.committed_entries);
+    ready_entries_free(c->persisted_entries, c->persisted.entries);
     if (c->reads != NULL) {
         for (size_t i = 0; i < c->counts.read_states; i++) {
             luigi_buffer_free(&c->reads[i].context);
@@ -2601,10 +2639,8 @@ ready_copy_fill(const luigi_raft_ready *rd, ready_copy *c)
     }
     luigi_raft_counts n = c->counts;
     c->messages = PyMem_RawCalloc(n.messages > 0 ? n.messages : 1, sizeof(ready_message));
-    c->entries = PyMem_RawCalloc(n.committed_entries > 0 ? n.committed_entries : 1,
-                                 sizeof(ready_entry));
     c->reads = PyMem_RawCalloc(n.read_states > 0 ? n.read_states : 1, sizeof(ready_read));
-    if (c->messages == NULL || c->entries == NULL || c->reads == NULL) {
+    if (c->messages == NULL || c->reads == NULL) {
         return READY_COPY_NO_MEMORY;
     }
     for (size_t i = 0; i < n.messages; i++) {
@@ -2613,12 +2649,20 @@ ready_copy_fill(const luigi_raft_ready *rd, ready_copy *c)
             return s;
         }
     }
-    for (size_t i = 0; i < n.committed_entries; i++) {
-        ready_entry *e = &c->entries[i];
-        s = luigi_raft_ready_entry(rd, i, &e->index, &e->term, &e->kind, &e->data);
-        if (s != LUIGI_OK) {
-            return s;
-        }
+    c->entries = ready_entries_copy(rd, n.committed_entries, luigi_raft_ready_entry, &s);
+    if (c->entries == NULL) {
+        return s;
+    }
+    c->persisted.version = LUIGI_RAFT_PERSISTED_VERSION;
+    s = luigi_raft_ready_persisted(rd, &c->persisted);
+    if (s != LUIGI_OK) {
+        c->persisted.entries = 0;
+        return s;
+    }
+    c->persisted_entries =
+        ready_entries_copy(rd, c->persisted.entries, luigi_raft_ready_persisted_entry, &s);
+    if (c->persisted_entries == NULL) {
+        return s;
     }
     for (size_t i = 0; i < n.read_states; i++) {
         s = luigi_raft_ready_read_state(rd, i, &c->reads[i].index, &c->reads[i].context);
@@ -2672,16 +2716,50 @@ make_entry(module_state *st, uint64_t index, uint64_t term, uint32_t kind,
     return call_stealing(st->EntryType, args, 4);
 }
 
+/* list[Entry] from copied entries. */
+static PyObject *
+entry_list(module_state *st, const ready_entry *entries, size_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        const ready_entry *e = &entries[i];
+        PyObject *entry = make_entry(st, e->index, e->term, e->kind, &e->data);
+        if (entry == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, entry);
+    }
+    return list;
+}
+
 /* Fills the Python-side fields of a Ready from the C copy; -1 on error. */
 static int
 ready_build(module_state *st, ReadyObject *r, const ready_copy *c)
 {
     const luigi_raft_counts *n = &c->counts;
     r->messages = PyList_New((Py_ssize_t)n->messages);
-    r->committed = PyList_New((Py_ssize_t)n->committed_entries);
     r->read_states = PyList_New((Py_ssize_t)n->read_states);
-    if (r->messages == NULL || r->committed == NULL || r->read_states == NULL) {
+    r->committed = entry_list(st, c->entries, n->committed_entries);
+    r->entries = entry_list(st, c->persisted_entries, c->persisted.entries);
+    r->must_sync = PyBool_FromLong(c->persisted.must_sync);
+    if (r->messages == NULL || r->committed == NULL || r->read_states == NULL ||
+        r->entries == NULL) {
         return -1;
+    }
+    if (c->persisted.has_hard_state) {
+        PyObject *args[3];
+        args[0] = PyLong_FromUnsignedLongLong(c->persisted.term);
+        args[1] = c->persisted.vote ? PyLong_FromUnsignedLongLong(c->persisted.vote)
+                                    : Py_NewRef(Py_None);
+        args[2] = PyLong_FromUnsignedLongLong(c->persisted.commit);
+        r->hard_state = call_stealing(st->HardStateType, args, 3);
+        if (r->hard_state == NULL) {
+            return -1;
+        }
+    }
+    else {
+        r->hard_state = Py_NewRef(Py_None);
     }
     for (size_t i = 0; i < n->messages; i++) {
         PyObject *t = pair_u64_bytes(c->messages[i].to, &c->messages[i].bytes);
@@ -2689,14 +2767,6 @@ ready_build(module_state *st, ReadyObject *r, const ready_copy *c)
             return -1;
         }
         PyList_SET_ITEM(r->messages, (Py_ssize_t)i, t);
-    }
-    for (size_t i = 0; i < n->committed_entries; i++) {
-        const ready_entry *e = &c->entries[i];
-        PyObject *entry = make_entry(st, e->index, e->term, e->kind, &e->data);
-        if (entry == NULL) {
-            return -1;
-        }
-        PyList_SET_ITEM(r->committed, (Py_ssize_t)i, entry);
     }
     for (size_t i = 0; i < n->read_states; i++) {
         PyObject *t = pair_u64_bytes(c->reads[i].index, &c->reads[i].context);
@@ -3345,33 +3415,22 @@ Ready_dealloc(ReadyObject *self)
     Py_CLEAR(self->committed);
     Py_CLEAR(self->read_states);
     Py_CLEAR(self->snapshot);
+    Py_CLEAR(self->hard_state);
+    Py_CLEAR(self->entries);
+    Py_CLEAR(self->must_sync);
     Py_CLEAR(self->node);
     free_instance(self);
 }
 
+/* Every Ready field is an immutable object set once: one getter reads the
+ * field at the offset given as the closure. */
 static PyObject *
-Ready_get_messages(PyObject *op, void *Py_UNUSED(closure))
+Ready_get_field(PyObject *op, void *offset)
 {
-    return Py_NewRef(((ReadyObject *)op)->messages);
+    return Py_NewRef(*(PyObject **)((char *)op + (size_t)offset));
 }
 
-static PyObject *
-Ready_get_committed(PyObject *op, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(((ReadyObject *)op)->committed);
-}
-
-static PyObject *
-Ready_get_read_states(PyObject *op, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(((ReadyObject *)op)->read_states);
-}
-
-static PyObject *
-Ready_get_snapshot(PyObject *op, void *Py_UNUSED(closure))
-{
-    return Py_NewRef(((ReadyObject *)op)->snapshot);
-}
+#define READY_FIELD(name) ((void *)offsetof(ReadyObject, name))
 
 static PyObject *
 Ready_get_advanced(PyObject *op, void *Py_UNUSED(closure))
@@ -3391,14 +3450,27 @@ Ready_repr(PyObject *op)
 }
 
 static PyGetSetDef Ready_getset[] = {
-    {"messages", Ready_get_messages, NULL,
-     "Messages to send, as (to, bytes) pairs; the recipient step()s the bytes.", NULL},
-    {"committed", Ready_get_committed, NULL,
-     "Committed entries (Entry) to apply in order, after the snapshot if any.", NULL},
-    {"read_states", Ready_get_read_states, NULL,
-     "(index, context) for each confirmed read_index() request.", NULL},
-    {"snapshot", Ready_get_snapshot, NULL,
-     "(index, term, data) of a snapshot to restore the state machine from, or None.", NULL},
+    {"messages", Ready_get_field, NULL,
+     "Messages to send, as (to, bytes) pairs; the recipient step()s the bytes.",
+     READY_FIELD(messages)},
+    {"committed", Ready_get_field, NULL,
+     "Committed entries (Entry) to apply in order, after the snapshot if any.",
+     READY_FIELD(committed)},
+    {"read_states", Ready_get_field, NULL,
+     "(index, context) for each confirmed read_index() request.", READY_FIELD(read_states)},
+    {"snapshot", Ready_get_field, NULL,
+     "(index, term, data) of a snapshot to restore the state machine from, or None.",
+     READY_FIELD(snapshot)},
+    {"hard_state", Ready_get_field, NULL,
+     "The HardState (term, vote, commit) the library persisted for this batch, or None.",
+     READY_FIELD(hard_state)},
+    {"entries", Ready_get_field, NULL,
+     "The log entries (Entry) the library appended for this batch (already persisted).",
+     READY_FIELD(entries)},
+    {"must_sync", Ready_get_field, NULL,
+     "True when the batch carried entries, a snapshot or a new term or vote: a durable\n"
+     "node fdatasynced before ready() returned (a commit-only change is not synced).",
+     READY_FIELD(must_sync)},
     {"advanced", Ready_get_advanced, NULL, "True once passed to RaftNode.advance().", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -4076,7 +4148,8 @@ luigi_exec(PyObject *module)
     }
     rc = import_attr(raft_types, "Entry", &st->EntryType) |
          import_attr(raft_types, "RaftStatus", &st->RaftStatusType) |
-         import_attr(raft_types, "decode_history", &st->decode_history);
+         import_attr(raft_types, "decode_history", &st->decode_history) |
+         import_attr(raft_types, "HardState", &st->HardStateType);
     Py_DECREF(raft_types);
     if (rc != 0) {
         return -1;
@@ -4154,6 +4227,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->EntryType);
     Py_VISIT(st->RaftStatusType);
     Py_VISIT(st->decode_history);
+    Py_VISIT(st->HardStateType);
     for (int i = 0; i < 4; i++) {
         Py_VISIT(st->role_names[i]);
     }
@@ -4195,6 +4269,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->EntryType);
     Py_CLEAR(st->RaftStatusType);
     Py_CLEAR(st->decode_history);
+    Py_CLEAR(st->HardStateType);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(st->role_names[i]);
     }

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import ClassVar, Literal, Union, final
 
 from luigi_node import CausalOrder
-from luigi_node._raft import Entry, KVOperation, RaftStatus
+from luigi_node._raft import Entry, HardState, KVOperation, RaftStatus
 
 _Element = Union[str, bytes, int]
 _BytesLike = Union[bytes, bytearray, memoryview]
@@ -148,6 +148,12 @@ class Ready:
     def read_states(self) -> list[tuple[int, bytes]]: ...
     @property
     def snapshot(self) -> tuple[int, int, bytes] | None: ...
+    @property
+    def hard_state(self) -> HardState | None: ...
+    @property
+    def entries(self) -> list[Entry]: ...
+    @property
+    def must_sync(self) -> bool: ...
     @property
     def advanced(self) -> bool: ...
 

@@ -3,7 +3,7 @@
 The C extension builds these from what libluigi hands out; they are defined
 here, in Python, so they are ordinary immutable values (frozen dataclasses).
 ``_luigi.c`` imports this module while it initialises and constructs
-``Entry`` and ``RaftStatus`` positionally, so their field order is part of
+``Entry``, ``HardState`` and ``RaftStatus`` positionally, so their field order is part of
 the contract with ``_luigi.c``; it hands ``decode_history`` the bytes of
 ``luigi_raft_cluster_history`` (layout in luigi.h).
 """
@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
-__all__ = ["Entry", "KVOperation", "RaftStatus"]
+__all__ = ["Entry", "HardState", "KVOperation", "RaftStatus"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,18 @@ class Entry:
     term: int
     kind: Literal["normal", "conf_change"]
     data: bytes
+
+
+@dataclass(frozen=True)
+class HardState:
+    """The term, vote (``None``: none in this term) and commit index a node
+    persisted: ``Ready.hard_state``."""
+
+    __slots__ = ("term", "vote", "commit")
+
+    term: int
+    vote: Optional[int]
+    commit: int
 
 
 @dataclass(frozen=True)
