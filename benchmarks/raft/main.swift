@@ -9,7 +9,8 @@
 // Prints one JSON object on stdout; benchmarks/raft_bench.py turns it into
 // raft.json and RAFT.md.
 //
-//   luigi-raft-bench [--quick] [--durable-only]
+//   luigi-raft-bench [--quick] [--durable-only] [--concurrency N]
+//   (--concurrency: only that durable load, for profiling)
 import LuigiCore
 import LuigiStorage
 
@@ -149,6 +150,9 @@ func removeTree(_ path: String) {
 }
 
 let durableOnly = CommandLine.arguments.contains("--durable-only")
+let onlyConcurrency = CommandLine.arguments.firstIndex(of: "--concurrency").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? Int(CommandLine.arguments[$0 + 1]) : nil
+}
 var memoryRuns: [Run] = []
 for concurrency in durableOnly ? [] : [1, 64, 1024, 4096] {
     let commits = quick ? 2_000 : (concurrency == 1 ? 20_000 : 200_000)
@@ -165,7 +169,7 @@ let floor3 = measureFdatasync(directory: root, count: quick ? 50 : 300, threads:
 var durableRuns: [Run] = []
 // Each load twice: the leader syncs, then sends (the plain Ready order), and
 // the leader sends its appends while it syncs (Raft thesis §10.2.1).
-for concurrency in [1, 256] {
+for concurrency in [1, 256] where onlyConcurrency == nil || onlyConcurrency == concurrency {
     for sendEarly in [false, true] {
         let commits = quick ? (concurrency == 1 ? 300 : 3_000) : (concurrency == 1 ? 1_000 : 20_000)
         let dir = root + "/c\(concurrency)-\(sendEarly ? "early" : "after")"
