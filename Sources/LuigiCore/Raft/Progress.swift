@@ -1,5 +1,8 @@
 /// The leader's view of one follower's replication (etcd/raft's Progress).
-struct Progress {
+/// A class, so `progress[peer]!.field = x` updates it in place: as a struct
+/// in a dictionary every such write went through the dictionary's
+/// Optional modify path (copy out, write back), on every proposal.
+final class Progress {
     enum State: Equatable {
         /// Unknown how far the follower's log matches: one append at a time.
         case probe
@@ -35,7 +38,7 @@ struct Progress {
         }
     }
 
-    mutating func becomeProbe() {
+    func becomeProbe() {
         if case .snapshot(let pending) = state {
             next = Swift.max(match + 1, pending + 1)
         } else {
@@ -46,20 +49,20 @@ struct Progress {
         inflights.reset()
     }
 
-    mutating func becomeReplicate() {
+    func becomeReplicate() {
         state = .replicate
         next = match + 1
         inflights.reset()
     }
 
-    mutating func becomeSnapshot(_ index: UInt64) {
+    func becomeSnapshot(_ index: UInt64) {
         state = .snapshot(index: index)
         snapshotTicks = 0
         inflights.reset()
     }
 
     /// A successful append response up to `index`.
-    mutating func maybeUpdate(_ index: UInt64) -> Bool {
+    func maybeUpdate(_ index: UInt64) -> Bool {
         var updated = false
         if match < index {
             match = index
@@ -72,7 +75,7 @@ struct Progress {
 
     /// A rejected append of `rejected`; `hint` is the follower's suggestion
     /// for the highest index that may match. False if the rejection is stale.
-    mutating func maybeDecrease(rejected: UInt64, hint: UInt64) -> Bool {
+    func maybeDecrease(rejected: UInt64, hint: UInt64) -> Bool {
         if state == .replicate {
             guard rejected > match else { return false }
             next = match + 1

@@ -98,6 +98,16 @@ struct RaftLog {
         return lastIndex
     }
 
+    /// Appends one new leader-made entry at the end (a proposal), without
+    /// wrapping it in an array.
+    mutating func append(_ entry: RaftEntry) {
+        if entry.index == unstableOffset + UInt64(unstable.count) {
+            unstable.append(entry)
+        } else {
+            truncateAndAppend(from: entry.index, [entry])
+        }
+    }
+
     /// A follower's append: if the entry before `entries` matches, keep the
     /// agreeing prefix, overwrite from the first conflict, and advance commit.
     /// Returns the last index now known to match the leader, or nil.

@@ -331,7 +331,7 @@ public final class RaftNode {
         readsAwaitingCommit = []
         progress = [:]
         for peer in conf.voters + conf.learners {
-            var pr = Progress(
+            let pr = Progress(
                 next: log.lastIndex + 1, maxMessages: config.maxInflightMessages, maxBytes: config.maxInflightBytes,
                 isLearner: conf.learners.contains(peer))
             if peer == id { pr.match = log.lastIndex }
@@ -629,9 +629,11 @@ public final class RaftNode {
         var e = entry
         e.term = term
         e.index = log.lastIndex + 1
-        _ = log.append([e])
-        progress[id]?.match = e.index
-        progress[id]?.next = e.index + 1
+        log.append(e)
+        if let me = progress[id] {
+            me.match = e.index
+            me.next = e.index + 1
+        }
         maybeCommit()
         broadcastPending = true
         return e.index
@@ -660,7 +662,7 @@ public final class RaftNode {
 
     /// Sends the next append (or a snapshot) to one follower, if not paused.
     private func sendAppend(to peer: UInt64, allowEmpty: Bool = true) {
-        guard var pr = progress[peer], !pr.isPaused else { return }
+        guard let pr = progress[peer], !pr.isPaused else { return }
         let prevIndex = pr.next - 1
         guard let prevTerm = try? log.term(prevIndex),
             let entries = try? log.entries(pr.next, log.lastIndex + 1, maxBytes: config.maxSizePerMessage)
@@ -687,7 +689,6 @@ public final class RaftNode {
         } else if pr.state == .probe {
             pr.probeSent = true
         }
-        progress[peer] = pr
         send(m)
     }
 
@@ -703,8 +704,14 @@ public final class RaftNode {
     /// current term (a leader never commits an older term's entry by counting).
     @discardableResult
     private func maybeCommit() -> Bool {
-        let matches = conf.voters.map { progress[$0]?.match ?? 0 }.sorted(by: >)
-        let candidate = matches[quorum - 1]
+        // Runs on every proposal: sort the voters' matches in a stack buffer
+        // rather than allocating two arrays.
+        let candidate = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: conf.voters.count) { buffer in
+            var matches = buffer
+            for (i, voter) in conf.voters.enumerated() { matches[i] = progress[voter]?.match ?? 0 }
+            matches.sort(by: >)
+            return matches[quorum - 1]
+        }
         guard candidate > log.committed, (try? log.term(candidate)) == term else { return false }
         log.commitTo(candidate)
         if !readsAwaitingCommit.isEmpty {
