@@ -44,6 +44,26 @@ public struct ByteWriter {
 
     /// Appends the CRC-32C of everything written so far.
     public mutating func sealWithChecksum() { u32le(CRC32C.checksum(bytes)) }
+
+    // In-place framing: a caller reserves a header, writes the body after it,
+    // then fills the header in (a reused writer builds many frames with no
+    // per-frame arrays).
+
+    public var count: Int { bytes.count }
+
+    public mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
+
+    /// Empties the writer, keeping its storage for the next use.
+    public mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+
+    /// Overwrites 4 bytes already written at `offset`.
+    public mutating func setU32le(_ value: UInt32, at offset: Int) {
+        precondition(offset >= 0 && offset + 4 <= bytes.count, "setU32le outside the written bytes")
+        for i in 0..<4 { bytes[offset + i] = UInt8(truncatingIfNeeded: value >> UInt32(8 * i)) }
+    }
+
+    /// CRC-32C of the bytes from `offset` to the end.
+    public func checksum(from offset: Int) -> UInt32 { CRC32C.checksum(bytes[offset...]) }
 }
 
 /// Bounds-checked reader: every read either succeeds or throws `.decode`;

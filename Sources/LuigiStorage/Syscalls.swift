@@ -144,6 +144,10 @@ struct FileIO {
 
     /// Writes all of `bytes` at `offset`, however many calls it takes.
     func writeAll(_ fd: Int32, _ path: String, _ bytes: [UInt8], at offset: Int) throws(StorageError) {
+        try writeAll(fd, path, bytes[...], at: offset)
+    }
+
+    func writeAll(_ fd: Int32, _ path: String, _ bytes: ArraySlice<UInt8>, at offset: Int) throws(StorageError) {
         var done = 0
         while done < bytes.count {
             let n = try retrying(path, .pwrite) {

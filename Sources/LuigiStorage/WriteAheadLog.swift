@@ -112,6 +112,8 @@ public final class WriteAheadLog {
     private var failure: StorageError?
     private var closed = false
     private var lastHardState = HardState()
+    /// Reused for encoding appends (keeps its capacity between calls).
+    private var buffer = ByteWriter()
     private var lastMarker = SnapshotMarker(index: 0, term: 0, replacesLog: false)
     /// Sequence number of the next record.
     public private(set) var nextSeq: UInt64 = 0
@@ -157,20 +159,26 @@ public final class WriteAheadLog {
     /// than `maxRecordSize` become several records.
     public func append(_ records: [WALRecord]) throws(StorageError) {
         try checkWritable()
-        var frames: [(WALRecord, [UInt8])] = []
-        for record in records { frames += try encode(record) }
+        // Every frame is built in place in one reused buffer (so nothing is
+        // written if any record is too large), then written in as few pwrites
+        // as the segment boundaries allow.
+        buffer.removeAll()
+        var frames: [(end: Int, summary: RecordSummary)] = []
+        for record in records { try Self.encode(record, into: &buffer, frames: &frames, maxRecordSize: options.maxRecordSize) }
         do {
-            var pending: [UInt8] = []
-            for (record, frame) in frames {
+            var start = 0  // first byte of `buffer` not yet written
+            var frameStart = 0
+            for frame in frames {
                 let active = segments[segments.count - 1]
-                if active.size + pending.count + frame.count > options.segmentSize && active.records > Self.headerRecords {
-                    try flush(&pending)
+                if active.size + (frame.end - start) > options.segmentSize && active.records > Self.headerRecords {
+                    try flush(buffer.bytes[start..<frameStart])
+                    start = frameStart
                     try roll()
                 }
-                pending += frame
-                note(record)
+                note(frame.summary)
+                frameStart = frame.end
             }
-            try flush(&pending)
+            try flush(buffer.bytes[start...])
         } catch {
             throw poison(error)
         }
@@ -234,13 +242,12 @@ public final class WriteAheadLog {
         return error
     }
 
-    private func flush(_ pending: inout [UInt8]) throws(StorageError) {
+    private func flush(_ pending: ArraySlice<UInt8>) throws(StorageError) {
         guard !pending.isEmpty else { return }
         let i = segments.count - 1
         try io.writeAll(fd, segments[i].path, pending, at: segments[i].size)
         segments[i].size += pending.count
         dirty = true
-        pending.removeAll(keepingCapacity: true)
     }
 
     private func roll() throws(StorageError) {
@@ -266,23 +273,37 @@ public final class WriteAheadLog {
     }
 
     private func writeHeader() throws(StorageError) {
-        var header: [UInt8] = []
+        var header = ByteWriter()
+        var frames: [(end: Int, summary: RecordSummary)] = []
         let marker = SnapshotMarker(index: lastMarker.index, term: lastMarker.term, replacesLog: false)
         for record in [WALRecord.hardState(lastHardState), .snapshot(marker)] {
-            for (r, frame) in try encode(record) {
-                header += frame
-                note(r)
-            }
+            try Self.encode(record, into: &header, frames: &frames, maxRecordSize: options.maxRecordSize)
         }
-        try flush(&header)
+        for frame in frames { note(frame.summary) }
+        try flush(header.bytes[...])
+    }
+
+    /// What `note` needs to know of one record.
+    private enum RecordSummary {
+        case entries(maxIndex: UInt64)
+        case hardState(HardState)
+        case snapshot(SnapshotMarker)
+    }
+
+    private func note(_ record: WALRecord) {
+        switch record {
+        case .entries(let entries): note(.entries(maxIndex: entries.reduce(0) { max($0, $1.index) }))
+        case .hardState(let state): note(RecordSummary.hardState(state))
+        case .snapshot(let marker): note(RecordSummary.snapshot(marker))
+        }
     }
 
     /// Book-keeping for one record added to the active segment.
-    private func note(_ record: WALRecord) {
+    private func note(_ record: RecordSummary) {
         let i = segments.count - 1
         switch record {
-        case .entries(let entries):
-            for e in entries where e.index > segments[i].maxEntryIndex { segments[i].maxEntryIndex = e.index }
+        case .entries(let maxIndex):
+            if maxIndex > segments[i].maxEntryIndex { segments[i].maxEntryIndex = maxIndex }
         case .hardState(let state):
             lastHardState = state
         case .snapshot(let marker):
@@ -298,57 +319,67 @@ public final class WriteAheadLog {
 
     // MARK: - Encoding
 
-    private func encode(_ record: WALRecord) throws(StorageError) -> [(WALRecord, [UInt8])] {
+    /// Appends the frames of `record` to `w` (an entries batch larger than
+    /// `maxRecordSize` becomes several), noting where each ends.
+    private static func encode(
+        _ record: WALRecord, into w: inout ByteWriter, frames: inout [(end: Int, summary: RecordSummary)],
+        maxRecordSize: Int
+    ) throws(StorageError) {
         switch record {
         case .entries(let entries):
-            var out: [(WALRecord, [UInt8])] = []
+            // Sized up front, so the buffer grows at most once per append.
+            w.reserveCapacity(w.count + entries.reduce(0) { $0 + $1.data.count + 32 } + 16)
             var start = 0
             while start < entries.count {
                 var end = start
                 var bytes = 0
-                while end < entries.count && (end == start || bytes + entries[end].data.count + 32 <= options.maxRecordSize) {
+                while end < entries.count && (end == start || bytes + entries[end].data.count + 32 <= maxRecordSize) {
                     bytes += entries[end].data.count + 32
                     end += 1
                 }
-                let chunk = Array(entries[start..<end])
-                let frame = Self.frame(type: 1) { w in
-                    w.varint(UInt64(chunk.count))
-                    for e in chunk { e.write(to: &w) }
+                let frameStart = beginFrame(&w, type: 1)
+                w.varint(UInt64(end - start))
+                var maxIndex: UInt64 = 0
+                for e in entries[start..<end] {
+                    e.write(to: &w)
+                    maxIndex = max(maxIndex, e.index)
                 }
-                guard frame.count - Self.frameHeaderSize <= Self.maxFrameLength else {
-                    throw .recordTooLarge(bytes: frame.count - Self.frameHeaderSize, limit: Self.maxFrameLength)
-                }
-                out.append((.entries(chunk), frame))
+                try sealFrame(&w, from: frameStart)
+                frames.append((w.count, .entries(maxIndex: maxIndex)))
                 start = end
             }
-            return out
         case .hardState(let state):
-            return [(record, Self.frame(type: 2) { state.write(to: &$0) })]
+            let frameStart = beginFrame(&w, type: 2)
+            state.write(to: &w)
+            try sealFrame(&w, from: frameStart)
+            frames.append((w.count, .hardState(state)))
         case .snapshot(let marker):
-            return [
-                (record, Self.frame(type: 3) { w in
-                    w.u8(marker.replacesLog ? 1 : 0)
-                    w.varint(marker.index)
-                    w.varint(marker.term)
-                })
-            ]
+            let frameStart = beginFrame(&w, type: 3)
+            w.u8(marker.replacesLog ? 1 : 0)
+            w.varint(marker.index)
+            w.varint(marker.term)
+            try sealFrame(&w, from: frameStart)
+            frames.append((w.count, .snapshot(marker)))
         }
     }
 
-    static func frame(type: UInt8, _ body: (inout ByteWriter) -> Void) -> [UInt8] {
-        var w = ByteWriter(capacity: 64)
+    /// Writes a frame header to fill in later and the type byte; returns
+    /// where the frame starts.
+    private static func beginFrame(_ w: inout ByteWriter, type: UInt8) -> Int {
+        let frameStart = w.count
         w.u32le(0)
         w.u32le(0)
         w.u8(type)
-        body(&w)
-        var bytes = w.bytes
-        let length = UInt32(truncatingIfNeeded: bytes.count - frameHeaderSize)
-        let crc = CRC32C.checksum(bytes[frameHeaderSize...])
-        for i in 0..<4 {
-            bytes[i] = UInt8(truncatingIfNeeded: length >> UInt32(8 * i))
-            bytes[4 + i] = UInt8(truncatingIfNeeded: crc >> UInt32(8 * i))
-        }
-        return bytes
+        return frameStart
+    }
+
+    /// Fills in the length and CRC-32C (over type + payload) of the frame at `frameStart`.
+    private static func sealFrame(_ w: inout ByteWriter, from frameStart: Int) throws(StorageError) {
+        let body = frameStart + frameHeaderSize
+        let length = w.count - body
+        guard length <= maxFrameLength else { throw .recordTooLarge(bytes: length, limit: maxFrameLength) }
+        w.setU32le(UInt32(truncatingIfNeeded: length), at: frameStart)
+        w.setU32le(w.checksum(from: body), at: frameStart + 4)
     }
 
     // MARK: - Recovery
