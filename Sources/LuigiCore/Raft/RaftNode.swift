@@ -102,10 +102,18 @@ public final class RaftNode {
     public private(set) var vote: UInt64 = 0
     public private(set) var role: RaftRole = .follower
     public private(set) var leader: UInt64 = 0
-    public private(set) var conf: ConfState
+    public private(set) var conf: ConfState {
+        didSet { refreshVoterProgress() }
+    }
 
     var log: RaftLog
-    private var progress: [UInt64: Progress] = [:]
+    private var progress: [UInt64: Progress] = [:] {
+        didSet { refreshVoterProgress() }
+    }
+    /// The voters' entries of `progress` (the same objects), in `conf.voters`
+    /// order, so that maybeCommit — run on every proposal — reads the
+    /// matches without hashing. Kept up to date by the didSets above.
+    private var voterProgress: [Progress?] = []
     private var votes: [UInt64: Bool] = [:]
     private var outbox: [RaftMessage] = []
     private var readStates: [ReadState] = []
@@ -706,9 +714,9 @@ public final class RaftNode {
     private func maybeCommit() -> Bool {
         // Runs on every proposal: sort the voters' matches in a stack buffer
         // rather than allocating two arrays.
-        let candidate = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: conf.voters.count) { buffer in
+        let candidate = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: voterProgress.count) { buffer in
             var matches = buffer
-            for (i, voter) in conf.voters.enumerated() { matches[i] = progress[voter]?.match ?? 0 }
+            for (i, pr) in voterProgress.enumerated() { matches[i] = pr?.match ?? 0 }
             matches.sort(by: >)
             return matches[quorum - 1]
         }
@@ -721,6 +729,8 @@ public final class RaftNode {
         }
         return true
     }
+
+    private func refreshVoterProgress() { voterProgress = conf.voters.map { progress[$0] } }
 
     // MARK: - ReadIndex
 
