@@ -96,7 +96,11 @@ final class Client {
     let payload: [UInt8]
     var proposed = 0
     var committed = 0
-    var proposedAt: [UInt64: UInt64] = [:]
+    /// Start time of each proposal by log index - `firstIndex` (0 once
+    /// applied). An array, not a dictionary: this runs on the leader's
+    /// thread for every entry, inside the round being measured.
+    var proposedAt: [UInt64] = []
+    var firstIndex: UInt64 = 0
     var latencies: [UInt64] = []
     var start: UInt64 = 0
     var end: UInt64 = 0
@@ -106,6 +110,7 @@ final class Client {
         self.total = total
         self.payload = [UInt8](repeating: 0x5A, count: payload)
         latencies.reserveCapacity(total)
+        proposedAt.reserveCapacity(total)
     }
 
     var done: Bool { committed >= total }
@@ -115,16 +120,21 @@ final class Client {
         if start == 0 { start = nowNanos() }
         while proposed - committed < concurrency && proposed < total {
             let index = try node.propose(payload)
-            proposedAt[index] = nowNanos()
+            if proposedAt.isEmpty { firstIndex = index }
+            // One leader, so its proposals take consecutive indices.
+            precondition(index == firstIndex + UInt64(proposedAt.count), "proposal indices are not consecutive")
+            proposedAt.append(nowNanos())
             proposed += 1
         }
     }
 
     func applied(_ entries: [RaftEntry]) {
         let t = nowNanos()
-        for e in entries {
-            if let started = proposedAt.removeValue(forKey: e.index) {
-                latencies.append(t - started)
+        for e in entries where e.index >= firstIndex && e.index - firstIndex < UInt64(proposedAt.count) {
+            let i = Int(e.index - firstIndex)
+            if proposedAt[i] != 0 {
+                latencies.append(t - proposedAt[i])
+                proposedAt[i] = 0
                 committed += 1
             }
         }
