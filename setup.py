@@ -26,6 +26,17 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 PACKAGE = "luigi_node"
 PACKAGE_SOURCE = Path("bindings") / "python" / PACKAGE
+# The extension's C files (one job each; _luigi.h is their shared header).
+EXTENSION_SOURCES = [
+    "_luigi_common",
+    "_luigi_clock",
+    "_luigi_update",
+    "_luigi_replica",
+    "_luigi_cluster",
+    "_luigi_raft",
+    "_luigi_raft_cluster",
+    "_luigi_module",
+]
 
 
 def locate_library() -> Path:
@@ -68,7 +79,8 @@ setup(
     ext_modules=[
         Extension(
             f"{PACKAGE}._luigi",
-            sources=[str(PACKAGE_SOURCE / "_luigi.c")],
+            sources=[str(PACKAGE_SOURCE / f"{name}.c") for name in EXTENSION_SOURCES],
+            depends=[str(PACKAGE_SOURCE / "_luigi.h")],
             include_dirs=["Include"],
             libraries=["luigi"],
             runtime_library_dirs=["$ORIGIN"],

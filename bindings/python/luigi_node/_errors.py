@@ -3,8 +3,8 @@
 Every failure reported by libluigi (a ``luigi_status`` other than
 ``LUIGI_OK``) is raised as one of these classes; the C extension maps the
 status code to the class in exactly one place (``raise_status`` in
-``_luigi.c``). Where a failure has a natural built-in counterpart the class
-derives from it too, so ``except ValueError`` and friends keep working.
+``_luigi_common.c``). Where a failure has a natural built-in counterpart the
+class derives from it too, so ``except ValueError`` and friends keep working.
 """
 
 from __future__ import annotations

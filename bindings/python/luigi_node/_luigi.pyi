@@ -1,4 +1,4 @@
-"""Type stubs for the C extension luigi_node._luigi (see _luigi.c)."""
+"""Type stubs for the C extension luigi_node._luigi (see _luigi.h and _luigi_*.c)."""
 
 import os
 from _typeshed import SupportsKeysAndGetItem

@@ -2,10 +2,11 @@
 
 The C extension builds these from what libluigi hands out; they are defined
 here, in Python, so they are ordinary immutable values (frozen dataclasses).
-``_luigi.c`` imports this module while it initialises and constructs
-``Entry``, ``HardState`` and ``RaftStatus`` positionally, so their field order is part of
-the contract with ``_luigi.c``; it hands ``decode_history`` the bytes of
-``luigi_raft_cluster_history`` (layout in luigi.h).
+The extension imports this module while it initialises (``_luigi_module.c``)
+and constructs ``Entry``, ``HardState`` and ``RaftStatus`` positionally
+(``_luigi_raft.c``), so their field order is part of the contract with the
+extension; it hands ``decode_history`` the bytes of
+``luigi_raft_cluster_history`` (``_luigi_raft_cluster.c``; layout in luigi.h).
 """
 
 from __future__ import annotations
