@@ -15,7 +15,9 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
-        .target(name: "LuigiCore", linkerSettings: [.linkedLibrary("m")]),
+        // The CPU's CRC-32C instruction, behind a runtime check (C: Swift has no intrinsic for it).
+        .target(name: "CCRC32C"),
+        .target(name: "LuigiCore", dependencies: ["CCRC32C"], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "LuigiStorage", dependencies: ["LuigiCore"]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
         .systemLibrary(name: "CLuigi", path: "Include"),

@@ -1,4 +1,4 @@
-import LuigiCore
+@testable import LuigiCore
 import PropertyBased
 import Testing
 
@@ -99,11 +99,17 @@ import Testing
             }
             return crc ^ 0xFFFF_FFFF
         }
+        // Both paths: the CPU instruction (when present, as `checksum` uses
+        // it) and the table-driven fallback.
         let data = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
         for start in 0..<9 {
             for end in start...data.count {
-                #expect(CRC32C.checksum(data[start..<end]) == bytewise(Array(data[start..<end])))
+                let expected = bytewise(Array(data[start..<end]))
+                #expect(CRC32C.checksum(data[start..<end]) == expected)
+                #expect(data[start..<end].withUnsafeBytes { CRC32C.software($0) } == expected)
             }
         }
+        let large = (0..<70_000).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        #expect(large.withUnsafeBytes { CRC32C.software($0) } == CRC32C.checksum(large))
     }
 }
