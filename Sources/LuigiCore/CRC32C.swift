@@ -1,7 +1,7 @@
 import CCRC32C
 
 /// CRC-32C (Castagnoli), the checksum of every Luigi encoding and WAL record:
-/// the CPU's crc32 instruction when it has one (SSE4.2, ARMv8 CRC), else
+/// the CPU's crc32 instruction when it has one (x86-64 SSE4.2), else
 /// slicing-by-8 over contiguous bytes (eight table lookups per 8 bytes).
 public enum CRC32C {
     /// Checked once: does this CPU have the instruction?

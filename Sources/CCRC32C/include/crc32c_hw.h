@@ -1,5 +1,5 @@
-/* CRC-32C with the CPU's crc32 instruction (SSE4.2 on x86-64, the CRC
- * extension on AArch64), for LuigiCore's CRC32C. Internal: not part of the
+/* CRC-32C with the CPU's crc32 instruction (SSE4.2 on x86-64), for
+ * LuigiCore's CRC32C. Internal: not part of the
  * C ABI in luigi.h (hence no luigi_ prefix: libluigi.so does not export it). */
 #ifndef CRC32C_HW_H
 #define CRC32C_HW_H
