@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import luigi_node as ln
 import pycrdt
 from pycrdt import Doc, Map
+from units import fmt_ns, fmt_rate
 
 NS = 1_000_000_000
 KEYS = [f"k{i}" for i in range(10)]
@@ -402,22 +403,6 @@ def bench_simulator(quick: bool) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ report
-
-
-def fmt_ns(ns: float) -> str:
-    if ns >= 1e6:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.2f} µs"
-    return f"{ns:.0f} ns"
-
-
-def fmt_rate(x: float) -> str:
-    if x >= 1e6:
-        return f"{x / 1e6:.2f} M/s"
-    if x >= 1e3:
-        return f"{x / 1e3:.1f} k/s"
-    return f"{x:.0f} /s"
 
 
 def verdict(ok: bool) -> str:

@@ -27,6 +27,8 @@ import tempfile
 import time
 from typing import Any
 
+from units import fmt_ns, fmt_rate
+
 OPENRAFT = {"single_client_commits_per_s": 33_000, "commits_per_s_4096": 3_550_000, "cores": 8}
 
 
@@ -59,18 +61,6 @@ def sqlite_appends(count: int, batch: int) -> dict[str, Any]:
         "p50_ns": latencies[len(latencies) // 2],
         "p99_ns": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
     }
-
-
-def fmt_ns(ns: float) -> str:
-    if ns >= 1e6:
-        return f"{ns / 1e6:.2f} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.1f} µs"
-    return f"{ns:.0f} ns"
-
-
-def fmt_rate(r: float) -> str:
-    return f"{r / 1e6:.2f} M/s" if r >= 1e6 else f"{r / 1e3:.1f} k/s"
 
 
 def durable_section(res: dict[str, Any]) -> list[str]:

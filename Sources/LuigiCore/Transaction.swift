@@ -33,6 +33,8 @@ public final class Transaction {
     @exclusivity(unchecked) private var index: [String: Int]?
     /// The first op whose type disagreed with an earlier op on the same key.
     @exclusivity(unchecked) private var conflict: LuigiError?
+    /// The first key the transaction overwrites (so commit need not scan).
+    @exclusivity(unchecked) private var overwritten: String?
     @exclusivity(unchecked) public private(set) var opCount = 0
     @exclusivity(unchecked) public private(set) var update: Update?
     /// The log index it was proposed at (coordinated transactions).
@@ -43,7 +45,7 @@ public final class Transaction {
     public var isFinished: Bool { update != nil || proposedIndex != nil }
 
     /// True when an op overwrites, so the transaction must go through the log.
-    public var needsCoordination: Bool { ops.contains { $0.op.kind == .register } }
+    public var needsCoordination: Bool { overwritten != nil }
 
     public func add(_ key: String, _ delta: Int64) throws {
         try record(key, .counter(Int128(delta)))
@@ -69,7 +71,7 @@ public final class Transaction {
     public func commit() throws -> Update {
         try ensureOpen()
         if let conflict { throw conflict }
-        if let key = ops.first(where: { $0.op.kind == .register })?.key {
+        if let key = overwritten {
             throw LuigiError.notAlgebraic(
                 "set('\(key)') overwrites, which is not algebraic: propose the transaction through the replicated log")
         }
@@ -98,6 +100,7 @@ public final class Transaction {
         proposedIndex = index
         ops = []
         self.index = nil
+        overwritten = nil
     }
 
     private func checked(_ n: Number) throws -> Number {
@@ -118,6 +121,7 @@ public final class Transaction {
     private func record(_ key: String, _ op: PendingOp) throws {
         try ensureOpen()
         opCount += 1
+        if case .assign = op, overwritten == nil { overwritten = key }
         guard let i = slot(of: key) else {
             ops.append((key, op))
             if index != nil {
