@@ -17,6 +17,10 @@
  *    releases with luigi_buffer_free(). Never free() them yourself.
  *  - Strings (keys, set elements) are passed as pointer + length and must be
  *    valid UTF-8; they need not be NUL-terminated.
+ *  - Every length a caller passes (bytes, strings) is at most
+ *    LUIGI_MAX_LENGTH; a larger one (a negative value cast to size_t, say)
+ *    returns LUIGI_ERR_INVALID_ARGUMENT before a byte is read. A length
+ *    smaller than the limit must still be one the caller owns.
  *  - Borrowed pointers (inputs) are only read during the call.
  *  - Thread-safety: the library is thread-safe at the handle level. Distinct
  *    handles may be used from different threads at once. One handle — and a
@@ -78,6 +82,9 @@ const char *luigi_last_error_message(void);
 const char *luigi_status_name(luigi_status status);
 
 /* ----------------------------------------------------------------- buffers */
+
+/* The largest length accepted for any input bytes or string (1 GiB). */
+#define LUIGI_MAX_LENGTH 1073741824u
 
 /* Library-owned bytes. Zero-initialise before passing it to a call that fills
  * it; release with luigi_buffer_free (which zeroes it again). */
@@ -192,6 +199,9 @@ luigi_status luigi_txn_min_float(luigi_txn *txn, const char *key, size_t key_len
 luigi_status luigi_txn_union_int(luigi_txn *txn, const char *key, size_t key_len, int64_t element);
 luigi_status luigi_txn_union_str(luigi_txn *txn, const char *key, size_t key_len,
                                  const char *element, size_t element_len);
+/* Makes `key` a SET (an empty one if new) without adding an element: fixes
+ * the key's type like any first op. */
+luigi_status luigi_txn_union_empty(luigi_txn *txn, const char *key, size_t key_len);
 luigi_status luigi_txn_union_bytes(luigi_txn *txn, const char *key, size_t key_len,
                                    const uint8_t *element, size_t element_len);
 /* Overwrites a REGISTER key (a later set of the same key in the txn
@@ -403,13 +413,23 @@ luigi_status luigi_raft_read_index(luigi_raft *raft, const uint8_t *context, siz
 luigi_status luigi_raft_compact(luigi_raft *raft, uint64_t index, const uint8_t *snapshot,
                                 size_t len);
 
-/* *out is NULL when there is nothing to do. Persists before returning. */
+/* *out is NULL when there is nothing to do. Persists before returning.
+ * One batch at a time: a second take_ready before the last batch was
+ * advanced, or a take_ready from inside a state-machine callback, returns
+ * LUIGI_ERR_STATE. */
 luigi_status luigi_raft_take_ready(luigi_raft *raft, luigi_raft_ready **out);
-/* Call after sending and applying the batch; then free the batch. */
+/* Call after sending and applying the batch; then free the batch. A batch
+ * taken from another node, or one already advanced, returns LUIGI_ERR_STATE
+ * and changes nothing. */
 luigi_status luigi_raft_advance(luigi_raft *raft, const luigi_raft_ready *ready);
+/* Freeing a batch that was not advanced drops it: the node's next batch
+ * carries its entries and committed entries again; its messages are lost. */
 void luigi_raft_ready_free(luigi_raft_ready *ready);
 
+#define LUIGI_RAFT_COUNTS_VERSION 1
+
 typedef struct luigi_raft_counts {
+    uint32_t version;        /* set by the caller to LUIGI_RAFT_COUNTS_VERSION */
     size_t messages;
     size_t committed_entries;
     size_t read_states;

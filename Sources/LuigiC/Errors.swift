@@ -98,13 +98,31 @@ func required<T>(_ p: UnsafeMutablePointer<T>?, _ name: String) throws -> Unsafe
     return p
 }
 
+/// A versioned struct the caller fills in must carry the version this library knows.
+func checkVersion(_ version: UInt32, _ expected: some BinaryInteger, _ name: String) throws {
+    guard version == UInt32(expected) else {
+        throw ABIError.invalidArgument("version is \(version); set it to \(name) (\(expected))")
+    }
+}
+
+/// A caller's `size_t` length arrives as `Int`: a value of 2^63 or more is
+/// negative here. Anything above LUIGI_MAX_LENGTH is refused before reading.
+func checkLength(_ len: Int, _ name: String) throws {
+    guard len >= 0, len <= Int(LUIGI_MAX_LENGTH) else {
+        throw ABIError.invalidArgument(
+            "\(name) length \(UInt(bitPattern: len)) is above LUIGI_MAX_LENGTH (\(LUIGI_MAX_LENGTH))")
+    }
+}
+
 func bytes(_ data: UnsafePointer<UInt8>?, _ len: Int, _ name: String) throws -> [UInt8] {
+    try checkLength(len, name)
     guard len > 0 else { return [] }
     guard let data else { throw ABIError.invalidArgument("\(name) is NULL but its length is \(len)") }
     return Array(UnsafeBufferPointer(start: data, count: len))
 }
 
 func utf8(_ data: UnsafePointer<CChar>?, _ len: Int, _ name: String) throws -> String {
+    try checkLength(len, name)
     guard len > 0 else { return "" }
     guard let data else { throw ABIError.invalidArgument("\(name) is NULL but its length is \(len)") }
     let raw = UnsafeRawBufferPointer(start: data, count: len).bindMemory(to: UInt8.self)

@@ -12,9 +12,19 @@ import Musl
 
 func raft(_ h: OpaquePointer?) throws -> RaftDriver { try handles.get(h, .raft, as: RaftDriver.self) }
 
-typealias ReadyBox = Box<Ready>
+/// A batch handed out through the ABI and the driver it came from, so that
+/// freeing it un-advanced gives that driver its batch slot back.
+final class ReadyHandle {
+    let value: Ready
+    weak var driver: RaftDriver?
 
-func raftReady(_ h: OpaquePointer?) throws -> Ready { try handles.get(h, .raftReady, as: ReadyBox.self).value }
+    init(_ value: Ready, from driver: RaftDriver) {
+        self.value = value
+        self.driver = driver
+    }
+}
+
+func raftReady(_ h: OpaquePointer?) throws -> Ready { try handles.get(h, .raftReady, as: ReadyHandle.self).value }
 
 private func flag(_ v: UInt32, _ name: String) throws -> Bool {
     guard v <= 1 else { throw ABIError.invalidArgument("\(name) must be 0 or 1, got \(v)") }
@@ -125,25 +135,33 @@ private func flag(_ v: UInt32, _ name: String) throws -> Bool {
 @c @implementation public func luigi_raft_take_ready(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<OpaquePointer?>!)
     -> luigi_status
 {
-    output(out, "out") { try raft(r).nextReady().map { handles.insert(ReadyBox($0), .raftReady) } }
+    output(out, "out") {
+        let driver = try raft(r)
+        return try driver.nextReady().map { handles.insert(ReadyHandle($0, from: driver), .raftReady) }
+    }
 }
 
 @c @implementation public func luigi_raft_advance(_ r: OpaquePointer!, _ rd: OpaquePointer!) -> luigi_status {
     guarded {
         let driver = try raft(r)
-        driver.advance(try raftReady(rd))
+        try driver.advance(try raftReady(rd))
     }
 }
 
-@c @implementation public func luigi_raft_ready_free(_ rd: OpaquePointer!) { handles.remove(rd, .raftReady) }
+@c @implementation public func luigi_raft_ready_free(_ rd: OpaquePointer!) {
+    if let h = try? handles.get(rd, .raftReady, as: ReadyHandle.self) { h.driver?.discard(h.value) }
+    handles.remove(rd, .raftReady)
+}
 
 @c @implementation public func luigi_raft_ready_counts(
     _ rd: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_raft_counts>!
 ) -> luigi_status {
-    output(out, "out") {
+    guarded {
+        let out = try required(out, "out")
+        try checkVersion(out.pointee.version, LUIGI_RAFT_COUNTS_VERSION, "LUIGI_RAFT_COUNTS_VERSION")
         let ready = try raftReady(rd)
-        return luigi_raft_counts(
-            messages: ready.messages.count, committed_entries: ready.committedEntries.count,
+        out.pointee = luigi_raft_counts(
+            version: UInt32(LUIGI_RAFT_COUNTS_VERSION), messages: ready.messages.count, committed_entries: ready.committedEntries.count,
             read_states: ready.readStates.count, has_snapshot: ready.snapshot == nil ? 0 : 1)
     }
 }
@@ -197,10 +215,7 @@ private func writeEntry(
 ) -> luigi_status {
     guarded {
         let out = try required(out, "out")
-        guard out.pointee.version == UInt32(LUIGI_RAFT_PERSISTED_VERSION) else {
-            throw ABIError.invalidArgument(
-                "out->version is \(out.pointee.version); set it to LUIGI_RAFT_PERSISTED_VERSION (\(LUIGI_RAFT_PERSISTED_VERSION))")
-        }
+        try checkVersion(out.pointee.version, LUIGI_RAFT_PERSISTED_VERSION, "LUIGI_RAFT_PERSISTED_VERSION")
         let ready = try raftReady(rd)
         let hs = ready.hardState
         out.pointee = luigi_raft_persisted(
@@ -294,14 +309,23 @@ final class CStateMachine: RaftStateMachine {
     }
 
     func snapshot() throws -> [UInt8] {
-        let sink = Box<[UInt8]>([])
+        // nil once the callback wrote a length it cannot own.
+        let sink = Box<[UInt8]?>([])
         let code = table.snapshot!(table.user_data, Unmanaged.passUnretained(sink).toOpaque()) { ctx, data, len in
-            guard let ctx, let data, len > 0 else { return }
-            Unmanaged<Box<[UInt8]>>.fromOpaque(ctx).takeUnretainedValue().value
-                .append(contentsOf: UnsafeBufferPointer(start: data, count: len))
+            guard let ctx else { return }
+            let sink = Unmanaged<Box<[UInt8]?>>.fromOpaque(ctx).takeUnretainedValue()
+            guard (try? checkLength(len, "snapshot write")) != nil, len == 0 || data != nil else {
+                sink.value = nil
+                return
+            }
+            guard let data, len > 0 else { return }
+            sink.value?.append(contentsOf: UnsafeBufferPointer(start: data, count: len))
         }
         try check(code, "snapshot")
-        return sink.value
+        guard let bytes = sink.value else {
+            throw ABIError.invalidArgument("the snapshot callback wrote a NULL pointer or a length above LUIGI_MAX_LENGTH")
+        }
+        return bytes
     }
 
     func restore(_ snapshot: [UInt8]) throws {

@@ -77,6 +77,12 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
     guarded { try txn(t).union(try utf8(key, keyLen, "key"), .string(try utf8(element, elementLen, "element"))) }
 }
 
+@c @implementation public func luigi_txn_union_empty(
+    _ t: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int
+) -> luigi_status {
+    guarded { try txn(t).union(try utf8(key, keyLen, "key"), [Element]()) }
+}
+
 @c @implementation public func luigi_txn_union_bytes(
     _ t: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int,
     _ element: UnsafePointer<UInt8>!, _ elementLen: Int

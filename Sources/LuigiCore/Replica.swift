@@ -26,6 +26,11 @@ public final class Replica {
     @exclusivity(unchecked) public private(set) var pendingCount = 0
     /// Applied updates per origin; index seq-1 (delivery is per-origin FIFO).
     @exclusivity(unchecked) private var logByOrigin: [UInt64: [Update]] = [:]
+    /// Origins that are replicated logs attached to this replica. The log
+    /// is their authority (`applyFromLog`); a remote copy of a log update is
+    /// taken only in the one shape a log builds, and only when it is next in
+    /// line, so it never waits in `pending` where it could shadow the log's.
+    @exclusivity(unchecked) private var logOrigins: Set<UInt64> = []
 
     public init(nodeID: UInt64) { self.nodeID = nodeID }
 
@@ -81,9 +86,45 @@ public final class Replica {
 
     /// Applies a remote update. Returns true when it is new to this replica
     /// (applied now, or held in `pending` until its predecessors arrive) and
-    /// false for a duplicate.
+    /// false for a duplicate. An update of a log attached to this replica is
+    /// taken only if its clock names the log alone and it is the next one
+    /// (anti-entropy sends them in order); otherwise it is dropped, and the
+    /// log delivers it.
     @discardableResult
     public func apply(_ update: Update) -> Bool {
+        if logOrigins.contains(update.origin) {
+            guard update.seq == clock[update.origin] + 1, update.clock.count == 1 else { return false }
+        }
+        return accept(update)
+    }
+
+    /// Makes `origin` a log attached to this replica (see `apply`). Its
+    /// updates waiting in `pending` are dropped: the log delivers its own.
+    func reserve(logOrigin origin: UInt64) {
+        logOrigins.insert(origin)
+        if let waiting = pendingByOrigin.removeValue(forKey: origin) { pendingCount -= waiting.count }
+    }
+
+    /// Applies the log's update (origin, seq), built identically on every
+    /// node. One the replica already holds (it came by anti-entropy before
+    /// the log was attached) must be the same update, or the replica has
+    /// diverged from the log: that throws and changes nothing.
+    func applyFromLog(_ update: Update) throws {
+        let have = clock[update.origin]
+        if update.seq <= have {
+            guard logByOrigin[update.origin]?[Int(update.seq - 1)] == update else {
+                throw LuigiError.state("replica \(nodeID) holds another update than the log's under dot \(update.dot)")
+            }
+            return
+        }
+        guard update.seq == have + 1 else {
+            throw LuigiError.state("the log's update \(update.dot) skips seq \(have + 1) on replica \(nodeID)")
+        }
+        accept(update)
+    }
+
+    @discardableResult
+    private func accept(_ update: Update) -> Bool {
         if update.seq <= clock[update.origin] { return false }
         if pendingByOrigin[update.origin]?[update.seq] != nil { return false }
         if isDeliverable(update) {
@@ -163,9 +204,10 @@ public final class Replica {
         return missing.map(\.update)
     }
 
-    /// The first `count` updates applied from `origin`, in seq order.
+    /// The first `count` updates applied from `origin` (fewer if it has
+    /// fewer), in seq order.
     func updates(from origin: UInt64, count: Int) -> ArraySlice<Update> {
-        (logByOrigin[origin] ?? [])[..<count]
+        (logByOrigin[origin] ?? []).prefix(max(count, 0))
     }
 
     /// Number of updates applied so far (from every origin).

@@ -324,7 +324,7 @@ public final class RaftCluster {
                 if let watch = readWatch {
                     for rs in rd.readStates where rs.context == watch.context { watch.found(rs.index) }
                 }
-                driver.advance(rd)
+                try driver.advance(rd)
                 try compactIfDue(member)
                 try checkSafety(member)
             }

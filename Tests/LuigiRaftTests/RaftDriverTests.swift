@@ -28,12 +28,12 @@ import Testing
         let machine = Recorder()
         try driver.attach(machine)
         driver.node.campaign()
-        while let rd = try driver.nextReady() { driver.advance(rd) }
+        while let rd = try driver.nextReady() { try driver.advance(rd) }
         machine.failOnce = 4
         for i in 0..<5 { try driver.node.propose([UInt8(i)]) }
         #expect(throws: LuigiError.self) { _ = try driver.nextReady() }
         #expect(machine.applied == [1, 2, 3])
-        while let rd = try driver.nextReady() { driver.advance(rd) }
+        while let rd = try driver.nextReady() { try driver.advance(rd) }
         #expect(machine.applied == [1, 2, 3, 4, 5, 6])
         #expect(driver.node.status.applied == 6)
     }
@@ -45,10 +45,10 @@ import Testing
         try driver.attach(machine)
         driver.node.campaign()
         for i in 0..<10 {
-            while let rd = try driver.nextReady() { driver.advance(rd) }
+            while let rd = try driver.nextReady() { try driver.advance(rd) }
             try driver.node.propose([UInt8(i)])
         }
-        while let rd = try driver.nextReady() { driver.advance(rd) }
+        while let rd = try driver.nextReady() { try driver.advance(rd) }
         #expect(try driver.snapshotMachine() == 11)
         #expect(try storage.firstIndex() == 12)
         // A restarted node over the same storage restores the machine from the snapshot.

@@ -66,7 +66,7 @@ import Testing
                     let d = drivers[id]!
                     while let rd = try d.nextReady(sendingEarly: { queue += $0 }) {
                         queue += rd.messages
-                        d.advance(rd)
+                        try d.advance(rd)
                     }
                 }
                 let batch = queue
@@ -90,7 +90,7 @@ import Testing
         #expect(early.count == 2 && early.allSatisfy { $0.kind == .append && $0.entries.last?.index == index })
         #expect(!rd.messages.contains { $0.kind == .append })
         #expect(rd.committedEntries.isEmpty)
-        leader.advance(rd)
+        try leader.advance(rd)
         // The followers' acknowledgements commit it, as usual.
         for m in early { try c.drivers[m.to]!.node.step(m) }
         try c.settle()
@@ -116,7 +116,7 @@ import Testing
         var acks: [RaftMessage] = []
         while let rd = try follower.nextReady() {
             acks += rd.messages
-            follower.advance(rd)
+            try follower.advance(rd)
         }
         for m in acks { try leader.node.step(m) }
         if case .success(let rd) = Result(catching: { try leader.nextReady(sendingEarly: { _ in }) }) {
@@ -151,7 +151,7 @@ import Testing
         try c.settle()
         try only.node.propose([7])
         var early: [RaftMessage] = []
-        while let rd = try only.nextReady(sendingEarly: { early += $0 }) { only.advance(rd) }
+        while let rd = try only.nextReady(sendingEarly: { early += $0 }) { try only.advance(rd) }
         #expect(early.isEmpty)
         #expect(only.node.status.applied == 2)
     }

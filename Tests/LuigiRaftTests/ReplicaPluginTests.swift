@@ -134,7 +134,7 @@ import Testing
     @Test func snapshotOfAnotherLogIsRefused() throws {
         let m = try ReplicaStateMachine(replica: Replica(nodeID: 1), logOrigin: 7)
         let other = try ReplicaStateMachine(replica: Replica(nodeID: 1), logOrigin: 8)
-        _ = other.apply(RaftEntry(term: 1, index: 1, kind: .normal, data: try {
+        _ = try other.apply(RaftEntry(term: 1, index: 1, kind: .normal, data: try {
             let tx = other.replica.transaction()
             try tx.set("r", .int(1))
             return try tx.coordinatedCommand().encoded()
@@ -145,8 +145,60 @@ import Testing
             "the log's origin id must be non-zero and differ from the replica's node id 1")) {
             try ReplicaStateMachine(replica: Replica(nodeID: 1), logOrigin: 1)
         }
-        #expect(m.apply(RaftEntry(term: 1, index: 2, kind: .normal, data: CoordinatedCommand.magic + [0])).first == 0)
+        #expect(try m.apply(RaftEntry(term: 1, index: 2, kind: .normal, data: CoordinatedCommand.magic + [0])).first == 0)
         #expect(m.replica.clock == VectorClock(), "a malformed transaction changes nothing")
+    }
+
+    /// An update that claims one of the log's dots, arriving before the log
+    /// gets there, never takes the log's update's place (it used to sit in
+    /// `pending`, make the log's update look like a duplicate, and leave the
+    /// snapshot slicing past the end of the replica's log).
+    @Test func aForgedDotOfTheLogNeverReplacesTheLogsUpdate() throws {
+        let logOrigin: UInt64 = 100
+        func command(_ value: Int64) throws -> [UInt8] {
+            let tx = Replica(nodeID: 9).transaction()
+            try tx.set("r", .int(value))
+            return try tx.coordinatedCommand().encoded()
+        }
+        // Not the shape of a log update (its clock names another origin), or
+        // not next in line: dropped on a replica the log is attached to.
+        let forged = try Update(
+            origin: logOrigin, seq: 1, clock: VectorClock([logOrigin: 1, 5: 3]), ops: [("r", .assign(.int(666)))])
+        let ahead = try Update(
+            origin: logOrigin, seq: 2, clock: VectorClock([logOrigin: 2]), ops: [("r", .assign(.int(666)))])
+        // The shape of the log's first update, with other contents.
+        let deliverable = try Update(
+            origin: logOrigin, seq: 1, clock: VectorClock([logOrigin: 1]), ops: [("r", .assign(.int(666)))])
+        for early in [forged, ahead] {
+            let replica = Replica(nodeID: 1)
+            let m = try ReplicaStateMachine(replica: replica, logOrigin: logOrigin)
+            #expect(!replica.apply(early), "the log's origin is reserved")
+            #expect(replica.pendingCount == 0 && replica.clock == VectorClock())
+            #expect(try m.apply(RaftEntry(term: 1, index: 1, data: try command(1))) == [1])
+            #expect(replica.value("r") == .register(.int(1)))
+            let restored = try ReplicaStateMachine(replica: Replica(nodeID: 2), logOrigin: logOrigin)
+            try restored.restore(m.snapshot())
+            #expect(restored.replica.value("r") == .register(.int(1)))
+        }
+        // A replica that took a well-shaped impostor: the log's update is
+        // refused loudly and offered again, never silently lost or skipped.
+        for attachFirst in [false, true] {
+            let diverged = Replica(nodeID: 3)
+            var m: ReplicaStateMachine? = nil
+            if attachFirst { m = try ReplicaStateMachine(replica: diverged, logOrigin: logOrigin) }
+            #expect(diverged.apply(deliverable))
+            if m == nil { m = try ReplicaStateMachine(replica: diverged, logOrigin: logOrigin) }
+            #expect(throws: LuigiError.self) { try m!.apply(RaftEntry(term: 1, index: 1, data: try command(1))) }
+            #expect(m!.committedTransactions == 0 && m!.appliedIndex == 0)
+            #expect(try m!.snapshot() == ReplicaStateMachine(replica: Replica(nodeID: 8), logOrigin: logOrigin).snapshot())
+        }
+        // Pending updates of the log's origin are dropped when it is attached.
+        let waiting = Replica(nodeID: 4)
+        #expect(waiting.apply(forged) && waiting.pendingCount == 1)
+        let w = try ReplicaStateMachine(replica: waiting, logOrigin: logOrigin)
+        #expect(waiting.pendingCount == 0)
+        #expect(try w.apply(RaftEntry(term: 1, index: 1, data: try command(2))) == [1])
+        #expect(waiting.value("r") == .register(.int(2)))
     }
 
     /// Random coordinated transactions through a faulty Raft group, random

@@ -3,15 +3,17 @@
 #
 #   - luigi.h compiles on its own as C11 and as C++ with warnings as errors
 #   - the golden symbol list equals the functions luigi.h declares
-#   - examples/c/*.c build with -std=c11 -Wall -Wextra -Werror into
-#     examples/c/out/ (linked to LIBPATH with an rpath) and run cleanly
+#   - examples/c/*.c and Tests/c/extreme_step.c (every Raft message kind with
+#     extreme numbers stepped into every role, in child processes) build with
+#     -std=c11 -Wall -Wextra -Werror into examples/c/out/ (linked to LIBPATH
+#     with an rpath) and run cleanly
 #   - the library needs no Swift runtime library (built with -static-stdlib)
 #   - its SONAME is libluigi.so
 #   - it exports exactly the golden list (nm -D --defined-only --extern-only:
 #     local entries that the linker leaves in .dynsym are not exports)
 #
 # Prints one line per check and finally "c: N passed, M failed" (N and M
-# include bad_input's own assertions); exits non-zero if any check failed.
+# include bad_input's and extreme_step's own assertions); exits non-zero if any check failed.
 set -uo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -76,22 +78,22 @@ else
     fail "exported_symbols.txt is sorted and lists exactly the functions of luigi.h"; show "$LOG/golden_vs_header.diff"
 fi
 
-# --- build and run the examples --------------------------------------------
-for name in quickstart bad_input raft_transport; do
-    src="$ROOT/examples/c/$name.c"
+# --- build and run the examples and the C tests ------------------------------
+for src in "$ROOT"/examples/c/{quickstart,bad_input,raft_transport}.c "$ROOT/Tests/c/extreme_step.c"; do
+    name="$(basename "$src" .c)"
     if "$CC" "${CFLAGS[@]}" "$src" -o "$OUT/$name" "$LIB" -Wl,-rpath,"$LIBDIR" -lm \
         >"$LOG/$name.build.log" 2>&1; then
-        pass "build examples/c/$name.c"
+        pass "build ${src#$ROOT/}"
     else
-        fail "build examples/c/$name.c"; show "$LOG/$name.build.log"
+        fail "build ${src#$ROOT/}"; show "$LOG/$name.build.log"
         continue
     fi
     # The example must find the library through its rpath alone.
     env -u LD_LIBRARY_PATH timeout 300 "$OUT/$name" >"$LOG/$name.run.log" 2>&1
     rc=$?
-    # bad_input's own assertions count as checks too.
-    if summary="$(grep -E '^bad_input: [0-9]+ passed, [0-9]+ failed$' "$LOG/$name.run.log")"; then
-        read -r inner_passed inner_failed < <(echo "$summary" | sed -E 's/^bad_input: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+    # A program's own assertions ("name: N passed, M failed") count as checks too.
+    if summary="$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed\$" "$LOG/$name.run.log")"; then
+        read -r inner_passed inner_failed < <(echo "$summary" | sed -E 's/^[a-z_]+: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
         passed=$((passed + inner_passed))
         failed=$((failed + inner_failed))
     fi

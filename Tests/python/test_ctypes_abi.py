@@ -157,6 +157,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "luigi_txn_union_int": (S, [H, c_char_p, c_size_t, c_int64]),
     "luigi_txn_union_str": (S, [H, c_char_p, c_size_t, c_char_p, c_size_t]),
     "luigi_txn_union_bytes": (S, [H, c_char_p, c_size_t, c_char_p, c_size_t]),
+    "luigi_txn_union_empty": (S, [H, c_char_p, c_size_t]),
     "luigi_txn_set_int": (S, [H, c_char_p, c_size_t, c_int64]),
     "luigi_txn_set_float": (S, [H, c_char_p, c_size_t, c_double]),
     "luigi_txn_op_count": (S, [H, P(c_size_t)]),

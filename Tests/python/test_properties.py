@@ -98,8 +98,7 @@ class Reference:
                 self.mins[key] = arg if key not in self.mins else min(self.mins[key], arg)
             else:
                 assert isinstance(arg, list)
-                if not arg:
-                    continue  # union with no elements adds nothing, not even the key
+                # A union of no elements still creates the key, as an empty set.
                 key = f"s{k}"
                 self.sets[key] = self.sets.get(key, frozenset()) | frozenset(arg)
 

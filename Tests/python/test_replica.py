@@ -648,3 +648,18 @@ def test_delta_since_is_in_causal_order() -> None:
         assert fresh.pending == 0  # never had to wait: causal order
     assert snapshot(fresh)[0] == snapshot(source)[0]
     assert fresh.clock == source.clock
+
+
+def test_union_of_no_elements_creates_an_empty_set() -> None:
+    r = Replica(1)
+    tx = r.transaction()
+    tx.union("s", [])
+    tx.commit()
+    assert r.value("s") == frozenset()
+    # The key is a set now: a counter op on it is a type conflict, as after
+    # any other first op.
+    tx = r.transaction()
+    with pytest.raises(ln.TypeConflictError):
+        tx.add("s", 1)
+        tx.commit()
+    assert r.value("s") == frozenset()

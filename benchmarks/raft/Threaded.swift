@@ -164,7 +164,7 @@ func nodeLoop(_ me: NodeWorker, peers: [UInt64: NodeWorker], client: Client?, se
             while let rd = try me.driver.nextReady(sendingEarly: sendEarly ? route : nil) {
                 route(rd.messages)
                 client?.applied(rd.committedEntries)
-                me.driver.advance(rd)
+                try me.driver.advance(rd)
             }
             if let client, client.done {
                 for worker in peers.values { worker.inbox.close() }

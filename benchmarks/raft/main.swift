@@ -105,7 +105,7 @@ func runCluster(concurrency: Int, commits total: Int, payload: Int, storages: [C
                             }
                         }
                     }
-                    d.advance(rd)
+                    try d.advance(rd)
                 }
             }
             if !queue.isEmpty {

@@ -11,7 +11,9 @@
  *   bad UTF-8 keys and elements, NaN, garbage / truncated / corrupted bytes to
  *   the decoders, out-of-range indices, bad cluster options and fault rates,
  *   transactions used after commit or after a rejected commit, arithmetic
- *   overflow, too-small caller arrays.
+ *   overflow, too-small caller arrays, Raft ready batches advanced into the
+ *   wrong node, twice, or taken again before advance or from inside a
+ *   plugin callback, and lengths of 2^63 or above LUIGI_MAX_LENGTH.
  *
  * Each section runs in its own child process, so a crash is reported as a
  * failed section (with its signal) instead of ending the run. The last line
@@ -1363,7 +1365,7 @@ static void s_raft(void)
     luigi_raft_ready *rd = NULL;
     MUST(luigi_raft_take_ready(r, &rd));
     if (TRUE(rd != NULL)) {
-        luigi_raft_counts n;
+        luigi_raft_counts n = {.version = LUIGI_RAFT_COUNTS_VERSION};
         MUST(luigi_raft_ready_counts(rd, &n));
         uint64_t to = 0;
         luigi_buffer msg = {0};
@@ -1557,6 +1559,183 @@ static void s_raft_replica(void)
     luigi_replica_free(other);
 }
 
+/* A state machine whose apply callback re-enters the node it is attached to. */
+typedef struct reentrant_machine {
+    luigi_raft *node;
+    luigi_status take_status, advance_status;
+    int applied;
+} reentrant_machine;
+
+static int32_t reentrant_apply(void *user, uint64_t index, uint32_t kind, const uint8_t *data, size_t len)
+{
+    (void)index, (void)kind, (void)data, (void)len;
+    reentrant_machine *m = user;
+    luigi_raft_ready *rd = NULL;
+    m->take_status = luigi_raft_take_ready(m->node, &rd);
+    if (rd != NULL) luigi_raft_ready_free(rd);
+    m->advance_status = luigi_raft_advance(m->node, NULL);
+    m->applied++;
+    return 0;
+}
+
+static int32_t empty_snapshot(void *user, void *sink, luigi_write_fn write)
+{
+    (void)user, (void)sink, (void)write;
+    return 0;
+}
+
+static int32_t lying_snapshot(void *user, void *sink, luigi_write_fn write)
+{
+    (void)user;
+    write(sink, (const uint8_t *)"x", (size_t)-1); /* a length it cannot own */
+    return 0;
+}
+
+static int32_t restore_nothing(void *user, const uint8_t *data, size_t len)
+{
+    (void)user, (void)data, (void)len;
+    return 0;
+}
+
+/* Ready batches belong to one node and are advanced once, in order. */
+static void s_raft_ready_misuse(void)
+{
+    const luigi_status ST = LUIGI_ERR_STATE;
+    const uint64_t one[1] = {1};
+    char dir_a[] = "/tmp/luigi-bad-input-a-XXXXXX", dir_b[] = "/tmp/luigi-bad-input-b-XXXXXX";
+    if (!TRUE(mkdtemp(dir_a) != NULL && mkdtemp(dir_b) != NULL)) return;
+    luigi_raft_options o;
+    luigi_raft_options_init(&o);
+    luigi_raft *a = NULL, *b = NULL;
+    o.data_dir = dir_a;
+    MUST(luigi_raft_new(1, one, 1, &o, &a));
+    o.data_dir = dir_b;
+    MUST(luigi_raft_new(1, one, 1, &o, &b));
+    MUST(luigi_raft_campaign(a));
+    MUST(luigi_raft_campaign(b));
+    drain(a);
+    drain(b);
+    uint64_t index = 0;
+    MUST(luigi_raft_propose(a, (const uint8_t *)"acked", 5, &index));
+    MUST(luigi_raft_propose(b, (const uint8_t *)"other", 5, &index));
+    luigi_raft_ready *rd_a = NULL, *rd_b = NULL, *again = NULL;
+    MUST(luigi_raft_take_ready(a, &rd_a));
+    MUST(luigi_raft_take_ready(b, &rd_b));
+    if (!TRUE(rd_a != NULL && rd_b != NULL)) return;
+    /* B's batch advanced into A: refused, A unchanged. */
+    EXPECT(luigi_raft_advance(a, rd_b), ST);
+    /* A second batch before the first was advanced. */
+    EXPECT(luigi_raft_take_ready(a, &again), ST);
+    TRUE(again == NULL);
+    MUST(luigi_raft_advance(a, rd_a));
+    EXPECT(luigi_raft_advance(a, rd_a), ST); /* the same batch twice */
+    MUST(luigi_raft_advance(b, rd_b));
+    luigi_raft_ready_free(rd_a);
+    luigi_raft_ready_free(rd_b);
+    drain(a);
+    luigi_raft_status st = {.version = LUIGI_RAFT_STATUS_VERSION};
+    MUST(luigi_raft_get_status(a, &st));
+    uint64_t acked = st.commit;
+    luigi_raft_free(a);
+    /* Reopened: every committed entry is there. */
+    o.data_dir = dir_a;
+    MUST(luigi_raft_new(1, one, 1, &o, &a));
+    MUST(luigi_raft_get_status(a, &st));
+    TRUE(st.last_index >= acked && acked >= 2);
+
+    /* A batch freed without advance gives the slot back: the node hands
+     * out what it carried again. */
+    MUST(luigi_raft_campaign(a));
+    MUST(luigi_raft_take_ready(a, &rd_a));
+    if (TRUE(rd_a != NULL)) luigi_raft_ready_free(rd_a);
+    MUST(luigi_raft_take_ready(a, &rd_a));
+    TRUE(rd_a != NULL);
+    if (rd_a != NULL) {
+        EXPECT(luigi_raft_advance(b, rd_a), ST);
+        MUST(luigi_raft_advance(a, rd_a));
+        luigi_raft_ready_free(rd_a);
+    }
+    drain(a);
+
+    /* Counts are versioned like their siblings. */
+    MUST(luigi_raft_propose(a, (const uint8_t *)"x", 1, &index));
+    MUST(luigi_raft_take_ready(a, &rd_a));
+    if (TRUE(rd_a != NULL)) {
+        luigi_raft_counts n = {.version = 0};
+        EXPECT(luigi_raft_ready_counts(rd_a, &n), LUIGI_ERR_INVALID_ARGUMENT);
+        n.version = LUIGI_RAFT_COUNTS_VERSION;
+        EXPECT(luigi_raft_ready_counts(rd_a, &n), LUIGI_OK);
+        MUST(luigi_raft_advance(a, rd_a));
+        luigi_raft_ready_free(rd_a);
+    }
+    drain(a);
+
+    /* A plugin callback may not take or advance a batch of its own node. */
+    reentrant_machine m = {.node = a, .take_status = LUIGI_OK, .advance_status = LUIGI_OK};
+    luigi_state_machine vt = {.version = LUIGI_STATE_MACHINE_VERSION, .user_data = &m,
+                              .apply = reentrant_apply, .snapshot = empty_snapshot, .restore = restore_nothing};
+    MUST(luigi_raft_set_state_machine(a, &vt));
+    MUST(luigi_raft_propose(a, (const uint8_t *)"y", 1, &index));
+    drain(a);
+    TRUE(m.applied == 1);
+    TRUE(m.take_status == ST);
+    TRUE(m.advance_status == LUIGI_ERR_INVALID_ARGUMENT || m.advance_status == ST);
+    MUST(luigi_raft_get_status(a, &st));
+    TRUE(st.applied == index);
+    /* A snapshot callback that writes a length it cannot own is refused. */
+    vt.snapshot = lying_snapshot;
+    MUST(luigi_raft_set_state_machine(a, &vt));
+    EXPECT(luigi_raft_snapshot_state_machine(a, &index), LUIGI_ERR_INVALID_ARGUMENT);
+    luigi_raft_free(a);
+    luigi_raft_free(b);
+}
+
+/* Lengths of 2^63 or more (a negative value cast to size_t) and lengths above
+ * LUIGI_MAX_LENGTH are refused before a byte is read: never read as 0. */
+static void s_lengths(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    const size_t huge[3] = {(size_t)1 << 63, (size_t)-1, (size_t)LUIGI_MAX_LENGTH + 1};
+    const uint64_t one[1] = {1};
+    luigi_replica *rep = NULL;
+    luigi_txn *t = NULL;
+    luigi_raft *r = NULL;
+    luigi_raft_options o;
+    luigi_raft_options_init(&o);
+    MUST(luigi_replica_new(1, &rep));
+    MUST(luigi_replica_begin(rep, &t));
+    MUST(luigi_raft_new(1, one, 1, &o, &r));
+    MUST(luigi_raft_campaign(r));
+    drain(r);
+    const uint8_t byte = 1;
+    for (int i = 0; i < 3; i++) {
+        size_t n = huge[i];
+        uint64_t index = 77;
+        luigi_update *u = SENTINEL(luigi_update);
+        luigi_clock *c = SENTINEL(luigi_clock);
+        EXPECT(luigi_txn_add(t, "k", n, 1), IA);
+        EXPECT(luigi_txn_union_str(t, KEY("s"), "e", n), IA);
+        EXPECT(luigi_txn_union_bytes(t, KEY("s"), &byte, n), IA);
+        EXPECT(luigi_update_decode(&byte, n, &u), IA);
+        EXPECT(luigi_clock_decode(&byte, n, &c), IA);
+        TRUE(u == SENTINEL(luigi_update) && c == SENTINEL(luigi_clock));
+        EXPECT(luigi_raft_step(r, &byte, n), IA);
+        EXPECT(luigi_raft_propose(r, &byte, n, &index), IA);
+        TRUE(index == 77);
+        EXPECT(luigi_raft_read_index(r, &byte, n), IA);
+        EXPECT(luigi_raft_compact(r, 1, &byte, n), IA);
+    }
+    size_t ops = 99;
+    MUST(luigi_txn_op_count(t, &ops));
+    TRUE(ops == 0); /* nothing was buffered under an empty key */
+    luigi_raft_status st = {.version = LUIGI_RAFT_STATUS_VERSION};
+    MUST(luigi_raft_get_status(r, &st));
+    TRUE(st.last_index == 1); /* no empty proposal slipped in */
+    luigi_txn_free(t);
+    luigi_replica_free(rep);
+    luigi_raft_free(r);
+}
+
 static void s_buffer_too_small(void)
 {
     luigi_clock *c = NULL;
@@ -1610,6 +1789,8 @@ static const section SECTIONS[] = {
     {"buffer too small", s_buffer_too_small},
     {"raft node and raft cluster", s_raft},
     {"replica attached to a raft log", s_raft_replica},
+    {"raft ready batches: foreign, repeated, re-entrant", s_raft_ready_misuse},
+    {"lengths of 2^63 and above LUIGI_MAX_LENGTH", s_lengths},
 };
 
 int main(void)

@@ -116,7 +116,7 @@ static void process(void)
         luigi_raft_ready *rd = NULL;
         CHECK(luigi_raft_take_ready(nodes[id], &rd));
         while (rd) {
-            luigi_raft_counts n;
+            luigi_raft_counts n = {.version = LUIGI_RAFT_COUNTS_VERSION};
             CHECK(luigi_raft_ready_counts(rd, &n));
             for (size_t i = 0; i < n.messages; i++) {
                 REQUIRE(queued < MAX_QUEUE);

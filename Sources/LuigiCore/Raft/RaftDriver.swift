@@ -19,6 +19,11 @@ public final class RaftDriver {
 
     /// Set when persisting failed after messages were already sent early.
     private var stopped: String?
+    /// Batches handed out so far, and the one not yet advanced (0: none).
+    private var readiesIssued: UInt64 = 0
+    private var outstanding: UInt64 = 0
+    /// True while the attached machine runs: it must not re-enter the driver.
+    private var feeding = false
 
     /// The next batch, already durable; nil when there is nothing to do.
     public func nextReady() throws -> Ready? {
@@ -41,8 +46,16 @@ public final class RaftDriver {
     /// be durable before any message) or carries a snapshot, nor from a
     /// single voter, whose commit index counts its own unpersisted entries
     /// and would reach learners in the appends.
+    ///
+    /// One batch at a time: taking another before `advance` of the last one,
+    /// or from inside a state-machine callback, throws `.state` (the node
+    /// would hand out the same entries twice).
     public func nextReady(sendingEarly sendEarly: (([RaftMessage]) -> Void)?) throws -> Ready? {
         if let stopped { throw LuigiError.state(stopped) }
+        try checkNotFeeding("take a ready")
+        guard outstanding == 0 else {
+            throw LuigiError.state("ready #\(outstanding) has not been advanced: advance it before taking another")
+        }
         guard node.hasReady else { return nil }
         var rd = node.ready()
         var sentEarly = false
@@ -65,14 +78,27 @@ public final class RaftDriver {
             if sentEarly { stopped = "persisting failed after messages were sent early (\(error)); reopen the node" }
             throw error
         }
-        if let machine { try feed(machine, rd) }
+        if let machine {
+            feeding = true
+            defer { feeding = false }
+            try feed(machine, rd)
+        }
+        readiesIssued += 1
+        rd.sequence = readiesIssued
+        rd.issuer = ObjectIdentifier(self)
+        outstanding = readiesIssued
         return rd
+    }
+
+    private func checkNotFeeding(_ what: String) throws {
+        guard !feeding else { throw LuigiError.state("cannot \(what) from inside a state-machine callback") }
     }
 
     /// Attaches a state machine (nil detaches). A node that restarted from a
     /// compacted log first restores the machine from its stored snapshot;
     /// the entries after it are applied again as the node re-commits them.
     public func attach(_ newMachine: RaftStateMachine?) throws {
+        try checkNotFeeding("attach a state machine")
         if let newMachine {
             let stored = try storage.snapshot()
             if !stored.isEmpty { try newMachine.restore(stored.data) }
@@ -96,16 +122,39 @@ public final class RaftDriver {
     /// snapshot; returns that index.
     @discardableResult
     public func snapshotMachine() throws -> UInt64 {
+        try checkNotFeeding("snapshot the state machine")
         guard let machine else { throw LuigiError.state("no state machine is attached") }
         let index = min(appliedThrough, node.status.applied)
         try compact(to: index, snapshot: try machine.snapshot())
         return index
     }
 
-    public func advance(_ rd: Ready) { node.advance(rd) }
+    /// The caller sent and applied `rd`, the batch `nextReady` handed out
+    /// last. Another driver's batch, or one already advanced, is refused
+    /// with `.state` and changes nothing.
+    public func advance(_ rd: Ready) throws {
+        try checkNotFeeding("advance")
+        guard rd.issuer == ObjectIdentifier(self) else {
+            throw LuigiError.state("this ready was not taken from this node")
+        }
+        guard rd.sequence == outstanding else {
+            throw LuigiError.state("ready #\(rd.sequence) was already advanced (the outstanding one is #\(outstanding))")
+        }
+        outstanding = 0
+        node.advance(rd)
+    }
+
+    /// Drops the outstanding batch without advancing it: the next
+    /// `nextReady` hands its entries and committed entries out again (they
+    /// are still unstable and unapplied in the node); its messages are lost,
+    /// as on a lossy network. Any other batch is ignored.
+    public func discard(_ rd: Ready) {
+        if rd.issuer == ObjectIdentifier(self) && rd.sequence == outstanding && !feeding { outstanding = 0 }
+    }
 
     /// Replaces the log up to `index` (applied) with a state-machine snapshot.
     public func compact(to index: UInt64, snapshot: [UInt8]) throws {
+        try checkNotFeeding("compact")
         guard index <= node.status.applied else {
             throw LuigiError.invalidArgument("cannot compact to \(index): only \(node.status.applied) applied")
         }

@@ -41,9 +41,9 @@ struct RaftLog {
     func term(_ index: UInt64) throws -> UInt64 {
         if let s = unstableSnapshot, index == s.metadata.index { return s.metadata.term }
         if index >= unstableOffset {
-            let i = Int(index - unstableOffset)
-            guard i < unstable.count else { throw RaftLogError.unavailable }
-            return unstable[i].term
+            let offset = index - unstableOffset
+            guard offset < UInt64(unstable.count) else { throw RaftLogError.unavailable }
+            return unstable[Int(offset)].term
         }
         if unstableSnapshot != nil { throw RaftLogError.compacted }
         return try storage.term(index)
@@ -108,17 +108,25 @@ struct RaftLog {
         }
     }
 
+    /// Refuses an append that would overwrite a committed entry (a correct
+    /// leader never contradicts one). Changes nothing.
+    func checkAppend(prevIndex: UInt64, prevTerm: UInt64, entries: [RaftEntry]) throws {
+        guard prevIndex >= committed, matchTerm(prevIndex, prevTerm),
+            let conflict = entries.first(where: { !matchTerm($0.index, $0.term) })
+        else { return }
+        guard conflict.index > committed else {
+            throw LuigiError.invalidArgument("append conflicts with committed entry \(conflict.index)")
+        }
+    }
+
     /// A follower's append: if the entry before `entries` matches, keep the
     /// agreeing prefix, overwrite from the first conflict, and advance commit.
     /// Returns the last index now known to match the leader, or nil.
     mutating func maybeAppend(prevIndex: UInt64, prevTerm: UInt64, commit: UInt64, entries: [RaftEntry]) throws -> UInt64? {
         guard matchTerm(prevIndex, prevTerm) else { return nil }
         let lastNew = prevIndex + UInt64(entries.count)
+        try checkAppend(prevIndex: prevIndex, prevTerm: prevTerm, entries: entries)
         if let conflict = entries.first(where: { !matchTerm($0.index, $0.term) }) {
-            // A correct leader never contradicts a committed entry.
-            guard conflict.index > committed else {
-                throw LuigiError.invalidArgument("append conflicts with committed entry \(conflict.index)")
-            }
             let from = Int(conflict.index - entries[0].index)
             truncateAndAppend(from: conflict.index, Array(entries[from...]))
         }

@@ -76,6 +76,11 @@ public struct Ready: Sendable {
     /// leader, and nothing is acknowledged on the strength of it.
     public var mustSync: Bool { termOrVoteChanged || !entries.isEmpty || snapshot != nil }
     var termOrVoteChanged = false
+    /// Set by the `RaftDriver` that handed this batch out: its number there
+    /// (1, 2, ...) and the driver itself, so that a foreign, stale or
+    /// repeated batch is refused by `RaftDriver.advance`.
+    public internal(set) var sequence: UInt64 = 0
+    var issuer: ObjectIdentifier?
 }
 
 public struct RaftStatus: Equatable, Sendable {
@@ -139,10 +144,10 @@ public final class RaftNode {
         let (hardState, storedConf) = try storage.initialState()
         conf = storedConf.voters.isEmpty && storedConf.learners.isEmpty ? ConfState(voters: voters) : storedConf
         guard !conf.voters.isEmpty else { throw LuigiError.invalidArgument("a raft group needs at least one voter") }
-        guard !conf.voters.contains(0), !conf.learners.contains(0) else {
-            throw LuigiError.invalidArgument("node id 0 is reserved")
-        }
+        try conf.validate("membership")
+        try RaftLimits.check(hardState.term, "stored term")
         log = try RaftLog(storage: storage, maxApplyBytes: config.maxApplyBytes)
+        try RaftLimits.check(log.lastIndex, "stored last index")
         rng = SplitMix64(seed: config.seed ^ (config.id &* 0x9E37_79B9_7F4A_7C15))
         term = hardState.term
         vote = hardState.vote
@@ -219,12 +224,11 @@ public final class RaftNode {
         }
     }
 
-    /// Feeds one message from a peer. Malformed messages are refused with an
-    /// error and change nothing.
+    /// Feeds one message from a peer. A malformed or contradictory message
+    /// is refused with an error and changes nothing: every check runs
+    /// before the first change of state.
     public func step(_ m: RaftMessage) throws {
-        guard m.to == id else { throw LuigiError.invalidArgument("message for node \(m.to) stepped into node \(id)") }
-        guard m.from != 0, m.from != id else { throw LuigiError.invalidArgument("message from invalid node \(m.from)") }
-        try validateEntries(m)
+        try check(m)
 
         if m.term > term {
             if m.kind == .vote || m.kind == .preVote {
@@ -381,6 +385,7 @@ public final class RaftNode {
     }
 
     private func startCampaign(transfer: Bool) {
+        guard term < RaftLimits.maxTermOrIndex else { return }  // never reached: peers' terms are bounded
         let preVote = config.preVote && !transfer
         if preVote {
             becomePreCandidate()
@@ -607,9 +612,11 @@ public final class RaftNode {
         if index <= log.committed {
             reply.index = log.committed
         } else if log.matchTerm(index, snapTerm) {
-            // We already hold the entries: just move the commit point.
+            // We already hold the entries: just move the commit point. Only
+            // the snapshot's index is known to match the leader; entries
+            // after it may be another term's, so acknowledge no further.
             log.commitTo(index)
-            reply.index = log.lastIndex
+            reply.index = index
         } else {
             log.restore(snap)
             conf = snap.metadata.conf
@@ -634,6 +641,9 @@ public final class RaftNode {
     private func appendProposal(_ entry: RaftEntry) throws -> UInt64 {
         guard role == .leader else { throw notLeader() }
         guard transferee == 0 else { throw LuigiError.state("leadership transfer to \(transferee) in progress") }
+        guard log.lastIndex < RaftLimits.maxTermOrIndex else {
+            throw LuigiError.state("the log has reached the largest index, 2^62")
+        }
         var e = entry
         e.term = term
         e.index = log.lastIndex + 1
@@ -789,13 +799,53 @@ public final class RaftNode {
 
     // MARK: - Validation
 
-    private func validateEntries(_ m: RaftMessage) throws {
+    /// Every reason to refuse `m`, checked before anything changes.
+    private func check(_ m: RaftMessage) throws {
+        guard m.to == id else { throw LuigiError.invalidArgument("message for node \(m.to) stepped into node \(id)") }
+        guard m.from != 0, m.from != id else { throw LuigiError.invalidArgument("message from invalid node \(m.from)") }
+        try RaftLimits.check(m.term, "message term")
+        try RaftLimits.check(m.logTerm, "message log term")
+        try RaftLimits.check(m.index, "message index")
+        try RaftLimits.check(m.commit, "message commit")
+        try RaftLimits.check(m.rejectHint, "message reject hint")
+        try checkEntries(m)
+        try checkSnapshot(m)
+        // The message is well formed; refuse what contradicts this node's
+        // state, before the term moves.
+        if m.kind == .append && m.term >= term && !(role == .leader && m.term == term) {
+            try log.checkAppend(prevIndex: m.index, prevTerm: m.logTerm, entries: m.entries)
+        }
+        if m.kind == .appendResponse && !m.reject && role == .leader && m.term == term && m.index > log.lastIndex {
+            throw LuigiError.invalidArgument(
+                "node \(m.from) acknowledges index \(m.index) beyond this leader's last index \(log.lastIndex)")
+        }
+    }
+
+    private func checkEntries(_ m: RaftMessage) throws {
         guard !m.entries.isEmpty else { return }
         guard m.kind == .append else { throw LuigiError.invalidArgument("only append messages carry entries") }
+        var previousTerm = m.logTerm
         for (i, e) in m.entries.enumerated() {
-            guard e.index == m.index + 1 + UInt64(i), e.term <= m.term, e.term >= (i == 0 ? m.logTerm : m.entries[i - 1].term) else {
+            // m.index <= 2^62 and the count fits in memory: no overflow.
+            guard e.index == m.index + 1 + UInt64(i), e.term <= m.term, e.term >= previousTerm else {
                 throw LuigiError.invalidArgument("append entries are not contiguous, or their terms are out of order")
             }
+            previousTerm = e.term
         }
+    }
+
+    private func checkSnapshot(_ m: RaftMessage) throws {
+        guard let snap = m.snapshot else {
+            guard m.kind != .snapshot else { throw LuigiError.invalidArgument("snapshot message without a snapshot") }
+            return
+        }
+        guard m.kind == .snapshot else { throw LuigiError.invalidArgument("only snapshot messages carry a snapshot") }
+        let meta = snap.metadata
+        try RaftLimits.check(meta.index, "snapshot index")
+        guard meta.index >= 1, meta.term >= 1, meta.term <= m.term else {
+            throw LuigiError.invalidArgument(
+                "snapshot at index \(meta.index), term \(meta.term) is impossible in a term-\(m.term) message")
+        }
+        try meta.conf.validate("snapshot membership")
     }
 }

@@ -1,6 +1,20 @@
 /// Value types of the Raft core: log entries, persistent state, membership,
 /// snapshots and messages, with their canonical binary encodings.
 
+/// Bounds on the numbers a node accepts from a peer, a caller or its storage.
+public enum RaftLimits {
+    /// The largest term or log index accepted (2^62). No real log gets near
+    /// it, and the headroom above it means `term + 1`, `index + 1` and
+    /// `index + entry count` can never overflow, whatever a peer sends.
+    public static let maxTermOrIndex: UInt64 = 1 << 62
+
+    static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
+        guard value <= maxTermOrIndex else {
+            throw LuigiError.invalidArgument("\(what()) \(value) is above the limit 2^62")
+        }
+    }
+}
+
 public enum EntryKind: UInt8, Sendable {
     /// An application command (may be empty: a new leader's no-op).
     case normal = 0
@@ -50,6 +64,18 @@ public struct ConfState: Equatable, Sendable {
     }
 
     public func contains(_ id: UInt64) -> Bool { voters.contains(id) || learners.contains(id) }
+
+    /// Refuses a membership no correct node produces: no voter, a
+    /// duplicate (a duplicate voter would count twice in a quorum), node id
+    /// 0, or a node that is both voter and learner.
+    public func validate(_ what: String) throws {
+        guard !voters.isEmpty else { throw LuigiError.invalidArgument("\(what): no voters") }
+        let all = voters + learners
+        guard !all.contains(0) else { throw LuigiError.invalidArgument("\(what): node id 0 is reserved") }
+        guard Set(all).count == all.count else {
+            throw LuigiError.invalidArgument("\(what): a node is listed twice (voters \(voters), learners \(learners))")
+        }
+    }
 }
 
 public enum ConfChangeKind: UInt8, Sendable {

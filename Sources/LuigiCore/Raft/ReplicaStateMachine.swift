@@ -41,6 +41,7 @@ public final class ReplicaStateMachine: RaftStateMachine {
         }
         self.replica = replica
         self.logOrigin = logOrigin
+        replica.reserve(logOrigin: logOrigin)
     }
 
     // MARK: - Proposing
@@ -70,23 +71,32 @@ public final class ReplicaStateMachine: RaftStateMachine {
 
     // MARK: - RaftStateMachine
 
-    /// Results: [1] committed; [0] + UTF-8 reason when rejected; [] for an
-    /// entry that is not a transaction.
-    public func apply(_ entry: RaftEntry) -> [UInt8] {
-        appliedIndex = entry.index
+    /// Results: [1] committed; [0] + UTF-8 reason when rejected (the same
+    /// on every node); [] for an entry that is not a transaction. Throws,
+    /// changing nothing, only when the replica already holds a different
+    /// update under the log's next dot (it diverged before the log was
+    /// attached): the entry is then offered again, never skipped.
+    public func apply(_ entry: RaftEntry) throws -> [UInt8] {
         guard entry.kind == .normal, entry.data.starts(with: CoordinatedCommand.magic) else {
+            appliedIndex = entry.index
             settle(entry, .lost)
             return []
         }
+        let next: (update: Update, keys: [(String, LogKey)])
         do {
-            try commit(try CoordinatedCommand(decoding: entry.data))
-            settle(entry, .committed)
-            return [1]
+            next = try nextUpdate(try CoordinatedCommand(decoding: entry.data))
         } catch {
+            appliedIndex = entry.index
             let failure = error as? LuigiError ?? .decode("\(error)")
             settle(entry, .rejected(failure))
             return [0] + Array(failure.description.utf8)
         }
+        try replica.applyFromLog(next.update)
+        appliedIndex = entry.index
+        committedTransactions = next.update.seq
+        for (key, state) in next.keys { logKeys[key] = state }
+        settle(entry, .committed)
+        return [1]
     }
 
     /// "LRS" v1 | applied index | the log's updates as one batch | CRC-32C.
@@ -115,7 +125,7 @@ public final class ReplicaStateMachine: RaftStateMachine {
         }
         var keys: [String: LogKey] = [:]
         for u in updates {
-            replica.apply(u)
+            try replica.applyFromLog(u)
             for (key, op) in u.ops {
                 if case .counter(let c) = op { keys[key] = LogKey(kind: .counter, contribution: c) }
                 else { keys[key] = LogKey(kind: op.kind) }
@@ -131,9 +141,9 @@ public final class ReplicaStateMachine: RaftStateMachine {
 
     // MARK: - Applying
 
-    /// Turns the command into the log's next update (or throws, changing
-    /// nothing) and applies it to the replica.
-    private func commit(_ command: CoordinatedCommand) throws {
+    /// Turns the command into the log's next update and the log keys it
+    /// changes, or throws the reason every node rejects it. Changes nothing.
+    private func nextUpdate(_ command: CoordinatedCommand) throws -> (update: Update, keys: [(String, LogKey)]) {
         var ops: [(key: String, op: KeyOp)] = []
         var changed: [(String, LogKey)] = []
         for (key, pending) in command.ops {
@@ -159,10 +169,7 @@ public final class ReplicaStateMachine: RaftStateMachine {
             ops.append((key, op))
         }
         let seq = committedTransactions + 1
-        let update = try Update(origin: logOrigin, seq: seq, clock: VectorClock([logOrigin: seq]), ops: ops)
-        replica.apply(update)  // false when anti-entropy brought it first
-        committedTransactions = seq
-        for (key, state) in changed { logKeys[key] = state }
+        return (try Update(origin: logOrigin, seq: seq, clock: VectorClock([logOrigin: seq]), ops: ops), changed)
     }
 
     private func settle(_ entry: RaftEntry, _ outcome: TransactionOutcome) {

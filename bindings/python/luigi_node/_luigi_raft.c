@@ -208,6 +208,7 @@ ready_copy_free(ready_copy *c)
 static luigi_status
 ready_copy_fill(const luigi_raft_ready *rd, ready_copy *c)
 {
+    c->counts.version = LUIGI_RAFT_COUNTS_VERSION;
     luigi_status s = luigi_raft_ready_counts(rd, &c->counts);
     if (s != LUIGI_OK) {
         memset(&c->counts, 0, sizeof c->counts);
@@ -638,9 +639,11 @@ RaftNode_ready(PyObject *op, PyObject *Py_UNUSED(ignored))
     ready_copy copy;
     memset(&copy, 0, sizeof copy);
     luigi_status s, cs = LUIGI_OK;
-    /* An attached replica takes the batch's committed transactions. */
-    PyThread_type_lock replica_lock = self->replica != NULL ? self->replica->lock : NULL;
+    /* An attached replica takes the batch's committed transactions. Read
+     * which one only under the node's lock: attach_replica swaps it under
+     * that lock, and lock_acquire may release the GIL while it waits. */
     lock_acquire(self->lock);
+    PyThread_type_lock replica_lock = self->replica != NULL ? self->replica->lock : NULL;
     if (replica_lock != NULL) {
         lock_acquire(replica_lock);
     }
@@ -736,13 +739,19 @@ RaftNode_attach_replica(PyObject *op, PyObject *args, PyObject *kwds)
     }
     ReplicaObject *r = (ReplicaObject *)replica;
     luigi_status s;
+    ReplicaObject *previous = NULL;
     lock_acquire(self->lock);
     WITH_LOCK(r->lock, s = luigi_raft_attach_replica(self->raft, r->replica, origin));
+    if (s == LUIGI_OK) {
+        /* Swapped under the node's lock, where ready() reads it. */
+        previous = self->replica;
+        self->replica = (ReplicaObject *)Py_NewRef(replica);
+    }
     lock_release(self->lock);
+    Py_XDECREF(previous); /* released only after the lock, as every object is */
     if (s != LUIGI_OK) {
         return raise_status(st, s);
     }
-    Py_XSETREF(self->replica, (ReplicaObject *)Py_NewRef(replica));
     Py_RETURN_NONE;
 }
 

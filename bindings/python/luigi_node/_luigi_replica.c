@@ -625,6 +625,10 @@ Transaction_union(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     }
     luigi_status s = LUIGI_OK;
     lock_acquire(self->replica->lock);
+    if (n == 0) {
+        /* No element still makes the key a set, as any first op fixes its type. */
+        s = luigi_txn_union_empty(self->txn, key, key_len);
+    }
     for (Py_ssize_t i = 0; i < n && s == LUIGI_OK; i++) {
         switch (conv[i].tag) {
         case LUIGI_ELEMENT_STR:
