@@ -324,7 +324,7 @@ public final class RaftNode {
 
     private var currentHardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
     private var isPromotable: Bool { conf.voters.contains(id) }
-    private var quorum: Int { conf.voters.count / 2 + 1 }
+    private var quorum: Int { Quorum.size(conf.voters.count) }
     static let transferContext: [UInt8] = Array("transfer".utf8)
 
     private func reset(term newTerm: UInt64) {
@@ -722,14 +722,7 @@ public final class RaftNode {
     /// current term (a leader never commits an older term's entry by counting).
     @discardableResult
     private func maybeCommit() -> Bool {
-        // Runs on every proposal: sort the voters' matches in a stack buffer
-        // rather than allocating two arrays.
-        let candidate = withUnsafeTemporaryAllocation(of: UInt64.self, capacity: voterProgress.count) { buffer in
-            var matches = buffer
-            for (i, pr) in voterProgress.enumerated() { matches[i] = pr?.match ?? 0 }
-            matches.sort(by: >)
-            return matches[quorum - 1]
-        }
+        let candidate = Quorum.committedIndex(voterProgress)
         guard candidate > log.committed, (try? log.term(candidate)) == term else { return false }
         log.commitTo(candidate)
         if !readsAwaitingCommit.isEmpty {
