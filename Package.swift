@@ -6,8 +6,12 @@ let package = Package(
     products: [
         // libluigi.so: the stable C ABI (Include/luigi.h).
         .library(name: "luigi", type: .dynamic, targets: ["LuigiC"]),
-        // The Swift API.
+        // The Swift API: everything through LuigiCore, or one layer at a time.
         .library(name: "LuigiCore", targets: ["LuigiCore"]),
+        .library(name: "LuigiBase", targets: ["LuigiBase"]),
+        .library(name: "LuigiAlgebraic", targets: ["LuigiAlgebraic"]),
+        .library(name: "LuigiRaft", targets: ["LuigiRaft"]),
+        .library(name: "LuigiReplicaRaft", targets: ["LuigiReplicaRaft"]),
         .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
     ],
@@ -17,8 +21,16 @@ let package = Package(
     targets: [
         // The CPU's CRC-32C instruction, behind a runtime check (C: Swift has no intrinsic for it).
         .target(name: "CCRC32C"),
-        .target(name: "LuigiCore", dependencies: ["CCRC32C"], linkerSettings: [.linkedLibrary("m")]),
-        .target(name: "LuigiStorage", dependencies: ["LuigiCore"]),
+        // Base layer: codecs, CRC-32C, vector clocks, seeded random numbers, errors.
+        .target(name: "LuigiBase", dependencies: ["CCRC32C"], linkerSettings: [.linkedLibrary("m")]),
+        // The kernels, one target each; pure and sans-I/O.
+        .target(name: "LuigiAlgebraic", dependencies: ["LuigiBase"]),
+        .target(name: "LuigiRaft", dependencies: ["LuigiBase"]),
+        // Bridge: the algebraic replica as a Raft state-machine plugin.
+        .target(name: "LuigiReplicaRaft", dependencies: ["LuigiAlgebraic", "LuigiRaft"]),
+        // One import for the whole Swift API (re-exports the four above).
+        .target(name: "LuigiCore", dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft"]),
+        .target(name: "LuigiStorage", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
@@ -38,7 +50,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LuigiCoreTests",
-            dependencies: ["LuigiCore", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["LuigiCore", "LuigiBase", "LuigiAlgebraic", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         .testTarget(
             name: "LuigiStorageTests",
@@ -46,7 +58,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LuigiRaftTests",
-            dependencies: ["LuigiCore", "LuigiStorage", "LuigiSimulation"]
+            dependencies: ["LuigiCore", "LuigiAlgebraic", "LuigiReplicaRaft", "LuigiStorage", "LuigiSimulation"]
         ),
         .testTarget(
             name: "LuigiSimulationTests",

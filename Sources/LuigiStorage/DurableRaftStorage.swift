@@ -1,4 +1,5 @@
-import LuigiCore
+import LuigiBase
+import LuigiRaft
 
 /// `RaftStorage` on disk: a write-ahead log plus snapshot files in one
 /// directory, with the whole log also held in memory (a `MemoryRaftStorage`)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
-import LuigiCore
+import LuigiBase
+import LuigiRaft
 #endif
 
 /// A fault to inject into one system call.

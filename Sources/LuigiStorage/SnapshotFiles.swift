@@ -1,4 +1,5 @@
-import LuigiCore
+import LuigiBase
+import LuigiRaft
 
 /// A snapshot as stored on disk.
 public struct StoredSnapshot: Equatable, Sendable {

@@ -1,4 +1,5 @@
-import LuigiCore
+import LuigiBase
+import LuigiRaft
 
 /// Where the log stood when a snapshot was taken.
 public struct SnapshotMarker: Equatable, Sendable {

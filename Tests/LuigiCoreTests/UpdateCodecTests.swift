@@ -1,4 +1,6 @@
-@testable import LuigiCore
+@testable import LuigiAlgebraic
+@testable import LuigiBase
+import LuigiCore
 import PropertyBased
 import Testing
 

@@ -1,4 +1,6 @@
-@testable import LuigiCore
+@testable import LuigiAlgebraic
+import LuigiCore
+@testable import LuigiReplicaRaft
 import LuigiSimulation
 import Testing
 
@@ -137,7 +139,7 @@ import Testing
         _ = try other.apply(RaftEntry(term: 1, index: 1, kind: .normal, data: try {
             let tx = other.replica.transaction()
             try tx.set("r", .int(1))
-            return try tx.coordinatedCommand().encoded()
+            return try CoordinatedCommand(ops: tx.opsForLog()).encoded()
         }()))
         #expect(throws: LuigiError.self) { try m.restore(other.snapshot()) }
         #expect(throws: LuigiError.self) { try m.restore([1, 2, 3]) }
@@ -158,7 +160,7 @@ import Testing
         func command(_ value: Int64) throws -> [UInt8] {
             let tx = Replica(nodeID: 9).transaction()
             try tx.set("r", .int(value))
-            return try tx.coordinatedCommand().encoded()
+            return try CoordinatedCommand(ops: tx.opsForLog()).encoded()
         }
         // Not the shape of a log update (its clock names another origin), or
         // not next in line: dropped on a replica the log is attached to.

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// The Raft log as the core sees it: what storage holds durably, plus the
 /// "unstable" tail (entries and possibly a snapshot) not yet handed to the
 /// driver for persistence, and the commit and apply points.

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// Value types of the Raft core: log entries, persistent state, membership,
 /// snapshots and messages, with their canonical binary encodings.
 

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// The leader's view of one follower's replication (etcd/raft's Progress).
 /// A class, so `progress[peer]!.field = x` updates it in place: as a struct
 /// in a dictionary every such write went through the dictionary's

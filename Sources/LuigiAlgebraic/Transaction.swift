@@ -1,12 +1,14 @@
+import LuigiBase
+
 /// An op buffered in a transaction, merged per key.
-enum PendingOp {
+package enum PendingOp {
     case counter(Int128)
     case max(Number)
     case min(Number)
     case union(Set<Element>)
     case assign(Number)
 
-    var kind: Kind {
+    package var kind: Kind {
         switch self {
         case .counter: return .counter
         case .max: return .max
@@ -83,9 +85,9 @@ public final class Transaction {
         return update
     }
 
-    /// The transaction as a log command, checked against this replica's key
-    /// types; the transaction stays open until `markProposed`.
-    func coordinatedCommand() throws -> CoordinatedCommand {
+    /// The buffered ops for the replicated log, checked against this
+    /// replica's key types; the transaction stays open until `markProposed`.
+    package func opsForLog() throws -> [(key: String, op: PendingOp)] {
         try ensureOpen()
         if let conflict { throw conflict }
         for (key, op) in ops {
@@ -93,10 +95,11 @@ public final class Transaction {
                 throw LuigiError.typeConflict("key '\(key)' is a \(kind), not a \(op.kind)")
             }
         }
-        return CoordinatedCommand(ops: ops)
+        return ops
     }
 
-    func markProposed(at index: UInt64) {
+    /// The log accepted the transaction at `index`: it is finished.
+    package func markProposed(at index: UInt64) {
         proposedIndex = index
         ops = []
         self.index = nil

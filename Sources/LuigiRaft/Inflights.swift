@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// Bounds how many appends (and bytes) may be in flight to one follower.
 struct Inflights {
     let maxMessages: Int

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// A dot names one update: the origin replica and its sequence number.
 public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let origin: UInt64
@@ -166,14 +168,14 @@ public struct Update: Equatable, Sendable {
         return updates
     }
 
-    static func write(_ n: Number, to w: inout ByteWriter) {
+    package static func write(_ n: Number, to w: inout ByteWriter) {
         switch n {
         case .int(let i): w.u8(0); w.zigzag(i)
         case .float(let d): w.u8(1); w.u64le(d.bitPattern)
         }
     }
 
-    static func readNumber(_ r: inout ByteReader) throws -> Number {
+    package static func readNumber(_ r: inout ByteReader) throws -> Number {
         switch try r.u8() {
         case 0: return .int(try r.zigzag())
         case 1:
@@ -184,7 +186,7 @@ public struct Update: Equatable, Sendable {
         }
     }
 
-    static func write(_ e: Element, to w: inout ByteWriter) {
+    package static func write(_ e: Element, to w: inout ByteWriter) {
         switch e {
         case .int(let i): w.u8(1); w.zigzag(i)
         case .string(let s): w.u8(2); w.blob(s.utf8)
@@ -192,7 +194,7 @@ public struct Update: Equatable, Sendable {
         }
     }
 
-    static func readElement(_ r: inout ByteReader) throws -> Element {
+    package static func readElement(_ r: inout ByteReader) throws -> Element {
         switch try r.u8() {
         case 1: return .int(try r.zigzag())
         case 2: return .string(try r.utf8())

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// Settings of one Raft node.
 public struct RaftConfig: Sendable {
     public var id: UInt64

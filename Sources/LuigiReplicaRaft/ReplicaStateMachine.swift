@@ -1,3 +1,7 @@
+import LuigiAlgebraic
+import LuigiBase
+import LuigiRaft
+
 /// The coordinated path of the algebraic replica: transactions that overwrite
 /// (`Transaction.set`) go through a Raft log, and every node's replica
 /// applies them at the same log position.
@@ -53,7 +57,7 @@ public final class ReplicaStateMachine: RaftStateMachine {
         guard tx.replica === replica else {
             throw LuigiError.invalidArgument("the transaction belongs to another replica than the log's")
         }
-        let command = try tx.coordinatedCommand()
+        let command = CoordinatedCommand(ops: try tx.opsForLog())
         let index = try node.propose(command.encoded())
         tx.markProposed(at: index)
         proposals[index] = (node.term, .pending)

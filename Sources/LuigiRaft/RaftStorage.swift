@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// Why a log read could not be served.
 public enum RaftLogError: Error, Equatable, Sendable {
     /// The index is at or below the last snapshot: send the snapshot instead.

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// One replica of coordination-free (algebraic) state.
 ///
 /// Every update carries a dot (origin, seq) and the origin's clock. A replica
@@ -100,7 +102,7 @@ public final class Replica {
 
     /// Makes `origin` a log attached to this replica (see `apply`). Its
     /// updates waiting in `pending` are dropped: the log delivers its own.
-    func reserve(logOrigin origin: UInt64) {
+    package func reserve(logOrigin origin: UInt64) {
         logOrigins.insert(origin)
         if let waiting = pendingByOrigin.removeValue(forKey: origin) { pendingCount -= waiting.count }
     }
@@ -109,7 +111,7 @@ public final class Replica {
     /// node. One the replica already holds (it came by anti-entropy before
     /// the log was attached) must be the same update, or the replica has
     /// diverged from the log: that throws and changes nothing.
-    func applyFromLog(_ update: Update) throws {
+    package func applyFromLog(_ update: Update) throws {
         let have = clock[update.origin]
         if update.seq <= have {
             guard logByOrigin[update.origin]?[Int(update.seq - 1)] == update else {
@@ -206,7 +208,7 @@ public final class Replica {
 
     /// The first `count` updates applied from `origin` (fewer if it has
     /// fewer), in seq order.
-    func updates(from origin: UInt64, count: Int) -> ArraySlice<Update> {
+    package func updates(from origin: UInt64, count: Int) -> ArraySlice<Update> {
         (logByOrigin[origin] ?? []).prefix(max(count, 0))
     }
 

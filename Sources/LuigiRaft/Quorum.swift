@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// The majority rule (etcd/raft's quorum package): how many voters decide,
 /// and which index a majority of them holds.
 enum Quorum {

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// A replicated state machine plugged into a Raft group: it sees every
 /// committed entry once, in log order, and can save and restore its whole
 /// state for snapshots. Entries of kind `.confChange` and empty no-ops are

@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// A Raft node together with the storage it persists into: the part of the
 /// driver loop that is the same for every transport. `nextReady()` persists
 /// (and syncs) what a batch needs before handing it out, so the caller only

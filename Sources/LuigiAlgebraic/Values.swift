@@ -1,3 +1,5 @@
+import LuigiBase
+
 /// A number held by a MAX, MIN or REGISTER key: an exact 64-bit int or a non-NaN double.
 ///
 /// Numbers are totally ordered so that max/min are a semilattice join and
