@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "LuigiAlgebraic", targets: ["LuigiAlgebraic"]),
         .library(name: "LuigiRaft", targets: ["LuigiRaft"]),
         .library(name: "LuigiReplicaRaft", targets: ["LuigiReplicaRaft"]),
+        .library(name: "LuigiHost", targets: ["LuigiHost"]),
         .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
     ],
@@ -30,8 +31,10 @@ let package = Package(
         .target(name: "LuigiReplicaRaft", dependencies: ["LuigiAlgebraic", "LuigiRaft"]),
         // One import for the whole Swift API (re-exports the four above).
         .target(name: "LuigiCore", dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft"]),
+        // The sans-I/O host loop around the kernels, shared by every driver.
+        .target(name: "LuigiHost", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiStorage", dependencies: ["LuigiBase", "LuigiRaft"]),
-        .target(name: "LuigiSimulation", dependencies: ["LuigiCore"]),
+        .target(name: "LuigiSimulation", dependencies: ["LuigiCore", "LuigiHost"]),
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
             name: "LuigiC",
@@ -45,7 +48,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "luigi-raft-bench",
-            dependencies: ["LuigiCore", "LuigiStorage"],
+            dependencies: ["LuigiCore", "LuigiHost", "LuigiStorage"],
             path: "benchmarks/raft"
         ),
         .testTarget(
@@ -58,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LuigiRaftTests",
-            dependencies: ["LuigiCore", "LuigiAlgebraic", "LuigiReplicaRaft", "LuigiStorage", "LuigiSimulation"]
+            dependencies: ["LuigiCore", "LuigiAlgebraic", "LuigiReplicaRaft", "LuigiHost", "LuigiStorage", "LuigiSimulation"]
         ),
         .testTarget(
             name: "LuigiSimulationTests",

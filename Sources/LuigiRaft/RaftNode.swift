@@ -3,6 +3,9 @@ import LuigiBase
 /// Settings of one Raft node.
 public struct RaftConfig: Sendable {
     public var id: UInt64
+    /// The Raft group this node is a member of: stamped on every message it
+    /// sends; a message of another group is refused.
+    public var group: UInt64 = 0
     /// Ticks without hearing from a leader before campaigning (randomized
     /// per election in [electionTick, 2 * electionTick)).
     public var electionTick: Int = 10
@@ -634,7 +637,11 @@ public final class RaftNode {
 
     // MARK: - Replication
 
-    private func send(_ m: RaftMessage) { outbox.append(m) }
+    private func send(_ m: RaftMessage) {
+        var m = m
+        m.group = config.group
+        outbox.append(m)
+    }
 
     private func notLeader() -> LuigiError {
         .state(leader == 0 ? "not the leader (no leader known)" : "not the leader (node \(leader) leads)")
@@ -797,6 +804,9 @@ public final class RaftNode {
     /// Every reason to refuse `m`, checked before anything changes.
     private func check(_ m: RaftMessage) throws {
         guard m.to == id else { throw LuigiError.invalidArgument("message for node \(m.to) stepped into node \(id)") }
+        guard m.group == config.group else {
+            throw LuigiError.invalidArgument("message of group \(m.group) stepped into a node of group \(config.group)")
+        }
         guard m.from != 0, m.from != id else { throw LuigiError.invalidArgument("message from invalid node \(m.from)") }
         try RaftLimits.check(m.term, "message term")
         try RaftLimits.check(m.logTerm, "message log term")

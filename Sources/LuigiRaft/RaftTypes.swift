@@ -158,8 +158,11 @@ public enum MessageKind: UInt8, Sendable, CaseIterable {
 ///   (term at the hint) for fast backtracking.
 /// - vote/preVote: `index`/`logTerm` = candidate's last entry.
 /// - heartbeat: `commit`; `context` carries a ReadIndex round id.
+/// `group` names the Raft group (a process may run many): the envelope a
+/// host routes by, stamped by the sending node and checked by the receiver.
 public struct RaftMessage: Equatable, Sendable {
     public var kind: MessageKind
+    public var group: UInt64 = 0
     public var to: UInt64
     public var from: UInt64
     public var term: UInt64
@@ -179,14 +182,16 @@ public struct RaftMessage: Equatable, Sendable {
         self.term = term
     }
 
-    // MARK: - Encoding: "LRM" v1 | fields | CRC-32C
+    // MARK: - Encoding: "LRM" v2 | kind | group | fields | CRC-32C
+    // (v2 added the group id; v1 messages are refused as another version.)
 
-    static let magic: [UInt8] = [0x4C, 0x52, 0x4D, 0x01]
+    public static let magic: [UInt8] = [0x4C, 0x52, 0x4D, 0x02]
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 48 + entries.reduce(0) { $0 + $1.size })
         w.magic(Self.magic)
         w.u8(kind.rawValue)
+        w.varint(group)
         w.varint(to)
         w.varint(from)
         w.varint(term)
@@ -211,7 +216,9 @@ public struct RaftMessage: Equatable, Sendable {
     public init(decoding bytes: [UInt8]) throws {
         var r = try ByteReader.sealed(bytes, magic: Self.magic, what: "raft message")
         guard let kind = MessageKind(rawValue: try r.u8()) else { throw LuigiError.decode("unknown raft message kind") }
+        let group = try r.varint()
         self.init(kind: kind, to: try r.varint(), from: try r.varint(), term: try r.varint())
+        self.group = group
         logTerm = try r.varint()
         index = try r.varint()
         commit = try r.varint()

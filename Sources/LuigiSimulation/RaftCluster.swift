@@ -1,4 +1,5 @@
 import LuigiCore
+import LuigiHost
 
 /// N Raft nodes (ids 1...N) running a state machine (the key-value one
 /// unless `Options.makeMachine` says otherwise) on virtual time, over a
@@ -6,9 +7,11 @@ import LuigiCore
 /// checks Raft's safety properties; client operations are recorded as a
 /// history for the linearizability checker.
 ///
-/// Time: one `tick()` ticks every live node once and delivers the messages
-/// due. Durability: each node's `RaftStorage` is what survived its last
-/// sync; the driver persists and syncs every `Ready` before sending its
+/// Each node is a `RaftHost` running one group (the loop every driver
+/// shares); its messages cross the `SimulatedNetwork` as bytes, carrying the
+/// group id. Time: one `tick()` ticks every live node once and delivers the
+/// messages due. Durability: each node's `RaftStorage` is what survived its
+/// last sync; the driver persists and syncs every `Ready` before sending its
 /// messages or applying its entries, so a crash loses only what was never
 /// acknowledged.
 public final class RaftCluster {
@@ -49,7 +52,9 @@ public final class RaftCluster {
     final class Member {
         let id: UInt64
         var storage: RaftStorage
-        var driver: RaftDriver?
+        /// Nil while the node is down.
+        var host: RaftHost?
+        var driver: RaftDriver? { host?.driver(RaftCluster.group) }
         var raft: RaftNode? { driver?.node }
         var machine: RaftStateMachine = KVStateMachine()
         /// (index, term, data) of every entry applied, in order.
@@ -65,38 +70,25 @@ public final class RaftCluster {
         }
     }
 
-    private struct InFlight {
-        let deliverAt: UInt64
-        let order: UInt64
-        let bytes: [UInt8]
-        let from: UInt64
-        let to: UInt64
-    }
+    /// The group id every node of the cluster runs (and every message carries).
+    static let group: UInt64 = 1
 
     public let options: Options
     public private(set) var now: UInt64 = 0
     private var members: [UInt64: Member] = [:]
     private var voters: [UInt64]
+    /// Client request ids.
     private var rng: SplitMix64
-    private var inFlight: [InFlight] = []
-    private var sent: UInt64 = 0
-    private var cutLinks: Set<[UInt64]> = []
-    private var isolated: Set<UInt64> = []
+    private let network: SimulatedNetwork
     /// term -> leader seen in it (at most one, checked).
     private var leaders: [UInt64: UInt64] = [:]
     /// The committed log as first observed: index -> (term, data, and the
     /// term of the node that first applied it, an upper bound on the term in
     /// which it was committed).
     private var committedLog: [UInt64: (term: UInt64, data: [UInt8], seenInTerm: UInt64)] = [:]
-    /// Results of this cluster's own client requests, by request id, once
-    /// applied. Ids start at a random point so entries replayed from an
-    /// earlier cluster's data directory never match a new request.
-    private var results: [UInt64: [UInt8]] = [:]
-    private var outstanding: Set<UInt64> = []
+    /// Client request ids start at a random point so entries replayed from
+    /// an earlier cluster's data directory never match a new request.
     private var nextRequest: UInt64
-    /// Client entries are "LRQ" v1 + request id (8 bytes LE) + command; any
-    /// other entry is raw data for the state machine.
-    static let requestMagic: [UInt8] = [0x4C, 0x52, 0x51, 0x01]
     /// Every client operation, for `LinearizabilityChecker`.
     public private(set) var history = KVHistory()
     public private(set) var messagesDelivered: UInt64 = 0
@@ -108,7 +100,7 @@ public final class RaftCluster {
             throw LuigiError.invalidArgument("nodes must be in 1...64, got \(options.nodes)")
         }
         self.options = options
-        self.faults = try options.faults.validated()
+        network = try SimulatedNetwork(seed: options.seed, faults: options.faults)
         rng = SplitMix64(seed: options.seed)
         nextRequest = rng.next() >> 1 | 1
         voters = (1...UInt64(options.nodes)).map { $0 }
@@ -141,9 +133,9 @@ public final class RaftCluster {
         throw LuigiError.notConverged("the reopened cluster elected no leader within \(maxTicks) ticks")
     }
 
-    public private(set) var faults: NetworkFaults
+    public var faults: NetworkFaults { network.faults }
 
-    public func setFaults(_ faults: NetworkFaults) throws { self.faults = try faults.validated() }
+    public func setFaults(_ faults: NetworkFaults) throws { try network.setFaults(faults) }
 
     private func newStorage(_ id: UInt64) throws -> RaftStorage {
         try options.openStorage?(id) ?? MemoryRaftStorage()
@@ -158,15 +150,33 @@ public final class RaftCluster {
         c.maxSizePerMessage = options.maxSizePerMessage
         c.maxInflightMessages = options.maxInflightMessages
         c.seed = options.seed
+        c.group = Self.group
         return c
     }
 
+    /// Starts (or restarts) a node: a host running its group, the machine
+    /// attached through the driver (restored from the stored snapshot).
     private func start(_ member: Member, voters: [UInt64]) throws {
-        member.machine = try options.makeMachine?(member.id) ?? KVStateMachine()
-        let snapshot = try member.storage.snapshot()
-        try member.machine.restore(snapshot.data)
+        let machine = try options.makeMachine?(member.id) ?? KVStateMachine()
+        member.machine = machine
         member.applied = []
-        member.driver = try RaftDriver(config: config(for: member.id), storage: member.storage, voters: voters)
+        let driver = try RaftDriver(config: config(for: member.id), storage: member.storage, voters: voters)
+        let host = RaftHost { [unowned self] envelope in
+            self.network.send(envelope.bytes, from: envelope.from, to: envelope.to, at: self.now)
+        }
+        host.onReadStates = { [unowned self] _, states in
+            guard let watch = self.readWatch else { return }
+            for rs in states where rs.context == watch.context { watch.found(rs.index) }
+        }
+        host.afterAdvance = { [unowned self, unowned member] _, _ in
+            try self.compactIfDue(member)
+            try self.checkSafety(member)
+        }
+        try host.add(
+            driver, machine: machine,
+            onApply: { [unowned member] entry, _ in member.applied.append((entry.index, entry.term, entry.data)) },
+            onRestore: { [unowned member] _ in member.applied = [] })
+        member.host = host
         members[member.id] = member
     }
 
@@ -198,23 +208,17 @@ public final class RaftCluster {
 
     // MARK: - Faults
 
-    public func isolate(_ id: UInt64) { isolated.insert(id) }
-    public func cut(_ a: UInt64, _ b: UInt64) {
-        cutLinks.insert([a, b])
-        cutLinks.insert([b, a])
-    }
-    public func heal() {
-        isolated = []
-        cutLinks = []
-    }
+    public func isolate(_ id: UInt64) { network.isolate(id) }
+    public func cut(_ a: UInt64, _ b: UInt64) { network.cut(a, b) }
+    public func heal() { network.heal() }
 
     /// Stops a node: everything not synced (nothing, with this driver) and
     /// everything in memory (unstable log, votes in flight) is lost.
     public func crash(_ id: UInt64) {
-        members[id]?.driver = nil
+        members[id]?.host = nil
         // Durable storage is dropped (its files stay) and reopened on restart.
         if options.openStorage != nil { members[id]?.storage = MemoryRaftStorage() }
-        inFlight.removeAll { $0.to == id }
+        network.discard(to: id)
     }
 
     public func restart(_ id: UInt64) throws {
@@ -265,9 +269,9 @@ public final class RaftCluster {
     public func tick(_ n: Int = 1) throws {
         for _ in 0..<max(0, n) {
             now += 1
-            for id in nodeIDs { members[id]?.raft?.tick() }
+            for id in nodeIDs { members[id]?.host?.tick() }
             try process()
-            try deliverDue()
+            try deliver(network.deliver(dueBy: now))
         }
     }
 
@@ -276,71 +280,28 @@ public final class RaftCluster {
     public func stabilize(maxRounds: Int = 10_000) throws {
         try process()
         var rounds = 0
-        while !inFlight.isEmpty {
+        while !network.isEmpty {
             rounds += 1
             guard rounds <= maxRounds else { throw LuigiError.notConverged("messages still in flight after \(maxRounds) rounds") }
-            let batch = inFlight.sorted { $0.order < $1.order }
-            inFlight = []
-            for m in batch { try deliver(m) }
-            try process()
+            try deliver(network.deliverAll())
         }
     }
 
-    private func deliverDue() throws {
-        let due = inFlight.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
-        guard !due.isEmpty else { return }
-        inFlight.removeAll { $0.deliverAt <= now }
-        for m in due { try deliver(m) }
+    /// Hands each packet to its node's host (a message the host refuses is
+    /// a bug of the simulated cluster: it throws), then runs the loops.
+    private func deliver(_ packets: [SimulatedNetwork.Packet]) throws {
+        guard !packets.isEmpty else { return }
+        for p in packets {
+            guard let host = members[p.to]?.host else { continue }
+            messagesDelivered += 1
+            try host.receive(p.bytes)
+        }
         try process()
     }
 
-    private func deliver(_ m: InFlight) throws {
-        guard let raft = members[m.to]?.raft, reachable(m.from, m.to) else { return }
-        messagesDelivered += 1
-        let message = try RaftMessage(decoding: m.bytes)
-        try raft.step(message)
-    }
-
-    private func reachable(_ a: UInt64, _ b: UInt64) -> Bool {
-        !isolated.contains(a) && !isolated.contains(b) && !cutLinks.contains([a, b])
-    }
-
-    /// Runs every node's Ready loop: persist + sync, send, apply, advance.
+    /// Runs every node's host loop: persist + sync, apply, send, advance.
     private func process() throws {
-        var progressed = true
-        while progressed {
-            progressed = false
-            for id in nodeIDs {
-                guard let member = members[id], let driver = member.driver, let rd = try driver.nextReady() else {
-                    continue
-                }
-                progressed = true
-                for m in rd.messages { send(m) }
-                if let snap = rd.snapshot {
-                    try member.machine.restore(snap.data)
-                    member.applied = []
-                }
-                for entry in rd.committedEntries { try apply(entry, on: member) }
-                if let watch = readWatch {
-                    for rs in rd.readStates where rs.context == watch.context { watch.found(rs.index) }
-                }
-                try driver.advance(rd)
-                try compactIfDue(member)
-                try checkSafety(member)
-            }
-        }
-    }
-
-    private func apply(_ entry: RaftEntry, on member: Member) throws {
-        var command = entry.data
-        var request: UInt64? = nil
-        if entry.kind == .normal && command.count >= 12 && command.starts(with: Self.requestMagic) {
-            request = command[4..<12].reversed().reduce(0) { $0 << 8 | UInt64($1) }
-            command.removeFirst(12)
-        }
-        let result = try member.machine.apply(RaftEntry(term: entry.term, index: entry.index, kind: entry.kind, data: command))
-        member.applied.append((entry.index, entry.term, entry.data))
-        if let request, outstanding.contains(request), results[request] == nil { results[request] = result }
+        for id in nodeIDs { try members[id]?.host?.process() }
     }
 
     private func compactIfDue(_ member: Member) throws {
@@ -348,23 +309,8 @@ public final class RaftCluster {
         let first = try member.storage.firstIndex()
         let applied = driver.node.status.applied
         if applied >= first && Int(applied - first) + 1 >= options.compactAfter {
-            try driver.compact(to: applied, snapshot: try member.machine.snapshot())
+            try driver.snapshotMachine()
         }
-    }
-
-    private func send(_ m: RaftMessage) {
-        let bytes = m.encoded()
-        if rng.chance(faults.drop) { return }
-        enqueue(bytes, m)
-        if rng.chance(faults.duplicate) { enqueue(bytes, m) }
-    }
-
-    private func enqueue(_ bytes: [UInt8], _ m: RaftMessage) {
-        var delay: UInt64 = 0
-        if faults.maxDelay > 0 { delay += UInt64.random(in: 0...UInt64(faults.maxDelay), using: &rng) }
-        if rng.chance(faults.reorder) { delay += UInt64.random(in: 1...UInt64(faults.maxDelay + 2), using: &rng) }
-        sent += 1
-        inFlight.append(InFlight(deliverAt: now + delay, order: sent, bytes: bytes, from: m.from, to: m.to))
     }
 
     // MARK: - Safety, checked after every Ready
@@ -423,25 +369,28 @@ public final class RaftCluster {
         let op = history.invoke(client: client, kind: Self.kind(command), at: now)
         let request = nextRequest
         nextRequest &+= 1
-        outstanding.insert(request)
-        defer { outstanding.remove(request) }
-        var idBytes = Self.requestMagic
-        for i in 0..<8 { idBytes.append(UInt8(truncatingIfNeeded: request >> (8 * UInt64(i)))) }
+        // The client hears the result from whichever node applies it first.
+        func result() -> [UInt8]? {
+            for id in nodeIDs { if let r = members[id]?.host?.takeResult(of: request) { return r } }
+            return nil
+        }
+        defer { for id in nodeIDs { members[id]?.host?.forget(request) } }
         var proposed = false
         for _ in 0..<timeout {
-            if !proposed, let l = leader, let raft = members[l]?.raft {
-                if (try? raft.propose(idBytes + command.encoded())) != nil {
+            if !proposed, let l = leader, let host = members[l]?.host {
+                for id in nodeIDs { members[id]?.host?.awaitResult(of: request) }
+                if (try? host.propose(command.encoded(), request: request, group: Self.group)) != nil {
                     proposed = true
                     try process()
                 }
             }
-            if let result = results.removeValue(forKey: request) {
+            if let result = result() {
                 history.complete(op, result: Self.observed(command, result), at: now)
                 return result
             }
             try tick()
         }
-        if let result = results.removeValue(forKey: request) {
+        if let result = result() {
             history.complete(op, result: Self.observed(command, result), at: now)
             return result
         }

@@ -37,23 +37,15 @@ public final class SimulatedCluster {
         public var typeConflicts: UInt64 = 0
     }
 
-    private struct InFlight {
-        let deliverAt: UInt64
-        let order: UInt64  // send order: ties are delivered FIFO
-        let from: Int
-        let to: Int
-        let bytes: [UInt8]
-    }
-
     public static let maxNodes = 1024
 
     public let replicas: [Replica]
     public let options: Options
-    public private(set) var faults: NetworkFaults
+    public var faults: NetworkFaults { network.faults }
+    /// Node i of the cluster is node id i on the network.
+    private let network: SimulatedNetwork
+    /// Picks the peers each round.
     private var rng: SplitMix64
-    private var inFlight: [InFlight] = []
-    private var sent: UInt64 = 0
-    private var groupOf: [Int]?
     /// Per node: peer -> round by which its reply is due.
     private var awaiting: [[Int: UInt64]]
     private var counters = Stats()
@@ -71,7 +63,10 @@ public final class SimulatedCluster {
             else { throw LuigiError.invalidArgument("link latency must be an N x N matrix of 0...1000 rounds") }
         }
         self.options = options
-        self.faults = try options.faults.validated()
+        self.network = try SimulatedNetwork(seed: options.seed, faults: options.faults)
+        if let latency = options.linkLatency {
+            network.latency = { from, to in UInt64(latency[Int(from)][Int(to)]) }
+        }
         self.rng = SplitMix64(seed: options.seed)
         self.replicas = (0..<options.nodes).map { Replica(nodeID: UInt64($0)) }
         self.awaiting = Array(repeating: [:], count: options.nodes)
@@ -82,11 +77,16 @@ public final class SimulatedCluster {
 
     public var stats: Stats {
         var s = counters
+        let n = network.stats
+        s.messages = n.sent
+        s.bytes = n.bytes
+        s.dropped = n.dropped
+        s.duplicated = n.duplicated
         s.typeConflicts = replicas.reduce(0) { $0 + $1.conflicts }
         return s
     }
 
-    public func setFaults(_ faults: NetworkFaults) throws { self.faults = try faults.validated() }
+    public func setFaults(_ faults: NetworkFaults) throws { try network.setFaults(faults) }
 
     /// Splits the nodes into groups that cannot reach each other; nodes named
     /// in no group form one more group together.
@@ -104,7 +104,7 @@ public final class SimulatedCluster {
                 assignment[node] = g
             }
         }
-        groupOf = assignment
+        try partition(groupOf: assignment)
     }
 
     /// Same, from a node -> group table.
@@ -112,10 +112,10 @@ public final class SimulatedCluster {
         guard table.count == replicas.count else {
             throw LuigiError.invalidArgument("partition table has \(table.count) entries for \(replicas.count) nodes")
         }
-        groupOf = table
+        network.partition(groupOf: Dictionary(uniqueKeysWithValues: table.enumerated().map { (UInt64($0), $1) }))
     }
 
-    public func heal() { groupOf = nil }
+    public func heal() { network.heal() }
 
     /// Every replica has applied exactly the same updates and none waits.
     public var isConverged: Bool {
@@ -145,15 +145,7 @@ public final class SimulatedCluster {
     public func step() {
         counters.rounds += 1
         let now = counters.rounds
-        let due = inFlight.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
-        inFlight.removeAll { $0.deliverAt <= now }
-        for message in due {
-            if let groups = groupOf, groups[message.from] != groups[message.to] {
-                counters.dropped += 1
-                continue
-            }
-            receive(message)
-        }
+        for packet in network.deliver(dueBy: now) { receive(packet) }
         let n = replicas.count
         guard n > 1 else { return }
         for node in 0..<n {
@@ -175,44 +167,27 @@ public final class SimulatedCluster {
     private func replyTimeout(_ a: Int, _ b: Int) -> UInt64 {
         let latency = (options.linkLatency?[a][b] ?? 0) + (options.linkLatency?[b][a] ?? 0)
         let extra = faults.maxDelay + (faults.reorder > 0 ? faults.maxDelay + 2 : 0)
-        return UInt64(2 + latency + 2 * extra)
+        return UInt64(2 + latency + 2 * extra) + 2 * (faults.jitter?.cap ?? 0)
     }
 
-    private func receive(_ message: InFlight) {
-        guard let decoded = try? SyncMessage(decoding: message.bytes) else {
-            preconditionFailure("simulator produced an undecodable message")
-        }
-        let me = replicas[message.to]
+    private func receive(_ packet: SimulatedNetwork.Packet) {
+        // The simulator encodes every message itself: one that does not
+        // decode is counted as lost rather than trusted.
+        guard let decoded = try? SyncMessage(decoding: packet.bytes) else { return }
+        let (from, to) = (Int(packet.from), Int(packet.to))
+        let me = replicas[to]
         switch decoded {
         case .digest(let theirs):
-            send(.reply(me.delta(since: theirs)), from: message.to, to: message.from)
+            send(.reply(me.delta(since: theirs)), from: to, to: from)
         case .reply(let updates):
-            awaiting[message.to][message.from] = nil
+            awaiting[to][from] = nil
             for u in updates { me.apply(u) }
         }
     }
 
+    /// Sent now, delivered from the next round on.
     private func send(_ message: SyncMessage, from: Int, to: Int) {
-        let bytes = message.encoded()
         if case .reply(let updates) = message { counters.updatesShipped += UInt64(updates.count) }
-        counters.messages += 1
-        counters.bytes += UInt64(bytes.count)
-        if rng.chance(faults.drop) {
-            counters.dropped += 1
-            return
-        }
-        enqueue(bytes, from: from, to: to)
-        if rng.chance(faults.duplicate) {
-            counters.duplicated += 1
-            enqueue(bytes, from: from, to: to)
-        }
-    }
-
-    private func enqueue(_ bytes: [UInt8], from: Int, to: Int) {
-        var delay = UInt64(options.linkLatency?[from][to] ?? 0)
-        if faults.maxDelay > 0 { delay += UInt64.random(in: 0...UInt64(faults.maxDelay), using: &rng) }
-        if rng.chance(faults.reorder) { delay += UInt64.random(in: 1...UInt64(faults.maxDelay + 2), using: &rng) }
-        sent += 1
-        inFlight.append(InFlight(deliverAt: counters.rounds + 1 + delay, order: sent, from: from, to: to, bytes: bytes))
+        network.send(message.encoded(), from: UInt64(from), to: UInt64(to), at: counters.rounds + 1)
     }
 }

@@ -71,13 +71,14 @@ typedef struct fields {
     int reject;
 } fields;
 
-/* "LRM" v1 | kind | to | from | term | log term | index | commit | reject |
- * hint | context | entries | snapshot flag [+ snapshot] | CRC-32C. */
+/* "LRM" v2 | kind | group | to | from | term | log term | index | commit |
+ * reject | hint | context | entries | snapshot flag [+ snapshot] | CRC-32C. */
 static void encode(const fields *f, writer *w)
 {
     w->len = 0;
-    put_u8(w, 'L'), put_u8(w, 'R'), put_u8(w, 'M'), put_u8(w, 1);
+    put_u8(w, 'L'), put_u8(w, 'R'), put_u8(w, 'M'), put_u8(w, 2);
     put_u8(w, (uint8_t)f->kind);
+    put_varint(w, 0); /* group */
     put_varint(w, 1); /* to */
     put_varint(w, 2); /* from */
     put_varint(w, f->term);
@@ -225,9 +226,44 @@ static int in_child(int role, uint32_t kind, size_t first, size_t end)
     return status;
 }
 
+/* This encoder must agree with the library's: the golden heartbeat of
+ * Tests/golden/raft_message_v2.hex (group 0, 2 -> 1, term 3, commit 5). */
+static int golden_heartbeat_matches(void)
+{
+    char path[4096];
+    const char *self = __FILE__, *slash = strrchr(self, '/');
+    snprintf(path, sizeof path, "%.*s/../golden/raft_message_v2.hex", slash ? (int)(slash - self) : 1,
+             slash ? self : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("FAIL - cannot open %s\n", path);
+        return 0;
+    }
+    char name[64], hex[1024];
+    int found = 0, same = 0;
+    while (fscanf(f, "%63s %1023s", name, hex) == 2) {
+        if (strcmp(name, "heartbeat") != 0) continue;
+        found = 1;
+        writer w;
+        encode(&(fields){.kind = 7, .term = 3, .commit = 5}, &w);
+        char mine[1024 + 1] = {0};
+        for (size_t i = 0; i < w.len && 2 * i + 2 < sizeof mine; i++) snprintf(mine + 2 * i, 3, "%02x", w.bytes[i]);
+        same = strcmp(mine, hex) == 0;
+        if (!same) printf("FAIL - golden heartbeat: library %s, this encoder %s\n", hex, mine);
+    }
+    fclose(f);
+    if (!found) printf("FAIL - no golden heartbeat in %s\n", path);
+    return found && same;
+}
+
 int main(void)
 {
     int passed = 0, failed = 0;
+    if (golden_heartbeat_matches()) {
+        passed++;
+    } else {
+        failed++;
+    }
     size_t stepped = 0;
     for (int role = 0; role < ROLES; role++) {
         for (uint32_t kind = 1; kind <= KINDS; kind++) {

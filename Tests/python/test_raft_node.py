@@ -702,3 +702,37 @@ def test_a_restarted_node_rebuilds_its_replica_from_the_log(tmp_path: Path) -> N
     assert net.machines[victim].snapshots  # it was sent a snapshot, not the entries
     assert net.replicas[victim].value("r") == 5
     assert net.replicas[victim].value("s") == frozenset(range(5))
+
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "raft_message_v2.hex"
+
+
+def golden_messages() -> dict[str, bytes]:
+    """The frozen "LRM" v2 encodings (Tests/golden, written by the Swift tests)."""
+    out: dict[str, bytes] = {}
+    for line in GOLDEN.read_text().splitlines():
+        name, text = line.split()
+        out[name] = bytes.fromhex(text)
+    return out
+
+
+def test_golden_messages_step_into_the_group_they_name() -> None:
+    vectors = golden_messages()
+    assert set(vectors) == {"heartbeat", "append", "reject", "snapshot", "read"}
+    for message in vectors.values():
+        assert message[:4] == b"LRM\x02"
+    # A heartbeat of group 0 from node 2 in term 3: node 1 of group 0 follows it.
+    node = RaftNode(1, [1, 2, 3])
+    node.step(vectors["heartbeat"])
+    status = node.status()
+    assert status.term == 3 and status.leader == 2
+    # The reject and the read belong to other groups: refused, nothing changes.
+    for name in ("reject", "read"):
+        with pytest.raises(ln.LuigiValueError, match="group"):
+            node.step(vectors[name])
+    assert node.status() == status
+    # A v1 message (the same bytes with the old version) is another format.
+    old = bytearray(vectors["heartbeat"])
+    old[3] = 1
+    with pytest.raises(ln.DecodeError, match="version"):
+        node.step(bytes(old))

@@ -108,7 +108,11 @@ static uint64_t leader_id(void)
     return 0;
 }
 
-/* One pass of every node's ready loop. */
+/* One pass of every node's ready loop: the recommended loop, the same one
+ * the Swift host runs (RaftHost.process): take the batch (the library has
+ * persisted and synced it and fed the plugin its committed entries), send
+ * its messages, advance it, free it; repeat until there is none. One batch
+ * at a time: take_ready refuses a second one before advance. */
 static void process(void)
 {
     for (uint64_t id = 1; id <= NODES; id++) {
