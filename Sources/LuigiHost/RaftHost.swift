@@ -7,6 +7,18 @@ public struct Envelope: Sendable {
     public var from: UInt64
     public var to: UInt64
     public var bytes: [UInt8]
+
+    /// Encodes `m` (its group id is the one its node stamped on it).
+    public init(_ m: RaftMessage) {
+        self.init(group: m.group, from: m.from, to: m.to, bytes: m.encoded())
+    }
+
+    public init(group: UInt64, from: UInt64, to: UInt64, bytes: [UInt8]) {
+        self.group = group
+        self.from = from
+        self.to = to
+        self.bytes = bytes
+    }
 }
 
 /// The driver loop around Raft, written once: a sans-I/O host holds
@@ -22,12 +34,17 @@ public struct Envelope: Sendable {
 /// No I/O: outgoing messages go to `send`, incoming ones come in through
 /// `receive`. Not thread-safe: one thread drives a host.
 public final class RaftHost {
-    /// Everything a group's messages reach the transport through.
-    public var send: (Envelope) -> Void
+    /// Everything a group's messages reach the transport through: called
+    /// once per batch with all of its messages (a transport can coalesce
+    /// them per peer), and once more for what a leader sends early.
+    public var send: ([Envelope]) -> Void
     /// Read states confirmed in a batch (ReadIndex), by group.
     public var onReadStates: ((UInt64, [ReadState]) -> Void)?
     /// Runs after each advanced batch (compaction policies, checks).
     public var afterAdvance: ((UInt64, RaftDriver) throws -> Void)?
+    /// A leader hands its appends to `send` before its own write and sync,
+    /// so followers persist in parallel (`RaftDriver.nextReady(sendingEarly:)`).
+    public var sendsEarly = false
 
     private var drivers: [UInt64: RaftDriver] = [:]
     private var order: [UInt64] = []
@@ -36,7 +53,7 @@ public final class RaftHost {
     private var results: [UInt64: [UInt8]] = [:]
     private var awaited: Set<UInt64> = []
 
-    public init(send: @escaping (Envelope) -> Void) { self.send = send }
+    public init(send: @escaping ([Envelope]) -> Void) { self.send = send }
 
     // MARK: - Groups
 
@@ -101,12 +118,12 @@ public final class RaftHost {
         while progressed {
             progressed = false
             for group in order {
-                guard let driver = drivers[group], let rd = try driver.nextReady() else { continue }
+                guard let driver = drivers[group] else { continue }
+                let early: (([RaftMessage]) -> Void)? = sendsEarly ? { [send] in send($0.map(Envelope.init)) } : nil
+                guard let rd = try driver.nextReady(sendingEarly: early) else { continue }
                 progressed = true
                 batches += 1
-                for m in rd.messages {
-                    self.send(Envelope(group: group, from: m.from, to: m.to, bytes: m.encoded()))
-                }
+                if !rd.messages.isEmpty { send(rd.messages.map(Envelope.init)) }
                 if !rd.readStates.isEmpty { onReadStates?(group, rd.readStates) }
                 try driver.advance(rd)
                 try afterAdvance?(group, driver)

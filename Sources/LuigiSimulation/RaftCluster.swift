@@ -161,8 +161,8 @@ public final class RaftCluster {
         member.machine = machine
         member.applied = []
         let driver = try RaftDriver(config: config(for: member.id), storage: member.storage, voters: voters)
-        let host = RaftHost { [unowned self] envelope in
-            self.network.send(envelope.bytes, from: envelope.from, to: envelope.to, at: self.now)
+        let host = RaftHost { [unowned self] envelopes in
+            for e in envelopes { self.network.send(e.bytes, from: e.from, to: e.to, at: self.now) }
         }
         host.onReadStates = { [unowned self] _, states in
             guard let watch = self.readWatch else { return }

@@ -13,7 +13,7 @@ import Testing
 
         init() throws {
             for id: UInt64 in [1, 2] {
-                let host = RaftHost { [unowned self] in self.queue.append($0) }
+                let host = RaftHost { [unowned self] in self.queue += $0 }
                 for group: UInt64 in [1, 2] {
                     var config = RaftConfig(id: id)
                     config.group = group

@@ -736,3 +736,58 @@ def test_golden_messages_step_into_the_group_they_name() -> None:
     old[3] = 1
     with pytest.raises(ln.DecodeError, match="version"):
         node.step(bytes(old))
+
+
+def parse_committed(buf: bytes) -> list[tuple[int, int, int, bytes]]:
+    out, at = [], 0
+    while at < len(buf):
+        index, term, kind, n = struct.unpack_from("<QQBI", buf, at)
+        at += 21
+        out.append((index, term, kind, buf[at : at + n]))
+        at += n
+    return out
+
+
+def test_drain_and_step_many_run_a_group_in_batches() -> None:
+    ids = [1, 2, 3]
+    nodes = {i: RaftNode(i, ids, seed=3) for i in ids}
+    applied: dict[int, list[bytes]] = {i: [] for i in ids}
+
+    def pump() -> None:
+        busy = True
+        while busy:
+            busy = False
+            for i, node in nodes.items():
+                messages, committed, snapshot, batches = node.drain()
+                assert snapshot is None
+                busy = busy or batches > 0
+                applied[i] += [data for _, _, kind, data in parse_committed(committed) if kind == 0 and data]
+                for to, frames in messages.items():
+                    assert nodes[to].step_many(frames) == 0
+                    busy = True
+
+    nodes[1].campaign()
+    pump()
+    assert nodes[1].status().role == "leader"
+    for n in range(200):
+        nodes[1].propose(b"cmd-%d" % n)
+    pump()
+    for _ in range(3):
+        nodes[1].tick()
+        pump()
+    expected = [b"cmd-%d" % n for n in range(200)]
+    assert all(applied[i] == expected for i in ids)
+    # Framing is checked whole first: a bad length steps nothing.
+    before = nodes[2].status()
+    with pytest.raises(ln.DecodeError):
+        nodes[2].step_many(b"\x05\x00\x00\x00ab")
+    # A well-framed message the node refuses is skipped and counted.
+    assert nodes[2].step_many(struct.pack("<I", 3) + b"bad") == 1
+    assert nodes[2].status() == before
+    # drain() refuses while a Ready is handed out.
+    nodes[1].propose(b"x")
+    rd = nodes[1].ready()
+    assert rd is not None
+    with pytest.raises(ln.TransactionStateError):
+        nodes[1].drain()
+    nodes[1].advance(rd)

@@ -1,20 +1,21 @@
 // The durable harness: one OS thread per Raft node, so the nodes' fdatasyncs
 // overlap as they would on three machines (here they still share one disk
-// and the machine's cores). Each RaftDriver, its node and its storage are
-// touched by their own thread only; threads talk through blocking inboxes.
+// and the machine's cores). Each node is a RaftHost touched by its own
+// thread only; threads pass encoded messages through blocking inboxes.
 import LuigiCore
+import LuigiHost
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A node's inbox: other threads push messages, the owner takes them all at
-/// once, blocking while it has nothing else to do.
+/// A node's inbox of encoded messages: other threads push, the owner takes
+/// them all at once, blocking while it has nothing else to do.
 final class Inbox: @unchecked Sendable {  // every field is guarded by `mutex`
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var queued: [RaftMessage] = []
+    private var queued: [[UInt8]] = []
     private var closed = false
 
     init() {
@@ -29,7 +30,7 @@ final class Inbox: @unchecked Sendable {  // every field is guarded by `mutex`
         mutex.deallocate()
     }
 
-    func push(_ messages: [RaftMessage]) {
+    func push(_ messages: [[UInt8]]) {
         pthread_mutex_lock(mutex)
         queued.append(contentsOf: messages)
         pthread_mutex_unlock(mutex)
@@ -46,7 +47,7 @@ final class Inbox: @unchecked Sendable {  // every field is guarded by `mutex`
 
     /// Everything queued (possibly nothing unless `wait`); with `wait`,
     /// blocks until something arrives. nil once closed.
-    func take(wait: Bool) -> [RaftMessage]? {
+    func take(wait: Bool) -> [[UInt8]]? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while wait && queued.isEmpty && !closed { pthread_cond_wait(cond, mutex) }
@@ -76,24 +77,12 @@ final class OSThread: @unchecked Sendable {  // `thread` is set before start and
     func join() { pthread_join(thread, nil) }
 }
 
-/// One node and what its thread owns. Only that thread touches it while the
-/// run lasts; the main thread reads the results after `join`.
-final class NodeWorker: @unchecked Sendable {
-    let driver: RaftDriver
-    let storage: CountingStorage
-    let inbox = Inbox()
-    init(driver: RaftDriver, storage: CountingStorage) {
-        self.driver = driver
-        self.storage = storage
-    }
-}
-
 /// The closed-loop client, on the leader's thread: keeps `concurrency`
 /// proposals in flight and times each from propose to applied.
 final class Client {
     let concurrency: Int
     let total: Int
-    let payload: [UInt8]
+    let payloadSize: Int
     var proposed = 0
     var committed = 0
     /// Start time of each proposal by log index - `firstIndex` (0 once
@@ -105,10 +94,10 @@ final class Client {
     var start: UInt64 = 0
     var end: UInt64 = 0
 
-    init(concurrency: Int, total: Int, payload: Int) {
+    init(concurrency: Int, total: Int, payloadSize: Int) {
         self.concurrency = concurrency
         self.total = total
-        self.payload = [UInt8](repeating: 0x5A, count: payload)
+        self.payloadSize = payloadSize
         latencies.reserveCapacity(total)
         proposedAt.reserveCapacity(total)
     }
@@ -119,7 +108,7 @@ final class Client {
         guard node.role == .leader else { return }
         if start == 0 { start = nowNanos() }
         while proposed - committed < concurrency && proposed < total {
-            let index = try node.propose(payload)
+            let index = try node.propose(payload(proposed, size: payloadSize))
             if proposedAt.isEmpty { firstIndex = index }
             // One leader, so its proposals take consecutive indices.
             precondition(index == firstIndex + UInt64(proposedAt.count), "proposal indices are not consecutive")
@@ -128,74 +117,81 @@ final class Client {
         }
     }
 
-    func applied(_ entries: [RaftEntry]) {
+    /// The leader's machine applied `e`.
+    func applied(_ e: RaftEntry) {
+        guard e.index >= firstIndex && e.index - firstIndex < UInt64(proposedAt.count) else { return }
+        let i = Int(e.index - firstIndex)
+        guard proposedAt[i] != 0 else { return }
         let t = nowNanos()
-        for e in entries where e.index >= firstIndex && e.index - firstIndex < UInt64(proposedAt.count) {
-            let i = Int(e.index - firstIndex)
-            if proposedAt[i] != 0 {
-                latencies.append(t - proposedAt[i])
-                proposedAt[i] = 0
-                committed += 1
-            }
-        }
+        latencies.append(t - proposedAt[i])
+        proposedAt[i] = 0
+        committed += 1
         if done && end == 0 { end = t }
     }
 }
 
-/// One node's thread: step what arrived, then persist/sync, send and apply
-/// every Ready, and block only when there is nothing left to do.
-/// With `sendEarly`, the leader hands out its appends before its own
-/// write and sync (RaftDriver.nextReady(sendingEarly:)).
-func nodeLoop(_ me: NodeWorker, peers: [UInt64: NodeWorker], client: Client?, sendEarly: Bool) {
-    // One push per peer, so a batch wakes each thread once.
-    func route(_ messages: [RaftMessage]) {
-        var outgoing: [UInt64: [RaftMessage]] = [:]
-        for m in messages { outgoing[m.to, default: []].append(m) }
-        for (to, batch) in outgoing { peers[to]!.inbox.push(batch) }
-    }
+/// One node's thread: step what arrived, run its host's loop (persist/sync,
+/// apply, send, advance), and block only when there is nothing left to do.
+/// Each host, its driver, node, machine and storage are touched by their
+/// own thread only while the run lasts.
+func nodeLoop(_ host: RaftHost, inbox: Inbox, peers: [UInt64: Inbox], client: Client?) {
     do {
-        let node = me.driver.node
+        let node = host.driver(0)!.node
         if client != nil { node.campaign() }
         while true {
             try client?.topUp(node)
-            guard let arrived = me.inbox.take(wait: !node.hasReady) else { return }
-            for m in arrived { try node.step(m) }
+            guard let arrived = inbox.take(wait: !node.hasReady) else { return }
+            for bytes in arrived { try host.receive(bytes) }
             try client?.topUp(node)
-            while let rd = try me.driver.nextReady(sendingEarly: sendEarly ? route : nil) {
-                route(rd.messages)
-                client?.applied(rd.committedEntries)
-                try me.driver.advance(rd)
-            }
+            try host.process()
             if let client, client.done {
-                for worker in peers.values { worker.inbox.close() }
+                for peer in peers.values { peer.close() }
                 return
             }
         }
     } catch {
-        fatalError("node \(me.driver.node.id): \(error)")
+        fatalError("node \(host.driver(0)!.node.id): \(error)")
     }
 }
 
 /// Three nodes, one thread each; node 1 campaigns and then serves the client.
+/// Afterwards the main thread lets the followers catch up and checks that
+/// every node applied the same commands.
 func runThreadedCluster(concurrency: Int, commits total: Int, payload: Int, storages: [CountingStorage], sendEarly: Bool)
     throws -> Run
 {
     let ids: [UInt64] = [1, 2, 3]
-    var workers: [UInt64: NodeWorker] = [:]
-    for (i, id) in ids.enumerated() {
-        var c = RaftConfig(id: id)
-        c.maxInflightMessages = 4096
-        c.seed = 7
-        workers[id] = NodeWorker(driver: try RaftDriver(config: c, storage: storages[i], voters: ids), storage: storages[i])
-    }
-    let client = Client(concurrency: concurrency, total: total, payload: payload)
-    let all = workers
+    let inboxes = Dictionary(uniqueKeysWithValues: ids.map { ($0, Inbox()) })
+    // A batch's messages leave in one push per peer, so a batch wakes each
+    // thread once.
+    let trio = try Trio(storages: storages, send: { batch in
+        var byPeer: [UInt64: [[UInt8]]] = [:]
+        for e in batch { byPeer[e.to, default: []].append(e.bytes) }
+        for (to, messages) in byPeer { inboxes[to]!.push(messages) }
+    }, sendsEarly: sendEarly)
+    let client = Client(concurrency: concurrency, total: total, payloadSize: payload)
+    trio.machines[1]!.onApply = client.applied
     let threads = ids.map { id in
-        let me = all[id]!
+        let host = trio.hosts[id]!
+        let inbox = inboxes[id]!
         let leaderClient = id == 1 ? client : nil
-        return OSThread { nodeLoop(me, peers: all, client: leaderClient, sendEarly: sendEarly) }
+        return OSThread { nodeLoop(host, inbox: inbox, peers: inboxes, client: leaderClient) }
     }
     for t in threads { t.join() }
+    // Catch-up on this thread: what was in the closed inboxes is lost, and
+    // the leader's heartbeats and appends bring the followers up to date.
+    var queue: [Envelope] = []
+    for id in ids { trio.hosts[id]!.send = { queue += $0 } }
+    for _ in 0..<10_000 where trio.machines.values.contains(where: { $0.applied < total }) {
+        trio.hosts[1]!.tick()
+        repeat {
+            for id in ids { try trio.hosts[id]!.process() }
+            let batch = queue
+            queue = []
+            for e in batch { try trio.hosts[e.to]!.receive(e.bytes) }
+        } while !queue.isEmpty
+    }
+    trio.verify(total: total)
     client.latencies.sort()
     return Run(concurrency: concurrency, commits: client.committed, seconds: Double(client.end - client.start) / 1e9,
                p50: percentile(client.latencies, 50), p99: percentile(client.latencies, 99),

@@ -510,6 +510,251 @@ RaftNode_step(PyObject *op, PyObject *message)
     return raft_bytes_call(op, message, luigi_raft_step);
 }
 
+/* ------------------------------------------------ batch entry points */
+
+/* Frames: (u32 LE length | message)*, the format of drain()'s buffers. */
+
+/* A growable byte buffer in raw memory (usable without the GIL). */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} grow_buf;
+
+static int
+grow_put(grow_buf *b, const void *src, size_t n)
+{
+    if (n > SIZE_MAX - b->len) {
+        return -1;
+    }
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n) {
+            if (cap > SIZE_MAX / 2) {
+                return -1;
+            }
+            cap *= 2;
+        }
+        uint8_t *p = PyMem_RawRealloc(b->data, cap);
+        if (p == NULL) {
+            return -1;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int
+grow_put_le(grow_buf *b, uint64_t v, size_t width)
+{
+    uint8_t bytes[8];
+    for (size_t i = 0; i < width; i++) {
+        bytes[i] = (uint8_t)(v >> (8 * i));
+    }
+    return grow_put(b, bytes, width);
+}
+
+static PyObject *
+RaftNode_step_many(PyObject *op, PyObject *arg)
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    Py_buffer view;
+    if (get_bytes(arg, &view) < 0) {
+        return NULL;
+    }
+    const uint8_t *data = view.buf;
+    size_t len = (size_t)view.len;
+    /* The framing is checked whole before anything is stepped. */
+    for (size_t at = 0; at < len;) {
+        if (len - at < 4 || read_u32le(data + at) > len - at - 4) {
+            PyBuffer_Release(&view);
+            PyErr_Format(st->DecodeError, "frame at offset %zu runs past the end of %zu bytes", at, len);
+            return NULL;
+        }
+        at += 4 + read_u32le(data + at);
+    }
+    size_t refused = 0;
+    lock_acquire(self->lock);
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t at = 0; at < len;) {
+        uint32_t n = read_u32le(data + at);
+        if (luigi_raft_step(self->raft, data + at + 4, n) != LUIGI_OK) {
+            refused++;
+        }
+        at += 4 + (size_t)n;
+    }
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSize_t(refused);
+}
+
+typedef struct {
+    uint64_t to;
+    grow_buf frames;
+} peer_frames;
+
+typedef struct {
+    peer_frames *peers;
+    size_t count, cap;
+    grow_buf committed;
+    int has_snapshot;
+    uint64_t snap_index, snap_term;
+    luigi_buffer snap_data;
+    size_t batches;
+} drained;
+
+static void
+drained_free(drained *d)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        PyMem_RawFree(d->peers[i].frames.data);
+    }
+    PyMem_RawFree(d->peers);
+    PyMem_RawFree(d->committed.data);
+    luigi_buffer_free(&d->snap_data);
+    memset(d, 0, sizeof *d);
+}
+
+static grow_buf *
+drained_peer(drained *d, uint64_t to)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->peers[i].to == to) {
+            return &d->peers[i].frames;
+        }
+    }
+    if (d->count == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 8;
+        peer_frames *p = PyMem_RawRealloc(d->peers, cap * sizeof *p);
+        if (p == NULL) {
+            return NULL;
+        }
+        d->peers = p;
+        d->cap = cap;
+    }
+    d->peers[d->count] = (peer_frames){.to = to};
+    return &d->peers[d->count++].frames;
+}
+
+/* One ready batch into `d`; runs without the GIL, with the node's lock held. */
+static luigi_status
+drain_one(const luigi_raft_ready *rd, drained *d)
+{
+    luigi_raft_counts n = {.version = LUIGI_RAFT_COUNTS_VERSION};
+    luigi_status s = luigi_raft_ready_counts(rd, &n);
+    if (s == LUIGI_OK && n.has_snapshot) {
+        /* A later snapshot supersedes an earlier one and what preceded it. */
+        luigi_buffer_free(&d->snap_data);
+        s = luigi_raft_ready_snapshot(rd, &d->snap_index, &d->snap_term, &d->snap_data);
+        d->has_snapshot = s == LUIGI_OK;
+    }
+    for (size_t i = 0; s == LUIGI_OK && i < n.messages; i++) {
+        uint64_t to = 0;
+        luigi_buffer b = {0};
+        s = luigi_raft_ready_message(rd, i, &to, &b);
+        if (s != LUIGI_OK) {
+            break;
+        }
+        grow_buf *g = drained_peer(d, to);
+        if (g == NULL || b.len > UINT32_MAX || grow_put_le(g, b.len, 4) < 0 || grow_put(g, b.data, b.len) < 0) {
+            s = READY_COPY_NO_MEMORY;
+        }
+        luigi_buffer_free(&b);
+    }
+    for (size_t i = 0; s == LUIGI_OK && i < n.committed_entries; i++) {
+        uint64_t index = 0, term = 0;
+        uint32_t kind = 0;
+        luigi_buffer b = {0};
+        s = luigi_raft_ready_entry(rd, i, &index, &term, &kind, &b);
+        if (s != LUIGI_OK) {
+            break;
+        }
+        grow_buf *g = &d->committed;
+        if (b.len > UINT32_MAX || grow_put_le(g, index, 8) < 0 || grow_put_le(g, term, 8) < 0 ||
+            grow_put_le(g, kind, 1) < 0 || grow_put_le(g, b.len, 4) < 0 || grow_put(g, b.data, b.len) < 0) {
+            s = READY_COPY_NO_MEMORY;
+        }
+        luigi_buffer_free(&b);
+    }
+    return s;
+}
+
+static PyObject *
+RaftNode_drain(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    RaftNodeObject *self = (RaftNodeObject *)op;
+    module_state *st = state_of(op);
+    if (self->ready_out) {
+        PyErr_SetString(st->TransactionStateError,
+                        "a Ready is handed out: advance it (or drop it) before drain()");
+        return NULL;
+    }
+    drained d;
+    memset(&d, 0, sizeof d);
+    luigi_status s = LUIGI_OK;
+    lock_acquire(self->lock);
+    PyThread_type_lock replica_lock = self->replica != NULL ? self->replica->lock : NULL;
+    if (replica_lock != NULL) {
+        lock_acquire(replica_lock);
+    }
+    Py_BEGIN_ALLOW_THREADS /* persists (and, when durable, fdatasyncs) every batch */
+    for (;;) {
+        luigi_raft_ready *rd = NULL;
+        s = luigi_raft_take_ready(self->raft, &rd);
+        if (s != LUIGI_OK || rd == NULL) {
+            break;
+        }
+        s = drain_one(rd, &d);
+        if (s == LUIGI_OK) {
+            s = luigi_raft_advance(self->raft, rd);
+        }
+        luigi_raft_ready_free(rd);
+        if (s != LUIGI_OK) {
+            break;
+        }
+        d.batches++;
+    }
+    if (replica_lock != NULL) {
+        lock_release(replica_lock);
+    }
+    lock_release(self->lock);
+    Py_END_ALLOW_THREADS
+    if (s != LUIGI_OK) {
+        drained_free(&d);
+        return s == READY_COPY_NO_MEMORY ? PyErr_NoMemory() : raise_status(st, s);
+    }
+    PyObject *messages = PyDict_New();
+    PyObject *committed = PyBytes_FromStringAndSize((const char *)d.committed.data, (Py_ssize_t)d.committed.len);
+    PyObject *result = NULL;
+    for (size_t i = 0; messages != NULL && committed != NULL && i < d.count; i++) {
+        PyObject *key = PyLong_FromUnsignedLongLong(d.peers[i].to);
+        PyObject *value = PyBytes_FromStringAndSize((const char *)d.peers[i].frames.data,
+                                                    (Py_ssize_t)d.peers[i].frames.len);
+        int rc = key != NULL && value != NULL ? PyDict_SetItem(messages, key, value) : -1;
+        Py_XDECREF(key);
+        Py_XDECREF(value);
+        if (rc < 0) {
+            Py_CLEAR(messages);
+        }
+    }
+    PyObject *snapshot = d.has_snapshot ? Py_BuildValue("(KKy#)", (unsigned long long)d.snap_index,
+                                                        (unsigned long long)d.snap_term, (const char *)d.snap_data.data,
+                                                        (Py_ssize_t)d.snap_data.len)
+                                        : Py_NewRef(Py_None);
+    if (messages != NULL && committed != NULL && snapshot != NULL) {
+        result = Py_BuildValue("(OOOn)", messages, committed, snapshot, (Py_ssize_t)d.batches);
+    }
+    Py_XDECREF(snapshot);
+    Py_XDECREF(messages);
+    Py_XDECREF(committed);
+    drained_free(&d);
+    return result;
+}
+
 static PyObject *
 RaftNode_propose(PyObject *op, PyObject *data)
 {
@@ -882,6 +1127,24 @@ static PyMethodDef RaftNode_methods[] = {
      "Feed one message from a peer (bytes from another node's Ready.messages).\n"
      "DecodeError for malformed bytes, LuigiValueError for a message that does\n"
      "not fit (wrong recipient); the node is unchanged either way."},
+    {"step_many", RaftNode_step_many, METH_O,
+     "step_many($self, frames, /)\n--\n\n"
+     "Feed many messages in one call: frames is (u32 LE length | message)*, the\n"
+     "format drain() produces per peer. A malformed framing raises DecodeError\n"
+     "and steps nothing; a message the node refuses (malformed, stale, meant for\n"
+     "another node or group) is skipped like a lost packet and counted. Returns\n"
+     "the number refused (releases the GIL)."},
+    {"drain", RaftNode_drain, METH_NOARGS,
+     "drain($self, /)\n--\n\n"
+     "Take and advance every Ready batch until none is left, in one call (the\n"
+     "batch path of ready()/advance(); releases the GIL). Returns (messages,\n"
+     "committed, snapshot, batches): messages maps each peer id to its messages\n"
+     "as frames for step_many; committed holds the committed entries as (u64 LE\n"
+     "index | u64 LE term | u8 kind | u32 LE length | data)* (an attached replica\n"
+     "has applied them already); snapshot is None or the last snapshot a batch\n"
+     "carried, (index, term, data): restore it, then apply the committed entries\n"
+     "after its index; batches counts the Ready batches. Read states are not\n"
+     "reported: use ready() for ReadIndex."},
     {"propose", RaftNode_propose, METH_O,
      "propose($self, data, /)\n--\n\n"
      "Append data to the log (leader only, else TransactionStateError); return its index.\n"
