@@ -364,6 +364,20 @@ public final class WriteAheadLog {
         }
     }
 
+    /// A segment's first two records are its header: the hard state, then
+    /// the snapshot marker. Anything else there is corruption (recovery
+    /// would otherwise take a short segment for a torn header and rewrite
+    /// it, dropping records it had already replayed).
+    static func checkHeader(_ record: WALRecord, at k: Int, path: String, offset: Int) throws(StorageError) {
+        switch (k, record) {
+        case (0, .hardState), (1, .snapshot), (2..., _): return
+        default:
+            throw .corrupt(
+                path: path, offset: offset,
+                reason: "record \(k) of the segment is not its header's \(k == 0 ? "hard state" : "snapshot marker")")
+        }
+    }
+
     /// Writes a frame header to fill in later and the type byte; returns
     /// where the frame starts.
     private static func beginFrame(_ w: inout ByteWriter, type: UInt8) -> Int {
@@ -491,8 +505,9 @@ public final class WriteAheadLog {
             let isLast = i == found.count - 1
             let (frames, validLength) = try Self.parseFrames(bytes, path: path, isLast: isLast)
             segments.append(Segment(firstSeq: segment.seq, path: path, records: 0, size: validLength, maxEntryIndex: 0))
-            for frame in frames {
+            for (k, frame) in frames.enumerated() {
                 let record = try Self.decode(bytes, frame, path: path)
+                try Self.checkHeader(record, at: k, path: path, offset: frame.lowerBound)
                 let position = WALPosition(path: path, offset: frame.lowerBound, seq: nextSeq)
                 note(record)
                 try replay(record, position)

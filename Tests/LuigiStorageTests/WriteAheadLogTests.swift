@@ -275,6 +275,29 @@ func walOpenError(_ dir: String, options: WriteAheadLog.Options = .init()) -> St
         }
     }
 
+    /// A segment whose first records are not its header was not written by
+    /// this WAL: corruption. (Found by fuzzing: such a short last segment was
+    /// taken for a torn header and rewritten, dropping the entries it had
+    /// replayed, so the next reopen found a hole.)
+    @Test func aSegmentThatDoesNotStartWithItsHeaderIsCorruption() throws {
+        try withTempDir { dir in
+            let (wal, _) = try openWAL(dir)
+            try wal.append(sample)
+            try wal.sync()
+            wal.close()
+            let path = segmentFiles(dir)[0]
+            let bytes = try readBytes(path)
+            // Drop the two header records: the segment starts with entries.
+            var at = 0
+            for _ in 0..<2 {
+                let length = Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
+                at += 8 + length
+            }
+            try writeBytes(path, Array(bytes[at...]))
+            expectCorrupt(walOpenError(dir), path: path, offset: 0)
+        }
+    }
+
     /// A crash right after a roll leaves the new segment with a torn header;
     /// open rewrites the header and the log continues.
     @Test func segmentWithATornHeaderIsRewrittenOnOpen() throws {
