@@ -3,23 +3,29 @@
 Workloads (see benchmarks/README.md for what each number means):
   a. local commit of 1-op and 10-op transactions from Python
   b. the same commits through the C ABI (bench_commit.c; results passed in)
-  c. applying remote updates (ops/s)
+  c. applying remote updates from wire bytes (ops/s), equal work on both sides
   d. delta sync of two replicas after K updates each (time and bytes)
   e. the simulator: rounds, messages and bytes to converge for N nodes
 
 Writes results.json and RESULTS.md into the output directory. Timing uses
 time.perf_counter_ns; every timed workload has a warm-up and several
-repetitions, and the tables show medians and p99s of those.
+repetitions. The Luigi and pycrdt cases of a workload are interleaved: each
+repetition runs every case once, in an order shuffled by a fixed seed, so
+drifting machine load hits both sides alike. Every workload reads its final
+values back and checks them; a wrong value raises BenchmarkError and fails
+the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import time
@@ -32,9 +38,20 @@ from units import fmt_ns, fmt_rate
 
 NS = 1_000_000_000
 KEYS = [f"k{i}" for i in range(10)]
+SEED = 20240601  # fixed: the interleaving order is the same in every run
 
 
 # ----------------------------------------------------------------- helpers
+
+
+class BenchmarkError(RuntimeError):
+    """A workload did not produce the values it must have: the run fails."""
+
+
+def check(ok: bool, what: str) -> None:
+    """Not `assert`: this must hold under `python -O` too."""
+    if not ok:
+        raise BenchmarkError(what)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -44,15 +61,49 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[rank - 1]
 
 
+def spread(values: Sequence[float], digits: int = 1) -> dict[str, float]:
+    """Median, IQR (nearest-rank p25 and p75) and min/max of some samples."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "q1": round(percentile(values, 25), digits),
+        "q3": round(percentile(values, 75), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
 def summary(per_op_ns: list[float]) -> dict[str, float]:
     median = statistics.median(per_op_ns)
     return {
         "median_ns": round(median, 1),
+        "q1_ns": round(percentile(per_op_ns, 25), 1),
+        "q3_ns": round(percentile(per_op_ns, 75), 1),
         "p99_ns": round(percentile(per_op_ns, 99), 1),
         "min_ns": round(min(per_op_ns), 1),
+        "max_ns": round(max(per_op_ns), 1),
         "ops_per_s": round(NS / median),
         "samples": len(per_op_ns),
     }
+
+
+def paired_ratios(peer: Sequence[float], mine: Sequence[float]) -> dict[str, float]:
+    """peer time / Luigi time of the same repetition (> 1: Luigi is faster).
+
+    The two samples of a pair ran next to each other, so this ratio is less
+    exposed to drift than the ratio of the two medians."""
+    return spread([p / m for p, m in zip(peer, mine)], digits=3)
+
+
+def interleaved(cases: dict[str, Callable[[], float]], reps: int, seed: int) -> dict[str, list[float]]:
+    """Run every case once per repetition, in an order shuffled by `seed`."""
+    rng = random.Random(seed)
+    order = list(cases)
+    out: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(reps):
+        rng.shuffle(order)
+        for name in order:
+            out[name].append(cases[name]())
+    return out
 
 
 def timer_overhead_ns() -> float:
@@ -63,20 +114,6 @@ def timer_overhead_ns() -> float:
         t1 = pc()
         samples.append(t1 - t0)
     return float(statistics.median(samples))
-
-
-def per_call(run_one: Callable[[], None], n: int, warmup: int) -> list[float]:
-    """Latency of each single call (includes one perf_counter_ns call)."""
-    for _ in range(warmup):
-        run_one()
-    gc.collect()
-    pc = time.perf_counter_ns
-    out = []
-    for _ in range(n):
-        t0 = pc()
-        run_one()
-        out.append(float(pc() - t0))
-    return out
 
 
 def machine_info() -> dict[str, Any]:
@@ -148,6 +185,19 @@ def luigi_explicit_10(r: ln.Replica) -> Callable[[int], None]:
     return run
 
 
+def luigi_verify(r: ln.Replica, keys: Sequence[str], name: str) -> Callable[[int], None]:
+    """Every commit added 1 to every key: each counter must equal the commit count."""
+
+    def verify(commits: int) -> None:
+        for key in keys:
+            got = r.value(key)
+            check(got == commits, f"{name}: {key} = {got!r} after {commits} commits of +1")
+        check(r.clock[r.node_id] == commits, f"{name}: clock {r.clock.items()} after {commits} commits")
+        check(sorted(r.keys()) == sorted(keys), f"{name}: keys {r.keys()}")
+
+    return verify
+
+
 def new_doc(client_id: int) -> tuple[Doc[Any], Map[Any]]:
     doc: Doc[Any] = Doc(client_id=client_id)
     m: Map[Any] = Map()
@@ -156,58 +206,135 @@ def new_doc(client_id: int) -> tuple[Doc[Any], Map[Any]]:
 
 
 def pycrdt_1(doc: Doc[Any], m: Map[Any]) -> Callable[[int], None]:
+    done = [0]  # commits so far: transaction i writes i, so the last value is commits - 1
+
     def run(n: int) -> None:
-        for i in range(n):
+        base = done[0]
+        for i in range(base, base + n):
             with doc.transaction():
                 m["k0"] = i
+        done[0] = base + n
 
     return run
 
 
 def pycrdt_10(doc: Doc[Any], m: Map[Any]) -> Callable[[int], None]:
+    done = [0]
+
     def run(n: int) -> None:
-        for i in range(n):
+        base = done[0]
+        for i in range(base, base + n):
             with doc.transaction():
                 for key in KEYS:
                     m[key] = i
+        done[0] = base + n
 
     return run
 
 
+def pycrdt_verify(m: Map[Any], keys: Sequence[str], name: str) -> Callable[[int], None]:
+    """Transaction i set every key to i: each key must hold commits - 1."""
+
+    def verify(commits: int) -> None:
+        got = m.to_py()
+        want = {key: commits - 1 for key in keys}
+        check(got == want, f"{name}: map {got!r} after {commits} commits, expected {want!r}")
+
+    return verify
+
+
+class CommitCase:
+    """One commit workload on its own replica/doc, counting its commits so
+    the final values can be checked after every timed batch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ops = 10 if name.endswith("_10op") else 1
+        keys = KEYS if self.ops == 10 else ["k0"]
+        if name.startswith("pycrdt"):
+            doc, m = new_doc(1)
+            self.run = (pycrdt_10 if self.ops == 10 else pycrdt_1)(doc, m)
+            self.verify = pycrdt_verify(m, keys, name)
+        else:
+            r = ln.Replica(1)
+            form = {("with", 1): luigi_with_1, ("commit", 1): luigi_explicit_1,
+                    ("with", 10): luigi_with_10, ("commit", 10): luigi_explicit_10}
+            self.run = form[(name.split("_")[1], self.ops)](r)
+            self.verify = luigi_verify(r, keys, name)
+        self.commits = 0
+
+    def untimed(self, n: int) -> None:
+        self.run(n)
+        self.commits += n
+        self.verify(self.commits)
+
+    def batch(self, n: int) -> float:
+        """Mean ns per transaction of n transactions; values checked after (untimed)."""
+        pc = time.perf_counter_ns
+        t0 = pc()
+        self.run(n)
+        elapsed = pc() - t0
+        self.commits += n
+        self.verify(self.commits)
+        return elapsed / n
+
+    def single_calls(self, n: int) -> list[float]:
+        """n transactions each timed alone (each sample includes one perf_counter_ns call)."""
+        pc = time.perf_counter_ns
+        run = self.run
+        out = []
+        for _ in range(n):
+            t0 = pc()
+            run(1)
+            out.append(float(pc() - t0))
+        self.commits += n
+        self.verify(self.commits)
+        return out
+
+
+COMMIT_CASES = ["luigi_with_1op", "luigi_commit_1op", "pycrdt_1op",
+                "luigi_with_10op", "luigi_commit_10op", "pycrdt_10op"]
+
+
 def bench_commits(quick: bool) -> dict[str, Any]:
-    samples = 15 if quick else 120
-    out: dict[str, Any] = {"timer_overhead_ns": timer_overhead_ns()}
-    cases: list[tuple[str, int, Callable[[], Callable[[int], None]]]] = [
-        ("luigi_with_1op", 1, lambda: luigi_with_1(ln.Replica(1))),
-        ("luigi_commit_1op", 1, lambda: luigi_explicit_1(ln.Replica(1))),
-        ("pycrdt_1op", 1, lambda: pycrdt_1(*new_doc(1))),
-        ("luigi_with_10op", 10, lambda: luigi_with_10(ln.Replica(1))),
-        ("luigi_commit_10op", 10, lambda: luigi_explicit_10(ln.Replica(1))),
-        ("pycrdt_10op", 10, lambda: pycrdt_10(*new_doc(1))),
-    ]
-    runners = {name: make() for name, _, make in cases}
-    batch = {name: 2000 if ops == 1 else 500 for name, ops, _ in cases}
-    for name in runners:  # warm-up
-        runners[name](2 * batch[name])
+    rounds = 15 if quick else 120
+    call_rounds = 5 if quick else 20
+    out: dict[str, Any] = {"timer_overhead_ns": timer_overhead_ns(), "rounds": rounds,
+                           "spread": "IQR (nearest-rank p25-p75) over batches"}
+    batch = {name: 2000 if name.endswith("_1op") else 500 for name in COMMIT_CASES}
+    cases = {name: CommitCase(name) for name in COMMIT_CASES}
+    for name, case in cases.items():  # warm-up
+        case.untimed(2 * batch[name])
     gc.collect()
-    # Interleaved: one batch of every case per round, so drifting machine
-    # load hits Luigi and pycrdt alike.
-    per_op: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(samples):
-        for name, run in runners.items():
-            n = batch[name]
-            t0 = time.perf_counter_ns()
-            run(n)
-            per_op[name].append((time.perf_counter_ns() - t0) / n)
-    for name, ops, make in cases:
+    # One batch of every case per round, in a seeded shuffled order.
+    per_op = interleaved({name: functools.partial(case.batch, batch[name]) for name, case in cases.items()},
+                         rounds, SEED)
+    # Single-call latencies on fresh replicas/docs, for an honest tail; also
+    # interleaved, in chunks of 1,000 (1-op) or 250 (10-op) calls per round.
+    fresh = {name: CommitCase(name) for name in COMMIT_CASES}
+    chunk = {name: 1000 if name.endswith("_1op") else 250 for name in COMMIT_CASES}
+    for name, case in fresh.items():
+        case.untimed(2 * chunk[name])
+    gc.collect()
+    calls: dict[str, list[float]] = {name: [] for name in COMMIT_CASES}
+    rng = random.Random(SEED + 1)
+    order = list(COMMIT_CASES)
+    for _ in range(call_rounds):
+        rng.shuffle(order)
+        for name in order:
+            calls[name].extend(fresh[name].single_calls(chunk[name]))
+    for name in COMMIT_CASES:
         result: dict[str, Any] = summary(per_op[name])
-        # Single-call latencies on a fresh replica/doc, for an honest tail.
-        one = make()
-        calls = per_call(lambda: one(1), 20000 if ops == 1 else 5000, warmup=2000)
-        result["per_call_p50_ns"] = round(percentile(calls, 50), 1)
-        result["per_call_p99_ns"] = round(percentile(calls, 99), 1)
+        result["per_call_p50_ns"] = round(percentile(calls[name], 50), 1)
+        result["per_call_p99_ns"] = round(percentile(calls[name], 99), 1)
+        result["per_call_samples"] = len(calls[name])
         result["batch_size"] = batch[name]
+        result["commits_checked"] = cases[name].commits
         out[name] = result
+    out["paired_ratios"] = {
+        f"{form}_{ops}": paired_ratios(per_op[f"pycrdt_{ops}"], per_op[f"luigi_{form}_{ops}"])
+        for ops in ("1op", "10op") for form in ("commit", "with")
+    }
     return out
 
 
@@ -235,50 +362,138 @@ def make_pycrdt_updates(n: int) -> list[bytes]:
     return updates
 
 
+APPLY_ROWS = [
+    # (key, path, label, peer key)
+    ("luigi_from_bytes_apply", "per_update",
+     "Luigi `r.apply(Update.from_bytes(b))` for each", "pycrdt_apply_update"),
+    ("luigi_from_bytes_apply_many", "per_update",
+     "Luigi `r.apply_many([Update.from_bytes(b) for b in wire])`", "pycrdt_apply_update"),
+    ("pycrdt_apply_update", "per_update", "pycrdt `doc.apply_update(b)` for each", None),
+    ("luigi_apply_bytes_batch", "batch",
+     "Luigi `r.apply_bytes(batch)` (one `Update.encode_many` buffer)", "pycrdt_apply_merged"),
+    ("luigi_decode_many_apply_many", "batch",
+     "Luigi `r.apply_many(Update.decode_many(batch))`", "pycrdt_apply_merged"),
+    ("pycrdt_apply_merged", "batch",
+     "pycrdt `doc.apply_update(merged)` (one `merge_updates` buffer)", None),
+]
+
+
 def bench_apply(quick: bool) -> dict[str, Any]:
     n = 5000 if quick else 20000
-    reps = 3 if quick else 15
+    reps = 5 if quick else 15
+    check(n % 10 == 0, "n must be a multiple of 10")
     luigi_updates = make_luigi_updates(n)
-    luigi_wire = [u.to_bytes() for u in luigi_updates]
-    peer_updates = make_pycrdt_updates(n)
+    luigi_wire = [u.to_bytes() for u in luigi_updates]  # one message per transaction
+    peer_wire = make_pycrdt_updates(n)
+    # The sender builds one batch from its updates (one measurement each, not
+    # part of the apply times below: these rows time the receiver).
+    t0 = time.perf_counter_ns()
+    luigi_batch = ln.Update.encode_many(luigi_updates)
+    luigi_batch_ns = time.perf_counter_ns() - t0
+    t0 = time.perf_counter_ns()
+    peer_merged = pycrdt.merge_updates(*peer_wire)
+    peer_merge_ns = time.perf_counter_ns() - t0
+    del luigi_updates  # the receiver sees only bytes
 
-    def luigi_objects() -> float:
+    want_luigi = {key: n // 10 for key in KEYS}
+    want_peer = {key: float(n - 10 + j) for j, key in enumerate(KEYS)}  # last write per key
+
+    def check_luigi(r: ln.Replica, name: str, applied: int | None = None) -> None:
+        got = {key: r.value(key) for key in r.keys()}
+        check(got == want_luigi, f"{name}: replica {got!r}, expected {want_luigi!r}")
+        check(r.clock[1] == n and r.pending == 0, f"{name}: clock {r.clock.items()}, pending {r.pending}")
+        if applied is not None:
+            check(applied == n, f"{name}: {applied} updates new, expected {n}")
+
+    def check_peer(m: Map[Any], name: str) -> None:
+        got = m.to_py()
+        check(got == want_peer, f"{name}: map {got!r}, expected {want_peer!r}")
+
+    def luigi_from_bytes_apply() -> float:
         target = ln.Replica(2)
+        from_bytes, apply = ln.Update.from_bytes, target.apply
         gc.collect()
         t0 = time.perf_counter_ns()
-        applied = target.apply_many(luigi_updates)
+        for b in luigi_wire:
+            apply(from_bytes(b))
         elapsed = time.perf_counter_ns() - t0
-        assert applied == n and target.value("k0") == n // 10
-        return elapsed
+        check_luigi(target, "luigi_from_bytes_apply")
+        return elapsed / n
 
-    def luigi_bytes() -> float:
+    def luigi_from_bytes_apply_many() -> float:
         target = ln.Replica(2)
         from_bytes = ln.Update.from_bytes
         gc.collect()
         t0 = time.perf_counter_ns()
         applied = target.apply_many([from_bytes(b) for b in luigi_wire])
         elapsed = time.perf_counter_ns() - t0
-        assert applied == n and target.value("k0") == n // 10
-        return elapsed
+        check_luigi(target, "luigi_from_bytes_apply_many", applied)
+        return elapsed / n
 
-    def peer() -> float:
+    def luigi_apply_bytes_batch() -> float:
+        target = ln.Replica(2)
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        applied = target.apply_bytes(luigi_batch)
+        elapsed = time.perf_counter_ns() - t0
+        check_luigi(target, "luigi_apply_bytes_batch", applied)
+        return elapsed / n
+
+    def luigi_decode_many_apply_many() -> float:
+        target = ln.Replica(2)
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        applied = target.apply_many(ln.Update.decode_many(luigi_batch))
+        elapsed = time.perf_counter_ns() - t0
+        check_luigi(target, "luigi_decode_many_apply_many", applied)
+        return elapsed / n
+
+    def pycrdt_apply_update() -> float:
+        target, m = new_doc(2)
+        apply = target.apply_update
+        gc.collect()
+        t0 = time.perf_counter_ns()
+        for u in peer_wire:
+            apply(u)
+        elapsed = time.perf_counter_ns() - t0
+        check_peer(m, "pycrdt_apply_update")
+        return elapsed / n
+
+    def pycrdt_apply_merged() -> float:
         target, m = new_doc(2)
         gc.collect()
         t0 = time.perf_counter_ns()
-        for u in peer_updates:
-            target.apply_update(u)
+        target.apply_update(peer_merged)
         elapsed = time.perf_counter_ns() - t0
-        assert m["k9"] == n - 1
-        return elapsed
+        check_peer(m, "pycrdt_apply_merged")
+        return elapsed / n
 
-    out: dict[str, Any] = {"updates": n, "repetitions": reps}
-    for name, fn in (("luigi_apply_many", luigi_objects), ("luigi_decode_apply_many", luigi_bytes),
-                     ("pycrdt_apply_update", peer)):
-        fn()  # warm-up
-        per_op = [fn() / n for _ in range(reps)]
-        out[name] = summary(per_op)
+    cases: dict[str, Callable[[], float]] = {
+        "luigi_from_bytes_apply": luigi_from_bytes_apply,
+        "luigi_from_bytes_apply_many": luigi_from_bytes_apply_many,
+        "pycrdt_apply_update": pycrdt_apply_update,
+        "luigi_apply_bytes_batch": luigi_apply_bytes_batch,
+        "luigi_decode_many_apply_many": luigi_decode_many_apply_many,
+        "pycrdt_apply_merged": pycrdt_apply_merged,
+    }
+    for fn in cases.values():  # warm-up, and a first check of every path
+        fn()
+    per_op = interleaved(cases, reps, SEED + 2)
+    out: dict[str, Any] = {"updates": n, "repetitions": reps,
+                           "spread": "min-max over repetitions (IQR also given)"}
+    for key, kind, _, peer in APPLY_ROWS:
+        row: dict[str, Any] = summary(per_op[key])
+        row["path"] = kind
+        if peer:
+            row["ratio_of_medians"] = round(statistics.median(per_op[peer]) / statistics.median(per_op[key]), 3)
+            row["paired_ratio"] = paired_ratios(per_op[peer], per_op[key])
+        out[key] = row
     out["luigi_update_bytes_mean"] = round(statistics.mean(len(b) for b in luigi_wire), 1)
-    out["pycrdt_update_bytes_mean"] = round(statistics.mean(len(b) for b in peer_updates), 1)
+    out["pycrdt_update_bytes_mean"] = round(statistics.mean(len(b) for b in peer_wire), 1)
+    out["luigi_batch_bytes"] = len(luigi_batch)
+    out["pycrdt_merged_bytes"] = len(peer_merged)
+    out["sender_luigi_encode_many_ns_per_update"] = round(luigi_batch_ns / n, 1)
+    out["sender_pycrdt_merge_updates_ns_per_update"] = round(peer_merge_ns / n, 1)
     return out
 
 
@@ -334,29 +549,49 @@ def pycrdt_sync(a: Doc[Any], b: Doc[Any]) -> tuple[int, int]:
 
 
 def bench_delta(quick: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"spread": "min-max over repetitions"}
     for k in (1000, 10000):
         reps = 3 if quick else (15 if k == 1000 else 7)
         row: dict[str, Any] = {"k": k, "repetitions": reps}
-        runs: dict[str, tuple[list[float], list[int]]] = {"luigi": ([], []), "pycrdt": ([], [])}
-        for rep in range(reps + 1):  # the first is a warm-up
-            a, b = luigi_pair(k)
+        sizes: dict[str, list[int]] = {"luigi": [], "pycrdt": []}
+
+        def luigi_case() -> float:
+            a, b = luigi_pair(k)  # setup, not timed
             elapsed, sent = luigi_sync(a, b)
-            assert a.keys() == b.keys() and all(a.value(x) == b.value(x) == 2 * k // 100 for x in a.keys())
+            want = 2 * k // 100
+            check(sorted(a.keys()) == sorted(b.keys()) == sorted(f"k{i}" for i in range(100)),
+                  f"delta sync K={k}: Luigi keys differ")
+            for x in a.keys():
+                check(a.value(x) == b.value(x) == want,
+                      f"delta sync K={k}: Luigi {x} = {a.value(x)!r} / {b.value(x)!r}, expected {want}")
+            sizes["luigi"].append(sent)
+            return float(elapsed)
+
+        def pycrdt_case() -> float:
             da, db = pycrdt_pair(k)
-            peer_elapsed, peer_sent = pycrdt_sync(da, db)
-            assert da["m"].to_py() == db["m"].to_py()
-            if rep:
-                for name, t, n in (("luigi", elapsed, sent), ("pycrdt", peer_elapsed, peer_sent)):
-                    runs[name][0].append(t)
-                    runs[name][1].append(n)
-        for name, (times, sizes) in runs.items():
+            elapsed, sent = pycrdt_sync(da, db)
+            ma, mb = da["m"].to_py(), db["m"].to_py()
+            check(ma == mb and len(ma) == 100, f"delta sync K={k}: pycrdt docs differ after sync")
+            sizes["pycrdt"].append(sent)
+            return float(elapsed)
+
+        cases = {"luigi": luigi_case, "pycrdt": pycrdt_case}
+        for fn in cases.values():  # warm-up
+            fn()
+        sizes["luigi"].clear()
+        sizes["pycrdt"].clear()
+        times = interleaved(cases, reps, SEED + 3 + k)
+        for name in cases:
+            t = times[name]
             row[name] = {
-                "median_ms": round(statistics.median(times) / 1e6, 3),
-                "p99_ms": round(percentile(times, 99) / 1e6, 3),
-                "bytes": int(statistics.median(sizes)),
-                "bytes_per_update": round(statistics.median(sizes) / (2 * k), 2),
+                "median_ms": round(statistics.median(t) / 1e6, 3),
+                "p99_ms": round(percentile(t, 99) / 1e6, 3),
+                "min_ms": round(min(t) / 1e6, 3),
+                "max_ms": round(max(t) / 1e6, 3),
+                "bytes": int(statistics.median(sizes[name])),
+                "bytes_per_update": round(statistics.median(sizes[name]) / (2 * k), 2),
             }
+        row["paired_ratio"] = paired_ratios(times["pycrdt"], times["luigi"])
         out[f"k{k}"] = row
     return out
 
@@ -378,7 +613,8 @@ def bench_simulator(quick: bool) -> dict[str, Any]:
             r = c.run_until_converged(10_000)
             wall.append(time.perf_counter_ns() - t0)
             s = c.stats()
-            assert c.converged() and all(c[i].value("k") == n for i in range(n))
+            check(c.converged() and all(c[i].value("k") == n for i in range(n)),
+                  f"simulator N={n} seed={seed}: not converged to k = {n}")
             rounds.append(r)
             messages.append(s["messages"])
             sent.append(s["bytes"])
@@ -409,25 +645,38 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**not met**"
 
 
+def fmt_spread_ns(row: dict[str, Any], kind: str) -> str:
+    if kind == "iqr":
+        return f"{fmt_ns(row['q1_ns'])} – {fmt_ns(row['q3_ns'])}"
+    return f"{fmt_ns(row['min_ns'])} – {fmt_ns(row['max_ns'])}"
+
+
+def fmt_ratio(median: float, paired: dict[str, float], kind: str) -> str:
+    lo, hi = (paired["q1"], paired["q3"]) if kind == "iqr" else (paired["min"], paired["max"])
+    return f"{median:.2f}x (paired {lo:.2f}–{hi:.2f})"
+
+
 def evaluate_goals(res: dict[str, Any]) -> list[dict[str, Any]]:
     a = res["commit_python"]
     goals: list[dict[str, Any]] = []
     for form in ("luigi_commit_1op", "luigi_with_1op"):
-        median = a[form]["median_ns"]
+        row = a[form]
         goals.append({
             "goal": f"1-op Python commit median <= 1 µs ({'tx.commit()' if 'commit' in form else 'with-block'})",
-            "measured": fmt_ns(median),
-            "met": median <= 1000,
+            "measured": f"{fmt_ns(row['median_ns'])} (IQR {fmt_spread_ns(row, 'iqr')})",
+            "met": row["median_ns"] <= 1000,
         })
     for ops in ("1op", "10op"):
         peer = a[f"pycrdt_{ops}"]["ops_per_s"]
         for form in ("commit", "with"):
             mine = a[f"luigi_{form}_{ops}"]["ops_per_s"]
             ratio = mine / peer
+            paired = a["paired_ratios"][f"{form}_{ops}"]
             goals.append({
                 "goal": f">= 3x pycrdt transactions/s, {ops.replace('op', '-op')} "
                         f"({'tx.commit()' if form == 'commit' else 'with-block'})",
-                "measured": f"{ratio:.2f}x ({fmt_rate(mine)} vs {fmt_rate(peer)})",
+                "measured": f"{ratio:.2f}x ({fmt_rate(mine)} vs {fmt_rate(peer)}; "
+                            f"per-round ratio IQR {paired['q1']:.2f}–{paired['q3']:.2f})",
                 "met": ratio >= 3,
             })
     sim = res["simulator"]
@@ -440,11 +689,11 @@ def evaluate_goals(res: dict[str, Any]) -> list[dict[str, Any]]:
         "met": growth <= 1.5,
     })
     per_delivery = [sim[f"n{n}"]["bytes_per_delivery"] for n in ns]
-    spread = max(per_delivery) / min(per_delivery)
+    ratio_n = max(per_delivery) / min(per_delivery)
     goals.append({
         "goal": "bytes per update independent of N (bytes per update delivery, max/min over N <= 1.5)",
-        "measured": ", ".join(f"N={n}: {b:g} B" for n, b in zip(ns, per_delivery)) + f" (max/min {spread:.2f})",
-        "met": spread <= 1.5,
+        "measured": ", ".join(f"N={n}: {b:g} B" for n, b in zip(ns, per_delivery)) + f" (max/min {ratio_n:.2f})",
+        "met": ratio_n <= 1.5,
     })
     return goals
 
@@ -459,13 +708,18 @@ def write_markdown(res: dict[str, Any], path: str) -> None:
     L: list[str] = []
     L.append("# Luigi benchmark results")
     L.append("")
-    L.append(f"Generated by `make bench` (benchmarks/run.sh) on {m['date_utc']} UTC. "
-             "See benchmarks/README.md for what each number means.")
+    L.append(f"Generated by `make bench` (benchmarks/run.sh) on {m['date_utc']} UTC"
+             + (" with `--quick` (a smoke test, not for publishing)" if res.get("quick") else "")
+             + ". See benchmarks/README.md for what each number means.")
     L.append("")
     L.append(f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['platform']}")
-    L.append(f"- Load average at start / end: {m['loadavg_start'][0]:.2f} / {m['loadavg_end'][0]:.2f}")
+    L.append(f"- Load average (1 min) at start / end: {m['loadavg_start'][0]:.2f} / {m['loadavg_end'][0]:.2f}")
     L.append(f"- Python {m['python']}, luigi_node {m['luigi_node']}, pycrdt {m['pycrdt']} (Yrs)")
     L.append(f"- Wall time of bench.py (all but the C part): {res['wall_seconds']:.1f} s")
+    L.append("- Luigi and pycrdt cases are interleaved (every repetition runs each case once, "
+             "in an order shuffled with a fixed seed). Ratios are Luigi rate / pycrdt rate "
+             "(> 1: Luigi faster), from the two medians; \"paired\" is the spread of the ratio "
+             "taken per repetition.")
     L.append("")
     L.append("## Goals")
     L.append("")
@@ -474,23 +728,39 @@ def write_markdown(res: dict[str, Any], path: str) -> None:
     for g in res["goals"]:
         L.append(f"| {g['goal']} | {g['measured']} | {verdict(g['met'])} |")
     L.append("")
+    pu, ba = ap["luigi_from_bytes_apply"], ap["luigi_apply_bytes_batch"]
+    L.append("Remote apply from bytes, equal work (not a goal of the issue; section c), Luigi updates/s "
+             f"÷ pycrdt updates/s: one message per update, Luigi `from_bytes` + `apply` each "
+             f"{pu['ratio_of_medians']:.2f}x pycrdt `apply_update` each; one batch for all updates, "
+             f"Luigi `apply_bytes` {ba['ratio_of_medians']:.2f}x pycrdt `apply_update` of one "
+             "`merge_updates` result" + (" (pycrdt is faster here)." if ba["ratio_of_medians"] < 1 else "."))
+    L.append("")
     L.append("## a. Local commit from Python")
     L.append("")
-    L.append(f"Mean latency of batches of transactions (median and p99 over batches), "
-             f"and single-call latencies (each includes one `perf_counter_ns` call, "
-             f"~{a['timer_overhead_ns']:.0f} ns here). pycrdt: one `with doc.transaction()` "
-             "setting 1 or 10 values of a Map.")
+    L.append(f"Mean latency of batches of transactions ({a['rounds']} interleaved rounds, one batch of each case "
+             "per round): median, IQR (nearest-rank p25–p75 over batches) and p99 over batches; and "
+             f"single-call latencies (each includes one `perf_counter_ns` call, ~{a['timer_overhead_ns']:.0f} ns "
+             "here), also interleaved. pycrdt: one `with doc.transaction()` setting 1 or 10 values of a Map. "
+             "After every batch the values are read back and checked (Luigi: every counter = number of "
+             "commits; pycrdt: every key = index of the last transaction); "
+             "a mismatch fails the run.")
     L.append("")
-    L.append("| workload | median | p99 (batches) | per call p50 | per call p99 | transactions/s | vs pycrdt |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    L.append("| workload | median | IQR (batches) | p99 (batches) | per call p50 | per call p99 | transactions/s | "
+             "vs pycrdt (paired IQR) |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for ops in ("1op", "10op"):
         peer = a[f"pycrdt_{ops}"]["ops_per_s"]
         for name, label in ((f"luigi_commit_{ops}", "Luigi, `tx.commit()`"),
                             (f"luigi_with_{ops}", "Luigi, `with r.transaction()`"),
                             (f"pycrdt_{ops}", "pycrdt")):
             row = a[name]
-            ratio = "1.00x" if name.startswith("pycrdt") else f"{row['ops_per_s'] / peer:.2f}x"
-            L.append(f"| {ops.replace('op', '-op')}: {label} | {fmt_ns(row['median_ns'])} | {fmt_ns(row['p99_ns'])} | "
+            if name.startswith("pycrdt"):
+                ratio = "1.00x"
+            else:
+                form = "commit" if "_commit_" in name else "with"
+                ratio = fmt_ratio(row["ops_per_s"] / peer, a["paired_ratios"][f"{form}_{ops}"], "iqr")
+            L.append(f"| {ops.replace('op', '-op')}: {label} | {fmt_ns(row['median_ns'])} | "
+                     f"{fmt_spread_ns(row, 'iqr')} | {fmt_ns(row['p99_ns'])} | "
                      f"{fmt_ns(row['per_call_p50_ns'])} | {fmt_ns(row['per_call_p99_ns'])} | "
                      f"{fmt_rate(row['ops_per_s'])} | {ratio} |")
     L.append("")
@@ -499,7 +769,8 @@ def write_markdown(res: dict[str, Any], path: str) -> None:
     if c:
         L.append(f"`benchmarks/c/bench_commit.c`: batches of {c['commit_1op']['batch_size']} operations "
                  "timed with `clock_gettime(CLOCK_MONOTONIC)`; median and p99 of the batch means. "
-                 "A commit includes begin, the ops, commit and freeing the txn and update handles.")
+                 "A commit includes begin, the ops, commit and freeing the txn and update handles. "
+                 "(Run before bench.py, not interleaved with it.)")
         L.append("")
         L.append("| operation | median | p99 | ops/s |")
         L.append("| --- | --- | --- | --- |")
@@ -517,37 +788,46 @@ def write_markdown(res: dict[str, Any], path: str) -> None:
     else:
         L.append("(the C benchmark did not run)")
     L.append("")
-    L.append("## c. Applying remote updates")
+    L.append("## c. Applying remote updates (equal work: both sides start from bytes)")
     L.append("")
-    L.append(f"{ap['updates']} per-transaction updates (1 op each) from another replica, applied to a fresh "
-             f"replica/doc; {ap['repetitions']} repetitions (median, p99 of per-update time).")
+    L.append(f"{ap['updates']} per-transaction updates (1 op each, 10 keys) from another replica/doc, applied to a "
+             f"fresh one; {ap['repetitions']} interleaved repetitions. Every timed region starts from wire bytes "
+             "and ends with the updates applied (decoding included on both sides); afterwards every key is "
+             "read back and checked. Per update: median and min–max over repetitions. The ratio compares "
+             "each Luigi row with the pycrdt row of the same path.")
     L.append("")
-    L.append("| workload | per update (median) | p99 | updates/s | vs pycrdt |")
-    L.append("| --- | --- | --- | --- | --- |")
-    peer = ap["pycrdt_apply_update"]["ops_per_s"]
-    for name, label in (("luigi_apply_many", "Luigi `apply_many(updates)` (decoded Update objects)"),
-                        ("luigi_decode_apply_many", "Luigi `Update.from_bytes` each + `apply_many`"),
-                        ("pycrdt_apply_update", "pycrdt `apply_update(bytes)` each")):
-        row = ap[name]
-        L.append(f"| {label} | {fmt_ns(row['median_ns'])} | {fmt_ns(row['p99_ns'])} | {fmt_rate(row['ops_per_s'])} | "
-                 f"{row['ops_per_s'] / peer:.2f}x |")
+    L.append("| path | workload | per update (median) | min – max | updates/s | vs pycrdt (paired min–max) |")
+    L.append("| --- | --- | --- | --- | --- | --- |")
+    for key, kind, label, peer_key in APPLY_ROWS:
+        row = ap[key]
+        ratio = fmt_ratio(row["ratio_of_medians"], row["paired_ratio"], "minmax") if peer_key else "1.00x"
+        where = "one message per update" if kind == "per_update" else "one batch for all"
+        L.append(f"| {where} | {label} | {fmt_ns(row['median_ns'])} | {fmt_spread_ns(row, 'minmax')} | "
+                 f"{fmt_rate(row['ops_per_s'])} | {ratio} |")
     L.append("")
-    L.append(f"Mean encoded update: Luigi {ap['luigi_update_bytes_mean']} B, pycrdt {ap['pycrdt_update_bytes_mean']} B.")
+    L.append(f"Mean encoded update: Luigi {ap['luigi_update_bytes_mean']} B, pycrdt {ap['pycrdt_update_bytes_mean']} B. "
+             f"The batch: Luigi `Update.encode_many` {ap['luigi_batch_bytes']:,} B, pycrdt `merge_updates` "
+             f"{ap['pycrdt_merged_bytes']:,} B. Building it is the sender's work and is not in the times above "
+             f"(one measurement each: Luigi `encode_many` {fmt_ns(ap['sender_luigi_encode_many_ns_per_update'])} "
+             f"per update from `Update` objects, pycrdt `merge_updates` "
+             f"{fmt_ns(ap['sender_pycrdt_merge_updates_ns_per_update'])} per update from bytes).")
     L.append("")
     L.append("## d. Delta sync of two replicas after K updates each")
     L.append("")
     L.append("Both directions, state vectors and deltas crossing as bytes. Luigi: `bytes(clock)` → "
              "`delta_bytes(clock)` (one checksummed batch) → `apply_bytes`. pycrdt: `get_state` → "
-             "`get_update(state)` → `apply_update`. Writes go to 100 keys.")
+             "`get_update(state)` → `apply_update`. Writes go to 100 keys. Luigi and pycrdt repetitions "
+             "interleaved; time is median (min–max over repetitions); both sides checked equal after each sync.")
     L.append("")
-    L.append("| K | Luigi time (median / p99) | pycrdt time (median / p99) | time ratio (pycrdt/Luigi) | Luigi bytes | pycrdt bytes | Luigi B/update | pycrdt B/update |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    L.append("| K | reps | Luigi time, median (min–max) | pycrdt time, median (min–max) | time ratio (pycrdt/Luigi) | Luigi bytes | pycrdt bytes | Luigi B/update | pycrdt B/update |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for key in ("k1000", "k10000"):
         row = d[key]
         lu, pc = row["luigi"], row["pycrdt"]
-        L.append(f"| {row['k']} | {lu['median_ms']:.2f} / {lu['p99_ms']:.2f} ms | {pc['median_ms']:.2f} / {pc['p99_ms']:.2f} ms | "
-                 f"{pc['median_ms'] / lu['median_ms']:.2f}x | {lu['bytes']:,} | {pc['bytes']:,} | "
-                 f"{lu['bytes_per_update']} | {pc['bytes_per_update']} |")
+        L.append(f"| {row['k']} | {row['repetitions']} | {lu['median_ms']:.2f} ({lu['min_ms']:.2f}–{lu['max_ms']:.2f}) ms | "
+                 f"{pc['median_ms']:.2f} ({pc['min_ms']:.2f}–{pc['max_ms']:.2f}) ms | "
+                 f"{fmt_ratio(pc['median_ms'] / lu['median_ms'], row['paired_ratio'], 'minmax')} | "
+                 f"{lu['bytes']:,} | {pc['bytes']:,} | {lu['bytes_per_update']} | {pc['bytes_per_update']} |")
     L.append("")
     L.append("## e. Simulator: convergence after one update per node")
     L.append("")
@@ -575,7 +855,8 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    res: dict[str, Any] = {"machine": machine_info(), "quick": args.quick}
+    res: dict[str, Any] = {"machine": machine_info(), "quick": args.quick, "interleave_seed": SEED}
+    print(f"  load average at start: {' '.join(f'{x:.2f}' for x in res['machine']['loadavg_start'])}", flush=True)
     steps: list[tuple[str, Callable[[bool], dict[str, Any]]]] = [
         ("commit_python", bench_commits),
         ("apply", bench_apply),
@@ -591,6 +872,7 @@ def main() -> None:
         with open(args.c_results) as f:
             res["commit_c"] = json.load(f)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
+    print(f"  load average at end: {' '.join(f'{x:.2f}' for x in res['machine']['loadavg_end'])}", flush=True)
     res["goals"] = evaluate_goals(res)
     res["wall_seconds"] = round(time.perf_counter() - started, 1)
 
@@ -601,6 +883,10 @@ def main() -> None:
     write_markdown(res, os.path.join(args.out, "RESULTS.md"))
     for g in res["goals"]:
         print(f"  goal: {g['goal']}: {g['measured']} -> {'met' if g['met'] else 'NOT met'}")
+    for key, _, label, peer in APPLY_ROWS:
+        row = res["apply"][key]
+        print(f"  apply: {label}: {fmt_ns(row['median_ns'])} ({fmt_spread_ns(row, 'minmax')})"
+              + (f", {row['ratio_of_medians']:.2f}x pycrdt" if peer else ""))
 
 
 if __name__ == "__main__":
