@@ -386,11 +386,18 @@ void luigi_raft_options_init(luigi_raft_options *options);
  * a node's state). */
 luigi_status luigi_raft_new(uint64_t id, const uint64_t *voters, size_t voter_count,
                             const luigi_raft_options *options, luigi_raft **out);
+/* The same node as a member of Raft group `group` (luigi_raft_new: group 0).
+ * A process may run many groups: every message the node hands out carries
+ * its group id in its envelope, and a message of another group stepped
+ * into it returns LUIGI_ERR_INVALID_ARGUMENT and changes nothing. */
+luigi_status luigi_raft_new_in_group(uint64_t group, uint64_t id, const uint64_t *voters, size_t voter_count,
+                                     const luigi_raft_options *options, luigi_raft **out);
 void luigi_raft_free(luigi_raft *raft);
 luigi_status luigi_raft_tick(luigi_raft *raft);
 /* A message from a peer, as luigi_raft_ready_message handed it out there.
  * Malformed bytes return LUIGI_ERR_DECODE; a well-formed message that does
- * not fit (wrong recipient, contradictory entries) LUIGI_ERR_INVALID_ARGUMENT. */
+ * not fit (wrong recipient or group, contradictory entries, a term or index
+ * above 2^62) LUIGI_ERR_INVALID_ARGUMENT; either way the node is unchanged. */
 luigi_status luigi_raft_step(luigi_raft *raft, const uint8_t *message, size_t len);
 /* Leader only (else LUIGI_ERR_STATE); *out_index is the entry's log index. */
 luigi_status luigi_raft_propose(luigi_raft *raft, const uint8_t *data, size_t len,

@@ -42,6 +42,13 @@ private func flag(_ v: UInt32, _ name: String) throws -> Bool {
     _ id: UInt64, _ voters: UnsafePointer<UInt64>!, _ voterCount: Int,
     _ options: UnsafePointer<luigi_raft_options>!, _ out: UnsafeMutablePointer<OpaquePointer?>!
 ) -> luigi_status {
+    luigi_raft_new_in_group(0, id, voters, voterCount, options, out)
+}
+
+@c @implementation public func luigi_raft_new_in_group(
+    _ group: UInt64, _ id: UInt64, _ voters: UnsafePointer<UInt64>!, _ voterCount: Int,
+    _ options: UnsafePointer<luigi_raft_options>!, _ out: UnsafeMutablePointer<OpaquePointer?>!
+) -> luigi_status {
     guarded {
         let out = try required(out, "out")
         guard let o = options?.pointee else { throw ABIError.invalidArgument("options is NULL") }
@@ -56,6 +63,7 @@ private func flag(_ v: UInt32, _ name: String) throws -> Bool {
             o.max_inflight_messages <= 1_000_000
         else { throw ABIError.invalidArgument("an option is out of range") }
         var config = RaftConfig(id: id)
+        config.group = group
         config.electionTick = Int(o.election_tick)
         config.heartbeatTick = Int(o.heartbeat_tick)
         config.preVote = try flag(o.pre_vote, "pre_vote")

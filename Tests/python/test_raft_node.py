@@ -731,6 +731,18 @@ def test_golden_messages_step_into_the_group_they_name() -> None:
         with pytest.raises(ln.LuigiValueError, match="group"):
             node.step(vectors[name])
     assert node.status() == status
+    # A node of group 2^40 takes the read (a heartbeat of term 300) and
+    # stamps its own group on what it sends back.
+    member = RaftNode(1, [1, 2, 3], group=1 << 40)
+    member.step(vectors["read"])
+    assert member.status().term == 300
+    rd = member.ready()
+    assert rd is not None and rd.messages
+    for _to, reply in rd.messages:
+        assert reply[:5] == b"LRM\x02\x08" and reply[5:11] == b"\x80\x80\x80\x80\x80\x20"
+    member.advance(rd)
+    with pytest.raises(ln.LuigiValueError, match="group"):
+        member.step(vectors["heartbeat"])
     # A v1 message (the same bytes with the old version) is another format.
     old = bytearray(vectors["heartbeat"])
     old[3] = 1

@@ -1688,6 +1688,30 @@ static void s_raft_ready_misuse(void)
     EXPECT(luigi_raft_snapshot_state_machine(a, &index), LUIGI_ERR_INVALID_ARGUMENT);
     luigi_raft_free(a);
     luigi_raft_free(b);
+
+    /* Groups: a message carries its group; another group's node refuses it. */
+    const uint64_t two[2] = {1, 2};
+    luigi_raft *g1 = NULL, *g2 = NULL, *other = NULL;
+    luigi_raft_options_init(&o);
+    MUST(luigi_raft_new_in_group(5, 1, two, 2, &o, &g1));
+    MUST(luigi_raft_new_in_group(5, 2, two, 2, &o, &g2));
+    MUST(luigi_raft_new_in_group(6, 2, two, 2, &o, &other));
+    MUST(luigi_raft_campaign(g1));
+    MUST(luigi_raft_take_ready(g1, &rd_a));
+    if (TRUE(rd_a != NULL)) {
+        uint64_t to = 0;
+        luigi_buffer msg = {0};
+        if (EXPECT(luigi_raft_ready_message(rd_a, 0, &to, &msg), LUIGI_OK)) {
+            EXPECT(luigi_raft_step(other, msg.data, msg.len), LUIGI_ERR_INVALID_ARGUMENT);
+            EXPECT(luigi_raft_step(g2, msg.data, msg.len), LUIGI_OK);
+            luigi_buffer_free(&msg);
+        }
+        MUST(luigi_raft_advance(g1, rd_a));
+        luigi_raft_ready_free(rd_a);
+    }
+    luigi_raft_free(g1);
+    luigi_raft_free(g2);
+    luigi_raft_free(other);
 }
 
 /* Lengths of 2^63 or more (a negative value cast to size_t) and lengths above
@@ -1789,7 +1813,7 @@ static const section SECTIONS[] = {
     {"buffer too small", s_buffer_too_small},
     {"raft node and raft cluster", s_raft},
     {"replica attached to a raft log", s_raft_replica},
-    {"raft ready batches: foreign, repeated, re-entrant", s_raft_ready_misuse},
+    {"raft ready batches: foreign, repeated, re-entrant; groups", s_raft_ready_misuse},
     {"lengths of 2^63 and above LUIGI_MAX_LENGTH", s_lengths},
 };
 

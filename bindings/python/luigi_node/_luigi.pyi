@@ -172,6 +172,7 @@ class RaftNode:
         seed: int = 0,
         max_inflight: int = 256,
         max_size_per_message: int = 1048576,
+        group: int = 0,
     ) -> RaftNode: ...
     @property
     def id(self) -> int: ...

@@ -413,14 +413,18 @@ RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"id", "voters", "storage", "election_tick", "heartbeat_tick",
                              "pre_vote", "check_quorum", "seed", "max_inflight",
-                             "max_size_per_message", NULL};
+                             "max_size_per_message", "group", NULL};
     module_state *st = state_of_type(type);
     PyObject *id_obj, *voters_obj, *storage_obj = Py_None, *election = NULL, *heartbeat = NULL;
-    PyObject *seed = NULL, *inflight = NULL, *max_size = NULL;
+    PyObject *seed = NULL, *inflight = NULL, *max_size = NULL, *group_obj = NULL;
     int pre_vote = 1, check_quorum = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$OOOppOOO:RaftNode", kwlist, &id_obj,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$OOOppOOOO:RaftNode", kwlist, &id_obj,
                                      &voters_obj, &storage_obj, &election, &heartbeat, &pre_vote,
-                                     &check_quorum, &seed, &inflight, &max_size)) {
+                                     &check_quorum, &seed, &inflight, &max_size, &group_obj)) {
+        return NULL;
+    }
+    uint64_t group = 0;
+    if (group_obj != NULL && as_u64(st, group_obj, "group", &group) < 0) {
         return NULL;
     }
     luigi_raft_options options;
@@ -457,7 +461,7 @@ RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ready_out = 0;
     luigi_status s;
     Py_BEGIN_ALLOW_THREADS /* a durable node opens and replays its log */
-    s = luigi_raft_new(id, voters, voter_count, &options, &self->raft);
+    s = luigi_raft_new_in_group(group, id, voters, voter_count, &options, &self->raft);
     Py_END_ALLOW_THREADS
     PyMem_Free(voters);
     Py_XDECREF(path);
@@ -1216,7 +1220,7 @@ static PyGetSetDef RaftNode_getset[] = {
 static PyType_Slot RaftNode_slots[] = {
     {Py_tp_doc, "RaftNode(id, voters, *, storage=None, election_tick=10, heartbeat_tick=1, "
                 "pre_vote=True, check_quorum=True, seed=0, max_inflight=256, "
-                "max_size_per_message=1048576)\n--\n\n"
+                "max_size_per_message=1048576, group=0)\n--\n\n"
                 "One Raft node driven by your own transport: tick() it, step() it every\n"
                 "message from a peer, propose(), then loop over ready()/advance().\n"
                 "storage: None keeps the log in memory; a directory path keeps a durable\n"
