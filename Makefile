@@ -11,7 +11,7 @@ LIB := .build/release/libluigi.so
 CFLAGS_EXAMPLE := -std=c11 -Wall -Wextra -Werror -O2 -IInclude
 SWIFT_SOURCES := $(shell find Sources Include -type f) Package.swift
 
-.PHONY: run test lib venv test-swift test-c test-python bench soak clean
+.PHONY: run test lib venv test-swift test-c test-python bench soak clean fuzz
 
 run:
 	swift run -c release luigi-geo-demo
@@ -52,3 +52,12 @@ bench: venv
 
 clean:
 	rm -rf .build $(VENV) build examples/c/out
+
+# Coverage-guided fuzzing (fuzz/README.md): libFuzzer over every target for
+# FUZZ_SECONDS each (FUZZ_TARGETS="a b" for some); new coverage is merged
+# into fuzz/corpus/<target>, new distinct crashes go to fuzz/crashes/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library
+	bash fuzz/run.sh fuzz/.build/release/luigi-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -67,5 +67,8 @@ let package = Package(
             name: "LuigiSimulationTests",
             dependencies: ["LuigiCore", "LuigiSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
+        // Fuzz targets (fuzz/README.md): run by libFuzzer in fuzz/ (`make fuzz`), replayed over the corpus by the test.
+        .target(name: "LuigiFuzzTargets", dependencies: ["LuigiCore", "LuigiStorage"], path: "fuzz/Targets"),
+        .testTarget(name: "LuigiFuzzReplayTests", dependencies: ["LuigiFuzzTargets"]),
     ]
 )

@@ -1,0 +1,1 @@
+// Intentionally empty: the C entry point has nothing to export to Swift.
