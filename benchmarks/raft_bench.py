@@ -241,7 +241,7 @@ def main() -> None:
              "(256 bytes when durable), and each run fails unless all three nodes applied the same commands "
              "in the same order. Latency = propose to applied on the leader.")
     L.append("")
-    L.append("## 1. Library overhead (in-memory log, no fsync, empty payloads)")
+    L.append("## 1. Library overhead (in-memory log, no fsync, 16-byte commands)")
     L.append("")
     L.append("All three nodes run in one thread through one message queue, so this is the library's CPU "
              "cost alone, with no thread hand-offs.")
