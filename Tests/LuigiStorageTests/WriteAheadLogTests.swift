@@ -255,15 +255,20 @@ func walOpenError(_ dir: String, options: WriteAheadLog.Options = .init()) -> St
         }
     }
 
+    /// Writes `sample` to a new WAL in `dir`, closes it; returns the segment.
+    func writeSample(_ dir: String) throws -> String {
+        let (wal, _) = try openWAL(dir)
+        try wal.append(sample)
+        try wal.sync()
+        wal.close()
+        return segmentFiles(dir)[0]
+    }
+
     /// A record whose checksum is right but whose contents do not decode was
     /// written that way: corruption even at the tail, never truncated.
     @Test func checksumValidButUndecodableTailRecordIsCorruption() throws {
         try withTempDir { dir in
-            let (wal, _) = try openWAL(dir)
-            try wal.append(sample)
-            try wal.sync()
-            wal.close()
-            let path = segmentFiles(dir)[0]
+            let path = try writeSample(dir)
             var bytes = try readBytes(path)
             let offset = bytes.count
             // type 9 does not exist; frame it correctly.
@@ -281,11 +286,7 @@ func walOpenError(_ dir: String, options: WriteAheadLog.Options = .init()) -> St
     /// replayed, so the next reopen found a hole.)
     @Test func aSegmentThatDoesNotStartWithItsHeaderIsCorruption() throws {
         try withTempDir { dir in
-            let (wal, _) = try openWAL(dir)
-            try wal.append(sample)
-            try wal.sync()
-            wal.close()
-            let path = segmentFiles(dir)[0]
+            let path = try writeSample(dir)
             let bytes = try readBytes(path)
             // Drop the two header records: the segment starts with entries.
             var at = 0
