@@ -135,7 +135,7 @@ public final class RaftHost {
     // MARK: - Requests
 
     /// Proposes `command` in `group` (its leader), framed with `request` so
-    /// that `result(of:)` returns what applying it produced. Returns the
+    /// that `takeResult(of:)` returns what applying it produced. Returns the
     /// log index.
     @discardableResult
     public func propose(_ command: [UInt8], request: UInt64, group: UInt64) throws -> UInt64 {
