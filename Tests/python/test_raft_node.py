@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import luigi_node as ln
 from luigi_node import Entry, RaftNode, RaftStatus, Ready
@@ -803,3 +805,22 @@ def test_drain_and_step_many_run_a_group_in_batches() -> None:
     with pytest.raises(ln.TransactionStateError):
         nodes[1].drain()
     nodes[1].advance(rd)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=256))
+def test_step_many_takes_any_bytes(frames: bytes) -> None:
+    """Arbitrary bytes: a framing error changes nothing; otherwise each framed
+    message is stepped or refused, never a crash."""
+    node = RaftNode(1, [1, 2, 3])
+    before = node.status()
+    try:
+        refused = node.step_many(frames)
+    except ln.DecodeError:
+        assert node.status() == before
+        return
+    count, at = 0, 0
+    while at < len(frames):
+        at += 4 + int.from_bytes(frames[at : at + 4], "little")
+        count += 1
+    assert 0 <= refused <= count
