@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "LuigiAlgebraic", targets: ["LuigiAlgebraic"]),
         .library(name: "LuigiRaft", targets: ["LuigiRaft"]),
         .library(name: "LuigiReplicaRaft", targets: ["LuigiReplicaRaft"]),
+        .library(name: "LuigiWatermark", targets: ["LuigiWatermark"]),
+        .library(name: "LuigiWatermarkRaft", targets: ["LuigiWatermarkRaft"]),
         .library(name: "LuigiHost", targets: ["LuigiHost"]),
         .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
@@ -27,10 +29,16 @@ let package = Package(
         // The kernels, one target each; pure and sans-I/O.
         .target(name: "LuigiAlgebraic", dependencies: ["LuigiBase"]),
         .target(name: "LuigiRaft", dependencies: ["LuigiBase"]),
-        // Bridge: the algebraic replica as a Raft state-machine plugin.
+        .target(name: "LuigiWatermark", dependencies: ["LuigiBase"]),
+        // Bridges: the algebraic replica as a Raft state-machine plugin; a
+        // watermark shard replica fed by its shard's Raft group.
         .target(name: "LuigiReplicaRaft", dependencies: ["LuigiAlgebraic", "LuigiRaft"]),
-        // One import for the whole Swift API (re-exports the four above).
-        .target(name: "LuigiCore", dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft"]),
+        .target(name: "LuigiWatermarkRaft", dependencies: ["LuigiWatermark", "LuigiRaft"]),
+        // One import for the whole Swift API (re-exports the kernels and bridges above).
+        .target(
+            name: "LuigiCore",
+            dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft", "LuigiWatermark", "LuigiWatermarkRaft"]
+        ),
         // The sans-I/O host loop around the kernels, shared by every driver.
         .target(name: "LuigiHost", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiStorage", dependencies: ["LuigiBase", "LuigiRaft"]),

@@ -5,3 +5,5 @@
 @_exported import LuigiBase
 @_exported import LuigiRaft
 @_exported import LuigiReplicaRaft
+@_exported import LuigiWatermark
+@_exported import LuigiWatermarkRaft

@@ -116,6 +116,8 @@ public final class SimulatedNetwork {
     public func setFaults(_ faults: NetworkFaults) throws { self.faults = try faults.validated() }
 
     public var isEmpty: Bool { inFlight.isEmpty }
+    /// When the earliest packet in flight is due (nil: none in flight).
+    public var nextDue: UInt64? { inFlight.lazy.map(\.deliverAt).min() }
     public var inFlightCount: Int { inFlight.count }
 
     // MARK: - Sending and delivering

@@ -1,0 +1,385 @@
+import LuigiCore
+import LuigiHost
+
+/// N shards x R replicas (one Raft group per shard, each replica a
+/// `RaftHost` with a `ShardReplica`) and C coordinators, on virtual time in
+/// microseconds, over the one `SimulatedNetwork`. Every node has its own
+/// clock (skew and drift); faults are drop, duplicate, reorder, partitions
+/// and crash/restart (a crashed replica keeps what its driver persisted).
+/// Clients run closed loops of a `WatermarkWorkload`; the history and every
+/// shard's committed log feed `WatermarkChecker`.
+public final class WatermarkCluster {
+    public struct Options: Sendable {
+        public var shards = 2
+        public var replicas = 3
+        public var workers = 4
+        public var coordinators = 1
+        /// Transactions in flight per coordinator (closed loop).
+        public var window = 8
+        public var seed: UInt64 = 0
+        public var profile = DelayProfile.sameRegion
+        /// Each node's clock is off by a fixed skew, uniform in ±skewUs...
+        public var skewUs: UInt64 = 0
+        /// ...and runs fast or slow by up to this many parts per million.
+        public var driftPpm: Double = 0
+        public var drop = 0.0
+        public var duplicate = 0.0
+        public var reorder = 0.0
+        public var rule = CommitRule.allStreams
+        /// Coordinator headroom over its delay estimate (nil: 2 x spread).
+        public var headroomUs: UInt64? = nil
+
+        public init() {}
+
+        func validated() throws -> Options {
+            guard (1...64).contains(shards), (1...9).contains(replicas), (1...64).contains(workers),
+                (1...64).contains(coordinators), (1...100_000).contains(window)
+            else {
+                throw LuigiError.invalidArgument("shards 1...64, replicas 1...9, workers 1...64, coordinators 1...64, window 1...100000")
+            }
+            guard skewUs <= 10_000_000, driftPpm.isFinite, abs(driftPpm) <= 10_000 else {
+                throw LuigiError.invalidArgument("skew at most 10 s and drift at most 10,000 ppm")
+            }
+            return self
+        }
+    }
+
+    final class Replica {
+        let id: UInt64
+        let shard: UInt64
+        let storage = MemoryRaftStorage()
+        var host: RaftHost?
+        var replica: ShardReplica?
+        init(id: UInt64, shard: UInt64) {
+            self.id = id
+            self.shard = shard
+        }
+    }
+
+    struct Clock {
+        var skew: Int64
+        var drift: Double
+        func local(_ t: UInt64) -> UInt64 {
+            let v = Int64(t) + skew + Int64((Double(t) * drift).rounded())
+            return UInt64(max(0, v))
+        }
+        /// The earliest true time at which the local clock reads `l`.
+        func global(_ l: UInt64) -> UInt64 {
+            let g = (Double(l) - Double(skew)) / (1 + drift)
+            return g <= 0 ? 0 : UInt64(g.rounded(.up))
+        }
+    }
+
+    public let options: Options
+    public private(set) var now: UInt64 = 0
+    let network: SimulatedNetwork
+    private var rng: SplitMix64
+    var replicas: [UInt64: Replica] = [:]
+    private(set) var coordinators: [Coordinator] = []
+    private var clocks: [UInt64: Clock] = [:]
+    private let raftTickUs: UInt64
+    private let timerUs: UInt64
+    private var nextRaftTick: UInt64
+    private var nextTimer: UInt64
+    private var workload: WatermarkWorkload?
+    private var remaining = 0
+    /// Client slots with a transaction in flight, per coordinator.
+    private var busy: [Set<UInt32>] = []
+    private var slotOf: [TxnId: UInt32] = [:]
+
+    /// What each transaction asked of each shard, and how it ended.
+    public private(set) var submitted: [TxnId: [UInt64: [Op]]] = [:]
+    public private(set) var completions: [Completion] = []
+    /// Per shard: the committed log as first applied by any replica.
+    public private(set) var committed: [[UInt64: (term: UInt64, data: [UInt8])]]
+    /// A replica applied a different entry at an index another had applied.
+    public private(set) var logMismatches: [String] = []
+    /// Messages a node refused (malformed or misaddressed).
+    public private(set) var refusedMessages: UInt64 = 0
+
+    public init(_ options: Options) throws {
+        self.options = try options.validated()
+        let p = options.profile
+        network = try SimulatedNetwork(seed: options.seed, faults: NetworkFaults(
+            drop: options.drop, duplicate: options.duplicate, reorder: options.reorder, maxDelay: 0, jitter: p.jitter))
+        network.latency = { from, to in from == to ? 0 : p.floorUs }
+        rng = SplitMix64(seed: options.seed ^ 0x7761_7465_726D_6B00)
+        raftTickUs = 2 * p.meanUs
+        timerUs = max(1, p.meanUs / 4)
+        nextRaftTick = raftTickUs
+        nextTimer = timerUs
+        committed = Array(repeating: [:], count: options.shards)
+        for s in 0..<UInt64(options.shards) {
+            for id in replicaIDs(s) {
+                replicas[id] = Replica(id: id, shard: s)
+                clocks[id] = randomClock()
+                try start(replicas[id]!)
+            }
+        }
+        for c in 0..<UInt64(options.coordinators) {
+            let id = Self.coordinatorBase + c
+            var cfg = CoordinatorConfig(id: id, shardCount: options.shards, workers: options.workers)
+            cfg.rule = options.rule
+            cfg.headroom = options.headroomUs ?? 2 * p.spreadUs
+            cfg.initialDelay = p.meanUs
+            cfg.retryAfter = 30 * p.meanUs
+            cfg.retireEvery = 5 * p.meanUs
+            coordinators.append(try Coordinator(config: cfg))
+            clocks[id] = randomClock()
+            busy.append([])
+        }
+    }
+
+    static let coordinatorBase: UInt64 = 100_000
+
+    public func replicaIDs(_ shard: UInt64) -> [UInt64] {
+        let r = UInt64(options.replicas)
+        return (0..<r).map { 1 + shard * r + $0 }
+    }
+
+    private func randomClock() -> Clock {
+        let s = options.skewUs == 0 ? 0 : Int64.random(in: -Int64(options.skewUs)...Int64(options.skewUs), using: &rng)
+        let d = options.driftPpm == 0 ? 0 : Double.random(in: -options.driftPpm...options.driftPpm, using: &rng) / 1e6
+        return Clock(skew: s, drift: d)
+    }
+
+    private func localNow(_ id: UInt64) -> UInt64 { clocks[id]!.local(now) }
+
+    private func start(_ r: Replica) throws {
+        var rc = RaftConfig(id: r.id)
+        rc.group = r.shard + 1
+        rc.electionTick = 10
+        rc.heartbeatTick = 1
+        rc.seed = options.seed &+ r.id
+        let driver = try RaftDriver(config: rc, storage: r.storage, voters: replicaIDs(r.shard))
+        var sc = ShardConfig(shard: r.shard, shardCount: options.shards, workers: options.workers,
+                             coordinators: (0..<UInt64(options.coordinators)).map { Self.coordinatorBase + $0 })
+        let mean = options.profile.meanUs
+        sc.resendAfter = 6 * mean
+        sc.refuseAfter = 60 * mean
+        sc.marksEvery = max(1, mean / 2)
+        let replica = ShardReplica(shard: try ShardNode(config: sc), driver: driver)
+        let host = RaftHost { [unowned self] envelopes in
+            for e in envelopes { self.network.send(e.bytes, from: e.from, to: e.to, at: self.now) }
+        }
+        let shard = Int(r.shard)
+        try host.add(driver, machine: replica.stateMachine, onApply: { [unowned self] entry, _ in
+            if let seen = self.committed[shard][entry.index] {
+                if seen.term != entry.term || seen.data != entry.data {
+                    self.logMismatches.append("shard \(shard) index \(entry.index): terms \(seen.term) and \(entry.term)")
+                }
+            } else {
+                self.committed[shard][entry.index] = (entry.term, entry.data)
+            }
+        })
+        r.host = host
+        r.replica = replica
+    }
+
+    // MARK: - Faults
+
+    public func isAlive(_ id: UInt64) -> Bool { replicas[id]?.host != nil }
+
+    /// The live replica leading `shard` in the highest term, if any.
+    public func leader(of shard: UInt64) -> UInt64? {
+        replicaIDs(shard).compactMap { replicas[$0]?.replica?.driver.node }.filter { $0.role == .leader }
+            .max { $0.term < $1.term }?.id
+    }
+
+    /// Crashes a replica: its volatile state is gone, its persisted log stays.
+    public func crash(_ id: UInt64) {
+        guard let r = replicas[id] else { return }
+        r.host = nil
+        r.replica = nil
+        network.discard(to: id)
+    }
+
+    public func restart(_ id: UInt64) throws {
+        guard let r = replicas[id], r.host == nil else { return }
+        try start(r)
+    }
+
+    public func crashedReplicas() -> [UInt64] { replicas.keys.sorted().filter { !isAlive($0) } }
+
+    public func partition(_ groups: [[UInt64]]) {
+        var table: [UInt64: Int] = [:]
+        for (i, g) in groups.enumerated() { for id in g { table[id] = i } }
+        network.partition(groupOf: table)
+    }
+
+    public func heal() { network.heal() }
+
+    public func setNetworkFaults(drop: Double, duplicate: Double, reorder: Double) throws {
+        try network.setFaults(NetworkFaults(drop: drop, duplicate: duplicate, reorder: reorder, maxDelay: 0,
+                                            jitter: options.profile.jitter))
+    }
+
+    // MARK: - Clients
+
+    /// Runs `count` transactions of `workload` as closed loops (each
+    /// coordinator keeps `window` in flight), interleaved with `run`.
+    public func load(_ workload: WatermarkWorkload, count: Int) {
+        self.workload = workload
+        remaining += count
+        fillWindows()
+    }
+
+    /// Submits one transaction now (outside any workload).
+    @discardableResult
+    public func submit(_ parts: [UInt64: [Op]], coordinator c: Int = 0, worker: UInt32 = 0) throws -> TxnId {
+        guard coordinators.indices.contains(c) else { throw LuigiError.invalidArgument("no coordinator \(c)") }
+        let id = try coordinators[c].submit(parts, worker: worker, now: localNow(coordinators[c].id))
+        submitted[id] = parts
+        flush(coordinators[c])
+        return id
+    }
+
+    public var inFlight: Int { coordinators.reduce(0) { $0 + $1.inFlightCount } }
+    public var pendingSubmissions: Int { remaining }
+
+    private func fillWindows() {
+        guard let workload else { return }
+        for (c, coord) in coordinators.enumerated() {
+            while remaining > 0, busy[c].count < options.window {
+                let slot = (0..<UInt32(options.window)).first { !busy[c].contains($0) }!
+                let parts = workload.next(&rng, shards: options.shards)
+                guard let id = try? coord.submit(parts, worker: slot % UInt32(options.workers), now: localNow(coord.id))
+                else { remaining -= 1; continue }
+                submitted[id] = parts
+                busy[c].insert(slot)
+                slotOf[id] = slot
+                remaining -= 1
+            }
+            flush(coord)
+        }
+    }
+
+    // MARK: - Time
+
+    /// Runs the cluster for `us` microseconds of virtual time.
+    public func run(forUs us: UInt64) throws {
+        let end = now + us
+        while true {
+            let t = nextEvent()
+            guard t <= end else { break }
+            try advance(to: t)
+        }
+        now = end
+    }
+
+    /// Runs until no transaction is in flight or waiting, or `limitUs`
+    /// passes; true when everything finished.
+    public func runUntilIdle(limitUs: UInt64) throws -> Bool {
+        let end = now + limitUs
+        while inFlight > 0 || remaining > 0 {
+            let t = nextEvent()
+            guard t <= end else { return false }
+            try advance(to: t)
+        }
+        return true
+    }
+
+    private func nextEvent() -> UInt64 {
+        var t = min(nextRaftTick, nextTimer)
+        if let due = network.nextDue { t = min(t, max(due, now)) }
+        for r in replicas.values {
+            if let d = r.replica?.shard.nextDeadline { t = min(t, max(now, clocks[r.id]!.global(d))) }
+        }
+        return t
+    }
+
+    private func advance(to t: UInt64) throws {
+        now = max(now, t)
+        var touched = Set<UInt64>()
+        for p in network.deliver(dueBy: now) {
+            touched.insert(p.to)
+            deliver(p)
+        }
+        var everyone = false
+        if now >= nextRaftTick {
+            nextRaftTick += raftTickUs
+            for r in replicas.values { r.host?.tick() }
+            everyone = true
+        }
+        if now >= nextTimer {
+            nextTimer += timerUs
+            for c in coordinators {
+                c.tick(now: localNow(c.id))
+                flush(c)
+            }
+            everyone = true
+        }
+        for id in replicas.keys.sorted() {
+            guard let r = replicas[id], let replica = r.replica else { continue }
+            let due = replica.shard.nextDeadline.map { $0 <= localNow(id) } ?? false
+            if everyone || due || touched.contains(id) { try pump(r) }
+        }
+        for c in coordinators where touched.contains(c.id) { collect(c) }
+        fillWindows()
+    }
+
+    private func deliver(_ p: SimulatedNetwork.Packet) {
+        if p.bytes.starts(with: RaftMessage.magic.prefix(3)) {
+            guard let host = replicas[p.to]?.host else { return }
+            if (try? host.receive(p.bytes)) == nil { refusedMessages += 1 }
+            return
+        }
+        guard let e = try? WatermarkEnvelope(decoding: p.bytes) else {
+            refusedMessages += 1
+            return
+        }
+        if e.toShard {
+            guard let replica = replicas[p.to]?.replica else { return }
+            if (try? replica.step(e, now: localNow(p.to))) == nil { refusedMessages += 1 }
+        } else if let c = coordinators.first(where: { $0.id == p.to }) {
+            if (try? c.step(e, now: localNow(c.id))) == nil { refusedMessages += 1 }
+        }
+    }
+
+    /// The host loop of one replica: Raft's ready loop, then the shard's.
+    private func pump(_ r: Replica) throws {
+        guard let host = r.host, let replica = r.replica else { return }
+        let local = localNow(r.id)
+        replica.setClock(local)
+        try host.process()
+        let out = replica.pump(now: local)
+        try host.process()
+        route(out, from: r.id)
+    }
+
+    private func flush(_ c: Coordinator) { route(c.takeOutput(), from: c.id) }
+
+    private func route(_ envelopes: [WatermarkEnvelope], from: UInt64) {
+        for e in envelopes {
+            let bytes = e.encoded()
+            if e.toShard {
+                for id in replicaIDs(e.to) where e.to < UInt64(options.shards) {
+                    network.send(bytes, from: from, to: id, at: now)
+                }
+            } else {
+                network.send(bytes, from: from, to: e.to, at: now)
+            }
+        }
+    }
+
+    private func collect(_ c: Coordinator) {
+        flush(c)
+        let ci = coordinators.firstIndex { $0 === c }!
+        for done in c.takeCompletions() {
+            completions.append(done)
+            if let slot = slotOf.removeValue(forKey: done.id) { busy[ci].remove(slot) }
+        }
+    }
+
+    // MARK: - Observing
+
+    /// The replicated state of `replica` (nil while it is down).
+    public func state(of replica: UInt64) -> ShardState? { replicas[replica]?.replica?.shard.state }
+
+    public func coordinatorStats() -> [Coordinator.Stats] { coordinators.map(\.stats) }
+}
+
+/// Generates transactions: each call returns the ops of one transaction by shard.
+public protocol WatermarkWorkload {
+    func next(_ rng: inout SplitMix64, shards: Int) -> [UInt64: [Op]]
+}

@@ -1,0 +1,119 @@
+import LuigiCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Keys drawn uniformly or by a Zipf law (rank k with weight 1/k^theta).
+public struct KeyChooser: Sendable {
+    public let count: Int
+    public let theta: Double
+    private let cumulative: [Double]
+
+    public init(count: Int, theta: Double = 0) {
+        self.count = max(1, count)
+        self.theta = theta
+        if theta > 0 {
+            var acc = 0.0
+            cumulative = (1...self.count).map { k in
+                acc += 1 / pow(Double(k), theta)
+                return acc
+            }
+        } else {
+            cumulative = []
+        }
+    }
+
+    public func next(_ rng: inout SplitMix64) -> Int {
+        guard let total = cumulative.last else { return Int.random(in: 0..<count, using: &rng) }
+        let u = rng.unit() * total
+        var lo = 0, hi = cumulative.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] < u { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+}
+
+/// The micro benchmark: `ops` ops per transaction, `readFraction` of them
+/// reads, the rest writes; a `crossShard` fraction of transactions spread
+/// their ops over two shards.
+public struct MicroWorkload: WatermarkWorkload {
+    public var ops = 10
+    public var readFraction = 0.5
+    public var crossShard = 0.5
+    public var keys: KeyChooser
+
+    public init(keysPerShard: Int = 1_000, zipf: Double = 0, crossShard: Double = 0.5, ops: Int = 10) {
+        keys = KeyChooser(count: keysPerShard, theta: zipf)
+        self.crossShard = crossShard
+        self.ops = ops
+    }
+
+    public func next(_ rng: inout SplitMix64, shards: Int) -> [UInt64: [Op]] {
+        let first = UInt64.random(in: 0..<UInt64(shards), using: &rng)
+        var involved = [first]
+        if shards > 1 && rng.chance(crossShard) {
+            var second = UInt64.random(in: 0..<UInt64(shards - 1), using: &rng)
+            if second >= first { second += 1 }
+            involved.append(second)
+        }
+        var parts: [UInt64: [Op]] = [:]
+        for i in 0..<ops {
+            let s = involved[i % involved.count]
+            let key = "k\(s).\(keys.next(&rng))"
+            let op: Op = rng.chance(readFraction) ? .read(key) : .write(key, Int64.random(in: 1...1_000_000, using: &rng))
+            parts[s, default: []].append(op)
+        }
+        return parts
+    }
+}
+
+/// Bank transfers with a balance check: money moves from one account to
+/// another (on another shard a `crossShard` fraction of the time) only if
+/// the source holds enough. `total(shards:)` is the money that must remain.
+public struct BankWorkload: WatermarkWorkload {
+    public var accountsPerShard: Int
+    public var initialBalance: Int64
+    public var crossShard: Double
+    public var maxAmount: Int64
+
+    public init(accountsPerShard: Int = 20, initialBalance: Int64 = 100, crossShard: Double = 0.5, maxAmount: Int64 = 60) {
+        self.accountsPerShard = accountsPerShard
+        self.initialBalance = initialBalance
+        self.crossShard = crossShard
+        self.maxAmount = maxAmount
+    }
+
+    public static func account(_ shard: UInt64, _ i: Int) -> String { "acct\(shard).\(i)" }
+
+    /// One transaction per shard that opens every account.
+    public func setup(shards: Int) -> [[UInt64: [Op]]] {
+        (0..<UInt64(shards)).map { s in
+            [s: (0..<accountsPerShard).map { .write(Self.account(s, $0), initialBalance) }]
+        }
+    }
+
+    public func total(shards: Int) -> Int64 { Int64(shards * accountsPerShard) * initialBalance }
+
+    public func next(_ rng: inout SplitMix64, shards: Int) -> [UInt64: [Op]] {
+        let from = UInt64.random(in: 0..<UInt64(shards), using: &rng)
+        var to = from
+        if shards > 1 && rng.chance(crossShard) {
+            to = UInt64.random(in: 0..<UInt64(shards - 1), using: &rng)
+            if to >= from { to += 1 }
+        }
+        let a = Int.random(in: 0..<accountsPerShard, using: &rng)
+        var b = Int.random(in: 0..<accountsPerShard, using: &rng)
+        if from == to && a == b { b = (b + 1) % accountsPerShard }
+        let amount = Int64.random(in: 1...maxAmount, using: &rng)
+        let src = Self.account(from, a), dst = Self.account(to, b)
+        if from == to {
+            return [from: [.check(src, atLeast: amount), .add(src, -amount), .add(dst, amount)]]
+        }
+        return [from: [.check(src, atLeast: amount), .add(src, -amount)], to: [.add(dst, amount)]]
+    }
+}

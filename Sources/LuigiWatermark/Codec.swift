@@ -1,0 +1,148 @@
+import LuigiBase
+
+// Shared pieces of the message ("LWM") and record ("LWR") encodings. Every
+// reader range-checks what it decodes, so a decoded value is always in
+// bounds; cross-field rules (a shard listed in `shards`, marks for every
+// stream) are checked by the role that receives it.
+
+extension ByteWriter {
+    mutating func id(_ id: TxnId) {
+        varint(id.coordinator)
+        varint(UInt64(id.worker))
+        varint(id.seq)
+    }
+
+    mutating func string(_ s: String) { blob(Array(s.utf8)) }
+
+    mutating func flag(_ b: Bool) { u8(b ? 1 : 0) }
+
+    mutating func list(_ values: [UInt64]) {
+        varint(UInt64(values.count))
+        for v in values { varint(v) }
+    }
+
+    mutating func op(_ op: Op) {
+        switch op {
+        case .read(let k): u8(1); string(k)
+        case .write(let k, let v): u8(2); string(k); zigzag(v)
+        case .add(let k, let v): u8(3); string(k); zigzag(v)
+        case .check(let k, let v): u8(4); string(k); zigzag(v)
+        }
+    }
+
+    mutating func part(_ p: TxnPart) {
+        id(p.id)
+        varint(p.ts)
+        list(p.shards)
+        flag(p.mayAbort)
+        varint(UInt64(p.ops.count))
+        for o in p.ops { op(o) }
+    }
+
+    mutating func reads(_ reads: [ReadResult]) {
+        varint(UInt64(reads.count))
+        for r in reads {
+            string(r.key)
+            if let v = r.value { u8(1); zigzag(v) } else { u8(0) }
+        }
+    }
+
+    mutating func writes(_ writes: [WriteResult]) {
+        varint(UInt64(writes.count))
+        for w in writes { string(w.key); zigzag(w.value) }
+    }
+}
+
+extension ByteReader {
+    mutating func id() throws -> TxnId {
+        let c = try varint(), w = try varint(), s = try varint()
+        guard w < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker \(w) out of range") }
+        try timestamp(s, "sequence")
+        return TxnId(coordinator: c, worker: UInt32(w), seq: s)
+    }
+
+    mutating func timestamp(_ what: String) throws -> UInt64 {
+        let v = try varint()
+        try timestamp(v, what)
+        return v
+    }
+
+    func timestamp(_ v: UInt64, _ what: String) throws {
+        guard v <= WatermarkLimits.maxTimestamp else { throw LuigiError.decode("\(what) \(v) is above 2^62") }
+    }
+
+    mutating func key() throws -> String {
+        let k = try utf8()
+        guard k.utf8.count <= WatermarkLimits.maxKeyBytes else { throw LuigiError.decode("key longer than 1 KiB") }
+        return k
+    }
+
+    mutating func flag() throws -> Bool {
+        switch try u8() {
+        case 0: return false
+        case 1: return true
+        default: throw LuigiError.decode("bad flag")
+        }
+    }
+
+    /// Shard ids: sorted, unique, non-empty, each below the limit.
+    mutating func shardList() throws -> [UInt64] {
+        let n = try count()
+        guard n >= 1, n <= WatermarkLimits.maxShards else { throw LuigiError.decode("shard count \(n) out of range") }
+        var out: [UInt64] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n {
+            let s = try varint()
+            guard s < UInt64(WatermarkLimits.maxShards), out.last.map({ $0 < s }) ?? true else {
+                throw LuigiError.decode("shard list is not sorted, unique and in range")
+            }
+            out.append(s)
+        }
+        return out
+    }
+
+    mutating func timestamps(_ what: String) throws -> [UInt64] {
+        let n = try count()
+        guard n <= WatermarkLimits.maxWorkers else { throw LuigiError.decode("\(n) \(what) is too many") }
+        return try (0..<n).map { _ in try timestamp(what) }
+    }
+
+    mutating func op() throws -> Op {
+        let tag = try u8()
+        let k = try key()
+        switch tag {
+        case 1: return .read(k)
+        case 2: return .write(k, try zigzag())
+        case 3: return .add(k, try zigzag())
+        case 4: return .check(k, atLeast: try zigzag())
+        default: throw LuigiError.decode("unknown op \(tag)")
+        }
+    }
+
+    mutating func part() throws -> TxnPart {
+        let id = try id()
+        let ts = try timestamp("timestamp")
+        let shards = try shardList()
+        let mayAbort = try flag()
+        let n = try count()
+        guard n <= WatermarkLimits.maxOpsPerPart else { throw LuigiError.decode("\(n) ops is too many") }
+        let ops = try (0..<n).map { _ in try op() }
+        guard mayAbort || !ops.contains(where: \.mayAbort) else {
+            throw LuigiError.decode("a part with add or check must be marked may-abort")
+        }
+        return TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: ops)
+    }
+
+    mutating func reads() throws -> [ReadResult] {
+        let n = try count()
+        return try (0..<n).map { _ in
+            let k = try key()
+            return ReadResult(key: k, value: try flag() ? try zigzag() : nil)
+        }
+    }
+
+    mutating func writes() throws -> [WriteResult] {
+        let n = try count()
+        return try (0..<n).map { _ in WriteResult(key: try key(), value: try zigzag()) }
+    }
+}

@@ -1,0 +1,265 @@
+import LuigiBase
+
+public struct CoordinatorConfig: Equatable, Sendable {
+    public var id: UInt64
+    public var shardCount: Int
+    /// Streams per shard (the shards' `workers`).
+    public var workers: Int
+    public var rule: CommitRule = .allStreams
+    /// Added to the estimated one-way delay when choosing a timestamp (µs).
+    public var headroom: UInt64 = 500
+    /// The one-way delay assumed before any sample (µs).
+    public var initialDelay: UInt64 = 2_000
+    /// Re-send a submit that is not acknowledged after this long (µs).
+    public var retryAfter: UInt64 = 50_000
+    /// Send retire points at most this often (µs).
+    public var retireEvery: UInt64 = 10_000
+
+    public init(id: UInt64, shardCount: Int, workers: Int) {
+        self.id = id
+        self.shardCount = shardCount
+        self.workers = workers
+    }
+
+    public func validated() throws -> CoordinatorConfig {
+        guard (1...WatermarkLimits.maxShards).contains(shardCount), (1...WatermarkLimits.maxWorkers).contains(workers) else {
+            throw LuigiError.invalidArgument("shardCount or workers out of range")
+        }
+        for t in [headroom, initialDelay, retryAfter, retireEvery] { try WatermarkLimits.check(t, "interval") }
+        guard retryAfter > 0, retireEvery > 0 else { throw LuigiError.invalidArgument("intervals must be positive") }
+        return self
+    }
+}
+
+/// A transaction the coordinator has acknowledged (or reported aborted).
+public struct Completion: Equatable, Sendable {
+    public var id: TxnId
+    public var outcome: Outcome
+    /// The agreed timestamp (0 when a shard refused the transaction).
+    public var ts: UInt64
+    /// What each shard's part read.
+    public var reads: [UInt64: [ReadResult]]
+    public var submittedAt: UInt64
+    /// The coordinator's timestamp proposal.
+    public var proposedTs: UInt64
+    /// When the last shard's reply arrived, and when the watermarks allowed
+    /// the acknowledgement (coordinator clock).
+    public var repliedAt: UInt64
+    public var completedAt: UInt64
+    public var attempts: Int
+}
+
+/// The coordinator role: timestamps transactions in the future, sends each
+/// shard its part, collects replies and watermarks, and acknowledges a
+/// transaction once every involved shard's watermarks pass its timestamp.
+/// Pure and sans-I/O, like `ShardNode`.
+public final class Coordinator {
+    struct InFlight {
+        var parts: [UInt64: TxnPart]
+        var ts: UInt64
+        var submittedAt: UInt64
+        var lastSent: UInt64
+        var replies: [UInt64: TxnReply] = [:]
+        var repliedAt: UInt64 = 0
+        var attempts = 1
+    }
+
+    public struct Stats: Equatable, Sendable {
+        public var submitted: UInt64 = 0
+        public var committed: UInt64 = 0
+        public var aborted: UInt64 = 0
+        /// Replies whose agreed timestamp equals the coordinator's proposal.
+        public var fastPath: UInt64 = 0
+        public var replies: UInt64 = 0
+        public var retries: UInt64 = 0
+        /// Shards that reported different timestamps or outcomes for one
+        /// transaction: a protocol violation (always 0).
+        public var disagreements: UInt64 = 0
+    }
+
+    public let config: CoordinatorConfig
+    public private(set) var stats = Stats()
+    private var inFlight: [TxnId: InFlight] = [:]
+    private var nextSeq: [UInt64]
+    private var estimators: [DelayEstimator]
+    /// Per shard: committed watermarks (elementwise max) and the newest
+    /// leader term heard from.
+    public private(set) var marks: [[UInt64]]
+    private var terms: [UInt64]
+    private var retireSent: [UInt64]
+    private var retireSentAt: UInt64 = 0
+    private var now: UInt64 = 0
+    private var output: [WatermarkEnvelope] = []
+    private var completions: [Completion] = []
+
+    public init(config: CoordinatorConfig) throws {
+        self.config = try config.validated()
+        nextSeq = Array(repeating: 1, count: config.workers)
+        retireSent = Array(repeating: 1, count: config.workers)
+        estimators = Array(repeating: DelayEstimator(initial: config.initialDelay), count: config.shardCount)
+        marks = Array(repeating: Array(repeating: 0, count: config.workers), count: config.shardCount)
+        terms = Array(repeating: 0, count: config.shardCount)
+    }
+
+    public var id: UInt64 { config.id }
+    public var inFlightCount: Int { inFlight.count }
+
+    /// The current one-way delay estimate to `shard` (µs).
+    public func estimatedDelay(to shard: UInt64) -> UInt64? {
+        shard < UInt64(config.shardCount) ? estimators[Int(shard)].estimate : nil
+    }
+
+    private func advanceClock(_ t: UInt64) { now = max(now, min(t, WatermarkLimits.maxTimestamp)) }
+
+    // MARK: - Submitting
+
+    /// Starts a transaction of `worker`'s stream: `parts` maps each involved
+    /// shard to its ops. Bad input throws and changes nothing.
+    @discardableResult
+    public func submit(_ parts: [UInt64: [Op]], worker: UInt32, now t: UInt64) throws -> TxnId {
+        guard Int(worker) < config.workers else {
+            throw LuigiError.invalidArgument("worker \(worker) of \(config.workers)")
+        }
+        guard !parts.isEmpty, parts.keys.allSatisfy({ $0 < UInt64(config.shardCount) }) else {
+            throw LuigiError.invalidArgument("a transaction needs parts for shards below \(config.shardCount)")
+        }
+        advanceClock(t)
+        let shards = parts.keys.sorted()
+        let mayAbort = parts.values.contains { $0.contains(where: \.mayAbort) }
+        let id = TxnId(coordinator: config.id, worker: worker, seq: nextSeq[Int(worker)])
+        let delay = shards.map { estimators[Int($0)].estimate }.max() ?? 0
+        let ts = min(now + delay + config.headroom, WatermarkLimits.maxTimestamp)
+        var built: [UInt64: TxnPart] = [:]
+        for s in shards {
+            let part = TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: parts[s] ?? [])
+            try part.validate()
+            built[s] = part
+        }
+        nextSeq[Int(worker)] += 1
+        inFlight[id] = InFlight(parts: built, ts: ts, submittedAt: now, lastSent: now)
+        stats.submitted += 1
+        for (s, part) in built.sorted(by: { $0.key < $1.key }) { output.append(WatermarkEnvelope(to: s, .submit(part))) }
+        return id
+    }
+
+    // MARK: - Input
+
+    /// Steps a reply or watermark report. Malformed input throws and
+    /// changes nothing.
+    public func step(_ e: WatermarkEnvelope, now t: UInt64) throws {
+        guard !e.toShard, e.to == config.id else {
+            throw LuigiError.invalidArgument("message for \(e.to) stepped into coordinator \(config.id)")
+        }
+        switch e.message {
+        case .reply(let r):
+            try checkShard(r.shard, r.marks)
+            try WatermarkLimits.check(r.ts, "timestamp")
+            guard r.id.coordinator == config.id else { throw LuigiError.invalidArgument("reply for another coordinator") }
+            advanceClock(t)
+            noteMarks(r.shard, r.term, r.marks)
+            onReply(r)
+        case .marks(let shard, let term, let m):
+            try checkShard(shard, m)
+            advanceClock(t)
+            noteMarks(shard, term, m)
+            for id in inFlight.keys.sorted() where inFlight[id]?.parts[shard] != nil { tryComplete(id) }
+        default:
+            throw LuigiError.invalidArgument("a coordinator takes only replies and watermarks")
+        }
+    }
+
+    private func checkShard(_ shard: UInt64, _ m: [UInt64]) throws {
+        guard shard < UInt64(config.shardCount), m.count == config.workers else {
+            throw LuigiError.invalidArgument("report from shard \(shard) with \(m.count) marks")
+        }
+        for v in m { try WatermarkLimits.check(v, "watermark") }
+    }
+
+    private func noteMarks(_ shard: UInt64, _ term: UInt64, _ m: [UInt64]) {
+        let s = Int(shard)
+        terms[s] = max(terms[s], term)
+        for w in 0..<config.workers { marks[s][w] = max(marks[s][w], m[w]) }
+    }
+
+    private func onReply(_ r: TxnReply) {
+        guard var t = inFlight[r.id], t.parts[r.shard] != nil else { return }
+        if t.replies[r.shard].map({ $0.term <= r.term }) ?? true {
+            if t.replies[r.shard] == nil {
+                stats.replies += 1
+                if r.ts == t.ts { stats.fastPath += 1 }
+                if t.attempts == 1 { estimators[Int(r.shard)].add(sentAt: t.submittedAt, receivedAt: r.receivedAt) }
+            }
+            t.replies[r.shard] = r
+            if t.replies.count == t.parts.count { t.repliedAt = now }
+            inFlight[r.id] = t
+        }
+        tryComplete(r.id)
+    }
+
+    /// Acknowledges `id` when every shard replied alike and, for every
+    /// shard, the watermarks (from no newer a term than its reply) pass the
+    /// agreed timestamp.
+    private func tryComplete(_ id: TxnId) {
+        guard let t = inFlight[id], t.replies.count == t.parts.count, let first = t.replies.values.first else { return }
+        guard t.replies.values.allSatisfy({ $0.ts == first.ts && $0.outcome == first.outcome }) else {
+            stats.disagreements += 1
+            // Keep waiting: a newer leader's reply replaces a stale one.
+            return
+        }
+        for (s, r) in t.replies {
+            guard r.term >= terms[Int(s)] else { return }  // a newer leader may have re-run it: ask again on retry
+            let m = marks[Int(s)]
+            let wm = config.rule == .allStreams ? (m.min() ?? 0) : m[Int(id.worker)]
+            guard first.ts <= wm else { return }
+        }
+        inFlight[id] = nil
+        if first.outcome == .committed { stats.committed += 1 } else { stats.aborted += 1 }
+        completions.append(Completion(
+            id: id, outcome: first.outcome, ts: first.ts, reads: t.replies.mapValues(\.reads),
+            submittedAt: t.submittedAt, proposedTs: t.ts, repliedAt: t.repliedAt, completedAt: now, attempts: t.attempts))
+    }
+
+    // MARK: - Timers
+
+    /// Retries what waits too long (to the shards whose reply is missing or
+    /// stale) and sends retire points.
+    public func tick(now t: UInt64) {
+        advanceClock(t)
+        for id in inFlight.keys.sorted() {
+            guard var f = inFlight[id], now >= f.lastSent + config.retryAfter else { continue }
+            f.lastSent = now
+            var resent = false
+            for (s, part) in f.parts.sorted(by: { $0.key < $1.key }) where (f.replies[s]?.term ?? 0) < max(1, terms[Int(s)]) {
+                f.replies[s] = nil
+                output.append(WatermarkEnvelope(to: s, .submit(part)))
+                resent = true
+            }
+            if resent {
+                f.attempts += 1
+                stats.retries += 1
+            }
+            inFlight[id] = f
+        }
+        if now >= retireSentAt + config.retireEvery {
+            retireSentAt = now
+            var lowest = nextSeq
+            for id in inFlight.keys { lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq) }
+            for w in 0..<config.workers where lowest[w] > retireSent[w] {
+                retireSent[w] = lowest[w]
+                for s in 0..<UInt64(config.shardCount) {
+                    output.append(WatermarkEnvelope(to: s, .retire(coordinator: config.id, worker: UInt32(w), below: lowest[w])))
+                }
+            }
+        }
+    }
+
+    public func takeOutput() -> [WatermarkEnvelope] {
+        defer { output = [] }
+        return output
+    }
+
+    public func takeCompletions() -> [Completion] {
+        defer { completions = [] }
+        return completions
+    }
+}

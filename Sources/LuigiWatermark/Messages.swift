@@ -1,0 +1,134 @@
+import LuigiBase
+
+/// A shard leader's answer to a coordinator about one transaction.
+public struct TxnReply: Equatable, Sendable {
+    public var id: TxnId
+    public var shard: UInt64
+    /// The leader's Raft term: a reply counts only against watermarks
+    /// reported in the same or an earlier term (a newer leader may have
+    /// re-executed the transaction).
+    public var term: UInt64
+    /// The agreed timestamp the shard executed at (0 when refused).
+    public var ts: UInt64
+    public var outcome: Outcome
+    public var reads: [ReadResult]
+    /// The shard leader's clock when the submit arrived (delay estimates).
+    public var receivedAt: UInt64
+    /// The shard's committed watermarks, one per stream.
+    public var marks: [UInt64]
+
+    public init(id: TxnId, shard: UInt64, term: UInt64, ts: UInt64, outcome: Outcome, reads: [ReadResult],
+                receivedAt: UInt64, marks: [UInt64]) {
+        self.id = id
+        self.shard = shard
+        self.term = term
+        self.ts = ts
+        self.outcome = outcome
+        self.reads = reads
+        self.receivedAt = receivedAt
+        self.marks = marks
+    }
+}
+
+/// Every message of the protocol. Shard-bound messages reach every replica
+/// of the shard; only its serving leader acts on them.
+public enum WatermarkMessage: Equatable, Sendable {
+    /// Coordinator -> shard: run `part` (a retry sends the same part again).
+    case submit(TxnPart)
+    /// Leader -> leader: `from`'s durable proposal for `id` (or its refusal:
+    /// it never saw the transaction and never will run it). `ask` asks the
+    /// receiver to answer with its own.
+    case propose(id: TxnId, shards: [UInt64], from: UInt64, ts: UInt64, refused: Bool, ask: Bool)
+    /// Leader -> leader: `from`'s durable vote on a may-abort transaction.
+    case vote(id: TxnId, shards: [UInt64], from: UInt64, commit: Bool, ask: Bool)
+    /// Leader -> coordinator.
+    case reply(TxnReply)
+    /// Leader -> coordinator: committed watermarks, on a timer and after commits.
+    case marks(shard: UInt64, term: UInt64, marks: [UInt64])
+    /// Coordinator -> shard: every transaction of (coordinator, worker) below
+    /// `below` is finished; its records may go.
+    case retire(coordinator: UInt64, worker: UInt32, below: UInt64)
+}
+
+/// A message with its destination: a shard id for shard-bound kinds, a
+/// coordinator id for `reply` and `marks`.
+public struct WatermarkEnvelope: Equatable, Sendable {
+    public var to: UInt64
+    public var message: WatermarkMessage
+
+    public init(to: UInt64, _ message: WatermarkMessage) {
+        self.to = to
+        self.message = message
+    }
+
+    /// True when `to` names a shard (false: a coordinator).
+    public var toShard: Bool {
+        switch message {
+        case .submit, .propose, .vote, .retire: return true
+        case .reply, .marks: return false
+        }
+    }
+
+    // MARK: - Encoding: "LWM" v1 | kind | to | fields | CRC-32C
+
+    public static let magic: [UInt8] = [0x4C, 0x57, 0x4D, 0x01]
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        w.magic(Self.magic)
+        switch message {
+        case .submit(let p):
+            w.u8(1); w.varint(to); w.part(p)
+        case .propose(let id, let shards, let from, let ts, let refused, let ask):
+            w.u8(2); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.varint(ts)
+            w.flag(refused); w.flag(ask)
+        case .vote(let id, let shards, let from, let commit, let ask):
+            w.u8(3); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.flag(commit); w.flag(ask)
+        case .reply(let r):
+            w.u8(4); w.varint(to); w.id(r.id); w.varint(r.shard); w.varint(r.term); w.varint(r.ts)
+            w.u8(r.outcome.rawValue); w.reads(r.reads); w.varint(r.receivedAt); w.list(r.marks)
+        case .marks(let shard, let term, let marks):
+            w.u8(5); w.varint(to); w.varint(shard); w.varint(term); w.list(marks)
+        case .retire(let c, let worker, let below):
+            w.u8(6); w.varint(to); w.varint(c); w.varint(UInt64(worker)); w.varint(below)
+        }
+        w.sealWithChecksum()
+        return w.bytes
+    }
+
+    /// Decodes and range-checks a message; anything malformed throws
+    /// `.decode` (nothing is trusted past this point but cross-field rules).
+    public init(decoding bytes: [UInt8]) throws {
+        var r = try ByteReader.sealed(bytes, magic: Self.magic, what: "watermark message")
+        let kind = try r.u8()
+        let to = try r.varint()
+        let message: WatermarkMessage
+        switch kind {
+        case 1:
+            message = .submit(try r.part())
+        case 2:
+            let id = try r.id(), shards = try r.shardList(), from = try r.varint()
+            message = .propose(id: id, shards: shards, from: from, ts: try r.timestamp("proposal"),
+                               refused: try r.flag(), ask: try r.flag())
+        case 3:
+            let id = try r.id(), shards = try r.shardList(), from = try r.varint()
+            message = .vote(id: id, shards: shards, from: from, commit: try r.flag(), ask: try r.flag())
+        case 4:
+            let id = try r.id(), shard = try r.varint(), term = try r.timestamp("term"), ts = try r.timestamp("timestamp")
+            guard let outcome = Outcome(rawValue: try r.u8()) else { throw LuigiError.decode("bad outcome") }
+            message = .reply(TxnReply(id: id, shard: shard, term: term, ts: ts, outcome: outcome, reads: try r.reads(),
+                                      receivedAt: try r.timestamp("receive stamp"), marks: try r.timestamps("marks")))
+        case 5:
+            let shard = try r.varint(), term = try r.timestamp("term")
+            message = .marks(shard: shard, term: term, marks: try r.timestamps("marks"))
+        case 6:
+            let c = try r.varint(), worker = try r.varint()
+            guard worker < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker out of range") }
+            message = .retire(coordinator: c, worker: UInt32(worker), below: try r.timestamp("retire point"))
+        default:
+            throw LuigiError.decode("unknown watermark message kind \(kind)")
+        }
+        try r.expectEnd("watermark message")
+        self.init(to: to, message)
+    }
+}

@@ -1,0 +1,179 @@
+import LuigiBase
+
+/// Value types of the watermark-commit kernel: transaction ids, ops, the
+/// part of a transaction one shard runs, and the limits peer input must
+/// respect.
+
+/// Bounds on every number and size a shard or coordinator accepts.
+public enum WatermarkLimits {
+    /// Timestamps (microseconds) and sequence numbers stay at or below 2^62,
+    /// so `ts + 1` and `ts + delay` never overflow.
+    public static let maxTimestamp: UInt64 = 1 << 62
+    public static let maxShards = 1 << 16
+    public static let maxWorkers = 1 << 10
+    public static let maxOpsPerPart = 1 << 12
+    public static let maxKeyBytes = 1 << 10
+
+    static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
+        guard value <= maxTimestamp else {
+            throw LuigiError.invalidArgument("\(what()) \(value) is above the limit 2^62")
+        }
+    }
+}
+
+/// A transaction's identity, fixed by its coordinator: retries reuse it, so
+/// a shard recognises a transaction it has seen.
+public struct TxnId: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var coordinator: UInt64
+    public var worker: UInt32
+    public var seq: UInt64
+
+    public init(coordinator: UInt64, worker: UInt32, seq: UInt64) {
+        self.coordinator = coordinator
+        self.worker = worker
+        self.seq = seq
+    }
+
+    public static func < (a: TxnId, b: TxnId) -> Bool {
+        (a.coordinator, a.worker, a.seq) < (b.coordinator, b.worker, b.seq)
+    }
+
+    public var description: String { "T\(coordinator).\(worker).\(seq)" }
+}
+
+/// The protocol's total order: (ts, coordinator, worker, seq).
+public struct Stamp: Hashable, Comparable, Sendable {
+    public var ts: UInt64
+    public var id: TxnId
+
+    public init(ts: UInt64, id: TxnId) {
+        self.ts = ts
+        self.id = id
+    }
+
+    public static func < (a: Stamp, b: Stamp) -> Bool { (a.ts, a.id) < (b.ts, b.id) }
+}
+
+/// One operation of a shard's part. Parts run their ops in order; a missing
+/// key reads as absent and counts as 0 for `add` and `check`.
+public enum Op: Equatable, Hashable, Sendable {
+    case read(String)
+    case write(String, Int64)
+    /// Adds to the key's value; an add that would overflow Int64 aborts the
+    /// transaction (one deterministic rule, never a wrap).
+    case add(String, Int64)
+    /// Aborts the transaction unless the key's value is at least `atLeast`.
+    case check(String, atLeast: Int64)
+
+    public var key: String {
+        switch self {
+        case .read(let k), .write(let k, _), .add(let k, _), .check(let k, _): return k
+        }
+    }
+
+    /// Ops that change the key (a check only reads it).
+    public var writes: Bool {
+        switch self {
+        case .write, .add: return true
+        case .read, .check: return false
+        }
+    }
+
+    /// Ops whose outcome depends on the state: the transaction may abort.
+    public var mayAbort: Bool {
+        switch self {
+        case .add, .check: return true
+        case .read, .write: return false
+        }
+    }
+}
+
+/// What a shard runs of a transaction: the header every shard shares, and
+/// this shard's ops.
+public struct TxnPart: Equatable, Sendable {
+    public var id: TxnId
+    /// The coordinator's future timestamp (microseconds).
+    public var ts: UInt64
+    /// Every shard involved, sorted, without duplicates.
+    public var shards: [UInt64]
+    /// True when any part of the transaction may abort: the outcome is then
+    /// agreed (votes) before any effect is visible.
+    public var mayAbort: Bool
+    public var ops: [Op]
+
+    public init(id: TxnId, ts: UInt64, shards: [UInt64], mayAbort: Bool, ops: [Op]) {
+        self.id = id
+        self.ts = ts
+        self.shards = shards
+        self.mayAbort = mayAbort
+        self.ops = ops
+    }
+
+    /// The rules every part obeys, whoever built it: a decoded part already
+    /// does (the decoder checks them too).
+    public func validate() throws {
+        try WatermarkLimits.check(ts, "timestamp")
+        try WatermarkLimits.check(id.seq, "sequence")
+        guard Int(id.worker) < WatermarkLimits.maxWorkers else { throw LuigiError.invalidArgument("worker \(id.worker) out of range") }
+        guard !shards.isEmpty, shards.count <= WatermarkLimits.maxShards,
+            zip(shards, shards.dropFirst()).allSatisfy({ $0 < $1 }), (shards.last ?? 0) < UInt64(WatermarkLimits.maxShards)
+        else { throw LuigiError.invalidArgument("shards must be sorted, unique, non-empty and below 2^16") }
+        guard (1...WatermarkLimits.maxOpsPerPart).contains(ops.count) else {
+            throw LuigiError.invalidArgument("a part has 1...\(WatermarkLimits.maxOpsPerPart) ops, got \(ops.count)")
+        }
+        guard ops.allSatisfy({ $0.key.utf8.count <= WatermarkLimits.maxKeyBytes }) else {
+            throw LuigiError.invalidArgument("keys are at most 1 KiB")
+        }
+        guard mayAbort || !ops.contains(where: \.mayAbort) else {
+            throw LuigiError.invalidArgument("a part with add or check must be marked may-abort")
+        }
+    }
+
+    /// Keys this part reads and keys it writes (a key both read and written
+    /// is in both).
+    var keys: (reads: Set<String>, writes: Set<String>) {
+        var r = Set<String>(), w = Set<String>()
+        for op in ops {
+            if op.writes { w.insert(op.key) } else { r.insert(op.key) }
+        }
+        return (r, w)
+    }
+}
+
+public enum Outcome: UInt8, Sendable, CustomStringConvertible {
+    case committed = 1
+    case aborted = 2
+
+    public var description: String { self == .committed ? "committed" : "aborted" }
+}
+
+/// A value a read saw (nil: the key was absent).
+public struct ReadResult: Equatable, Hashable, Sendable {
+    public var key: String
+    public var value: Int64?
+
+    public init(key: String, value: Int64?) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// A key's value after a part ran.
+public struct WriteResult: Equatable, Hashable, Sendable {
+    public var key: String
+    public var value: Int64
+
+    public init(key: String, value: Int64) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// Which watermarks a coordinator waits for before acknowledging.
+public enum CommitRule: UInt8, Sendable {
+    /// ts <= min over the shard's streams, for every involved shard (default).
+    case allStreams = 0
+    /// ts <= the watermark of the transaction's own stream (the original
+    /// design; see docs/ARCHITECTURE.md for when it is weaker).
+    case ownStream = 1
+}
