@@ -55,6 +55,11 @@ let package = Package(
             path: "examples/swift/geo-demo"
         ),
         .executableTarget(
+            name: "luigi-watermark-sim",
+            dependencies: ["LuigiCore", "LuigiSimulation"],
+            path: "benchmarks/watermark"
+        ),
+        .executableTarget(
             name: "luigi-raft-bench",
             dependencies: ["LuigiCore", "LuigiHost", "LuigiStorage"],
             path: "benchmarks/raft"

@@ -49,6 +49,9 @@ struct LeaderState {
     var order: [Stamp] = []
     var awaiting: [TxnId: Awaiting] = [:]
     var early: [TxnId: Early] = [:]
+    /// Finished here in this term, its record not yet applied: a retry
+    /// must not run it again.
+    var finishing: Set<TxnId> = []
     /// Writes run but not yet committed, newest per key, with their writer.
     var overlay: [String: (value: Int64, writer: TxnId)] = [:]
     var readFrontier: [String: UInt64] = [:]

@@ -41,7 +41,9 @@ extension ShardNode {
 
     func onSubmit(_ part: TxnPart) {
         let id = part.id
-        guard !state.isRetired(id), leader!.queue[id] == nil, leader!.awaiting[id] == nil else { return }
+        guard !state.isRetired(id), leader!.queue[id] == nil, leader!.awaiting[id] == nil,
+            !leader!.finishing.contains(id)
+        else { return }
         if let rec = state.txns[id] {
             if rec.phase == .done || rec.phase == .refused { replyFromRecord(id, rec) }
             return
@@ -249,6 +251,7 @@ extension ShardNode {
         leader!.awaiting[id] = nil
         let commit = a.execution.vote && a.votes.values.allSatisfy { $0 }
         output.appends.append(.outcome(id, committed: commit))
+        leader!.finishing.insert(id)
         if commit { overlay(a.execution) }
         leader!.finishedSinceMarks = true
         reply(a.execution, outcome: commit ? .committed : .aborted)
@@ -259,6 +262,7 @@ extension ShardNode {
     /// when the watermarks show the record committed.
     private func finish(_ e: Execution, outcome: Outcome) {
         leader!.early[e.id] = nil
+        leader!.finishing.insert(e.id)
         output.appends.append(.exec(e))
         if outcome == .committed { overlay(e) }
         leader!.finishedSinceMarks = true
@@ -320,9 +324,11 @@ extension ShardNode {
                 leader!.awaiting[e.id] = a
                 sendVote(e.id, ask: false)
             } else {
+                leader!.finishing.remove(e.id)
                 settle(e)
             }
         case .outcome(let id, _):
+            leader!.finishing.remove(id)
             if let e = state.txns[id]?.execution { settle(e) }
         case .marks:
             leader!.marksChanged = true

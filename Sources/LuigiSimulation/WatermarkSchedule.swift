@@ -1,0 +1,94 @@
+import LuigiCore
+
+/// Seeded runs of a `WatermarkCluster` with their checks: what the tests'
+/// sweeps, `make soak` and the simulator tool share.
+public enum WatermarkSchedule {
+    /// Runs `count` transactions of `workload` on `cluster`, drains it, lets
+    /// followers catch up, and checks every invariant.
+    @discardableResult
+    public static func runChecked(
+        _ cluster: WatermarkCluster, _ workload: WatermarkWorkload, count: Int, setup: [[UInt64: [Op]]] = [],
+        faults: ((WatermarkCluster, inout SplitMix64) throws -> Void)? = nil, seed: UInt64 = 0
+    ) throws -> WatermarkChecker {
+        for parts in setup { try cluster.submit(parts) }
+        guard try cluster.runUntilIdle(limitUs: 500 * cluster.options.profile.roundTripUs) else {
+            throw WatermarkViolation(invariant: "liveness", detail: "the setup transactions did not finish")
+        }
+        cluster.load(workload, count: count)
+        var rng = SplitMix64(seed: seed ^ 0xFA17)
+        if let faults { try faults(cluster, &rng) }
+        cluster.heal()
+        try cluster.setNetworkFaults(drop: 0, duplicate: 0, reorder: 0)
+        for id in cluster.crashedReplicas() { try cluster.restart(id) }
+        let idle = try cluster.runUntilIdle(limitUs: 2_000 * cluster.options.profile.roundTripUs)
+        try cluster.run(forUs: 50 * cluster.options.profile.roundTripUs)
+        var checker = WatermarkChecker()
+        try checker.check(cluster)
+        if !idle {
+            throw WatermarkViolation(invariant: "liveness",
+                                     detail: "\(cluster.inFlight) in flight and \(cluster.pendingSubmissions) unsent after healing")
+        }
+        return checker
+    }
+
+    /// One randomized schedule: a random cluster shape, clock skew, workload,
+    /// and faults (loss, duplication, reordering, partitions, leader crashes and
+    /// restarts) for a while, then healing; every invariant is checked.
+    public static func random(seed: UInt64, transactions: Int = 40) throws -> (WatermarkCluster, WatermarkChecker) {
+        var rng = SplitMix64(seed: seed)
+        var o = WatermarkCluster.Options()
+        o.seed = seed
+        o.shards = Int.random(in: 1...3, using: &rng)
+        o.replicas = rng.chance(0.8) ? 3 : 1
+        o.workers = Int.random(in: 1...3, using: &rng)
+        o.coordinators = Int.random(in: 1...2, using: &rng)
+        o.window = Int.random(in: 2...10, using: &rng)
+        o.skewUs = [0, 500, 2_000, 10_000][Int.random(in: 0...3, using: &rng)]
+        o.driftPpm = rng.chance(0.5) ? 100 : 0
+        if rng.chance(0.2) { o.rule = .ownStream }
+        let cluster = try WatermarkCluster(o)
+        let bank = BankWorkload(accountsPerShard: 4, crossShard: 0.6)
+        let useBank = rng.chance(0.5)
+        let workload: WatermarkWorkload = useBank ? bank : MicroWorkload(keysPerShard: 8, zipf: rng.chance(0.5) ? 0.9 : 0, crossShard: 0.6, ops: 4)
+        let rtt = o.profile.roundTripUs
+        let faulty = rng.chance(0.75)
+        let checker = try runChecked(cluster, workload, count: transactions, setup: useBank ? bank.setup(shards: o.shards) : [],
+                                     faults: { c, r in
+            guard faulty else { return }
+            for _ in 0..<Int.random(in: 1...8, using: &r) {
+                switch Int.random(in: 0..<6, using: &r) {
+                case 0: try c.setNetworkFaults(drop: 0.1, duplicate: 0.05, reorder: 0.1)
+                case 1: try c.setNetworkFaults(drop: 0, duplicate: 0, reorder: 0)
+                case 2, 3:
+                    let s = UInt64.random(in: 0..<UInt64(o.shards), using: &r)
+                    if o.replicas == 3, let l = c.leader(of: s),
+                        c.crashedReplicas().allSatisfy({ !c.replicaIDs(s).contains($0) })
+                    {
+                        c.crash(l)
+                    }
+                case 4:
+                    for id in c.crashedReplicas() { try c.restart(id) }
+                default:
+                    if r.chance(0.5) {
+                        let s = UInt64.random(in: 0..<UInt64(o.shards), using: &r)
+                        c.partition([[c.replicaIDs(s)[Int.random(in: 0..<o.replicas, using: &r)]]])
+                    } else {
+                        c.heal()
+                    }
+                }
+                try c.run(forUs: UInt64.random(in: 1...20, using: &r) * rtt)
+            }
+        }, seed: seed)
+        if useBank {
+            var total: Int64 = 0
+            for s in 0..<UInt64(o.shards) {
+                let live = cluster.replicaIDs(s).first { cluster.state(of: $0) != nil }!
+                total += cluster.state(of: live)!.store.values.reduce(0, +)
+            }
+            if total != bank.total(shards: o.shards) {
+                throw WatermarkViolation(invariant: "bank total", detail: "\(total), expected \(bank.total(shards: o.shards))")
+            }
+        }
+        return (cluster, checker)
+    }
+}
