@@ -12,7 +12,7 @@ public struct WatermarkViolation: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Checks a finished `WatermarkCluster` run against the protocol's
+/// Checks a finished `ShardedCluster` run against the protocol's
 /// invariants, from the shards' committed logs, the replicas' states and
 /// what clients were told:
 /// - logs: replicas never applied different entries at one index;
@@ -42,7 +42,7 @@ public struct WatermarkChecker {
 
     public init() {}
 
-    public mutating func check(_ cluster: WatermarkCluster) throws {
+    public mutating func check(_ cluster: ShardedCluster) throws {
         func fail(_ invariant: String, _ detail: String) -> WatermarkViolation {
             WatermarkViolation(invariant: invariant, detail: detail)
         }

@@ -1,14 +1,14 @@
 import LuigiCore
 
-/// Seeded runs of a `WatermarkCluster` with their checks: what the tests'
+/// Seeded runs of a `ShardedCluster` with their checks: what the tests'
 /// sweeps, `make soak` and the simulator tool share.
 public enum WatermarkSchedule {
     /// Runs `count` transactions of `workload` on `cluster`, drains it, lets
     /// followers catch up, and checks every invariant.
     @discardableResult
     public static func runChecked(
-        _ cluster: WatermarkCluster, _ workload: WatermarkWorkload, count: Int, setup: [[UInt64: [Op]]] = [],
-        faults: ((WatermarkCluster, inout SplitMix64) throws -> Void)? = nil, seed: UInt64 = 0
+        _ cluster: ShardedCluster, _ workload: WatermarkWorkload, count: Int, setup: [[UInt64: [Op]]] = [],
+        faults: ((ShardedCluster, inout SplitMix64) throws -> Void)? = nil, seed: UInt64 = 0
     ) throws -> WatermarkChecker {
         for parts in setup { try cluster.submit(parts) }
         guard try cluster.runUntilIdle(limitUs: 500 * cluster.options.profile.roundTripUs) else {
@@ -34,9 +34,9 @@ public enum WatermarkSchedule {
     /// One randomized schedule: a random cluster shape, clock skew, workload,
     /// and faults (loss, duplication, reordering, partitions, leader crashes and
     /// restarts) for a while, then healing; every invariant is checked.
-    public static func random(seed: UInt64, transactions: Int = 40) throws -> (WatermarkCluster, WatermarkChecker) {
+    public static func random(seed: UInt64, transactions: Int = 40) throws -> (ShardedCluster, WatermarkChecker) {
         var rng = SplitMix64(seed: seed)
-        var o = WatermarkCluster.Options()
+        var o = ShardedCluster.Options()
         o.seed = seed
         o.shards = Int.random(in: 1...3, using: &rng)
         o.replicas = rng.chance(0.8) ? 3 : 1
@@ -46,7 +46,7 @@ public enum WatermarkSchedule {
         o.skewUs = [0, 500, 2_000, 10_000][Int.random(in: 0...3, using: &rng)]
         o.driftPpm = rng.chance(0.5) ? 100 : 0
         if rng.chance(0.2) { o.rule = .ownStream }
-        let cluster = try WatermarkCluster(o)
+        let cluster = try ShardedCluster(o)
         let bank = BankWorkload(accountsPerShard: 4, crossShard: 0.6)
         let useBank = rng.chance(0.5)
         let workload: WatermarkWorkload = useBank ? bank : MicroWorkload(keysPerShard: 8, zipf: rng.chance(0.5) ? 0.9 : 0, crossShard: 0.6, ops: 4)

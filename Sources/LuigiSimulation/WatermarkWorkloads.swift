@@ -117,3 +117,82 @@ public struct BankWorkload: WatermarkWorkload {
         return [from: [.check(src, atLeast: amount), .add(src, -amount)], to: [.add(dst, amount)]]
     }
 }
+
+/// A TPC-C subset: New-Order and Payment, half each, over warehouses
+/// partitioned by warehouse (warehouse w lives on shard w / perShard). A
+/// `crossShard` fraction of transactions touch a remote warehouse (a
+/// New-Order item supplied from it, or a Payment by one of its customers),
+/// on another shard when there is one. 1% of New-Orders name an unused
+/// item and abort, as in the specification.
+public struct TPCCWorkload: WatermarkWorkload {
+    public var warehousesPerShard: Int
+    public var crossShard: Double
+    public static let districts = 10, customers = 30, items = 1_000
+
+    public init(warehousesPerShard: Int = 4, crossShard: Double = 0.1) {
+        self.warehousesPerShard = max(1, warehousesPerShard)
+        self.crossShard = crossShard
+    }
+
+    func shard(of warehouse: Int) -> UInt64 { UInt64(warehouse / warehousesPerShard) }
+
+    /// Warehouse and district rows, item prices and stock, per shard.
+    public func setup(shards: Int) -> [[UInt64: [Op]]] {
+        (0..<shards).map { s in
+            var ops: [Op] = []
+            for i in 0..<Self.items { ops.append(.write("item.\(i).price", Int64(100 + i % 900))) }
+            for w in (s * warehousesPerShard)..<((s + 1) * warehousesPerShard) {
+                ops.append(.write("w\(w).tax", 5))
+                for d in 0..<Self.districts { ops.append(.write("w\(w).d\(d).next_o_id", 3_001)) }
+            }
+            return [UInt64(s): ops]
+        }
+    }
+
+    public func next(_ rng: inout SplitMix64, shards: Int) -> [UInt64: [Op]] {
+        let total = shards * warehousesPerShard
+        let w = Int.random(in: 0..<total, using: &rng)
+        var remote = w
+        if rng.chance(crossShard) && total > 1 {
+            if shards > 1 {
+                var s = Int.random(in: 0..<(shards - 1), using: &rng)
+                if UInt64(s) >= shard(of: w) { s += 1 }
+                remote = s * warehousesPerShard + Int.random(in: 0..<warehousesPerShard, using: &rng)
+            } else {
+                remote = (w + 1 + Int.random(in: 0..<(total - 1), using: &rng)) % total
+            }
+        }
+        let d = Int.random(in: 0..<Self.districts, using: &rng)
+        let c = Int.random(in: 0..<Self.customers, using: &rng)
+        let tag = rng.next() >> 16
+        var parts: [UInt64: [Op]] = [:]
+        func add(_ warehouse: Int, _ op: Op) { parts[shard(of: warehouse), default: []].append(op) }
+        if rng.chance(0.5) {
+            // New-Order: the district's next order id, 5-15 order lines.
+            add(w, .read("w\(w).tax"))
+            add(w, .read("w\(w).d\(d).next_o_id"))
+            add(w, .add("w\(w).d\(d).next_o_id", 1))
+            add(w, .read("w\(w).d\(d).c\(c).discount"))
+            add(w, .write("w\(w).d\(d).order.\(tag)", Int64(c)))
+            let lines = Int.random(in: 5...15, using: &rng)
+            for l in 0..<lines {
+                let supply = l == 0 ? remote : w
+                let item = Int.random(in: 0..<Self.items, using: &rng)
+                let qty = Int64.random(in: 1...10, using: &rng)
+                add(w, .read("item.\(item).price"))
+                add(supply, .add("w\(supply).stock.\(item).ytd", qty))
+                add(supply, .add("w\(supply).stock.\(item).order_cnt", 1))
+            }
+            if rng.chance(0.01) { add(w, .check("item.unused", atLeast: 1)) }
+        } else {
+            // Payment: warehouse and district year-to-date, the customer's balance.
+            let h = Int64.random(in: 100...500_000, using: &rng)
+            add(w, .add("w\(w).ytd", h))
+            add(w, .add("w\(w).d\(d).ytd", h))
+            add(remote, .add("w\(remote).d\(d).c\(c).balance", -h))
+            add(remote, .add("w\(remote).d\(d).c\(c).payment_cnt", 1))
+            add(w, .write("w\(w).history.\(tag)", h))
+        }
+        return parts
+    }
+}

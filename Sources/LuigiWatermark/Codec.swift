@@ -6,22 +6,22 @@ import LuigiBase
 // stream) are checked by the role that receives it.
 
 extension ByteWriter {
-    mutating func id(_ id: TxnId) {
+    package mutating func id(_ id: TxnId) {
         varint(id.coordinator)
         varint(UInt64(id.worker))
         varint(id.seq)
     }
 
-    mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    package mutating func string(_ s: String) { blob(Array(s.utf8)) }
 
-    mutating func flag(_ b: Bool) { u8(b ? 1 : 0) }
+    package mutating func flag(_ b: Bool) { u8(b ? 1 : 0) }
 
-    mutating func list(_ values: [UInt64]) {
+    package mutating func list(_ values: [UInt64]) {
         varint(UInt64(values.count))
         for v in values { varint(v) }
     }
 
-    mutating func op(_ op: Op) {
+    package mutating func op(_ op: Op) {
         switch op {
         case .read(let k): u8(1); string(k)
         case .write(let k, let v): u8(2); string(k); zigzag(v)
@@ -30,7 +30,7 @@ extension ByteWriter {
         }
     }
 
-    mutating func part(_ p: TxnPart) {
+    package mutating func part(_ p: TxnPart) {
         id(p.id)
         varint(p.ts)
         list(p.shards)
@@ -39,7 +39,7 @@ extension ByteWriter {
         for o in p.ops { op(o) }
     }
 
-    mutating func reads(_ reads: [ReadResult]) {
+    package mutating func reads(_ reads: [ReadResult]) {
         varint(UInt64(reads.count))
         for r in reads {
             string(r.key)
@@ -47,37 +47,37 @@ extension ByteWriter {
         }
     }
 
-    mutating func writes(_ writes: [WriteResult]) {
+    package mutating func writes(_ writes: [WriteResult]) {
         varint(UInt64(writes.count))
         for w in writes { string(w.key); zigzag(w.value) }
     }
 }
 
 extension ByteReader {
-    mutating func id() throws -> TxnId {
+    package mutating func id() throws -> TxnId {
         let c = try varint(), w = try varint(), s = try varint()
         guard w < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker \(w) out of range") }
         try timestamp(s, "sequence")
         return TxnId(coordinator: c, worker: UInt32(w), seq: s)
     }
 
-    mutating func timestamp(_ what: String) throws -> UInt64 {
+    package mutating func timestamp(_ what: String) throws -> UInt64 {
         let v = try varint()
         try timestamp(v, what)
         return v
     }
 
-    func timestamp(_ v: UInt64, _ what: String) throws {
+    package func timestamp(_ v: UInt64, _ what: String) throws {
         guard v <= WatermarkLimits.maxTimestamp else { throw LuigiError.decode("\(what) \(v) is above 2^62") }
     }
 
-    mutating func key() throws -> String {
+    package mutating func key() throws -> String {
         let k = try utf8()
         guard k.utf8.count <= WatermarkLimits.maxKeyBytes else { throw LuigiError.decode("key longer than 1 KiB") }
         return k
     }
 
-    mutating func flag() throws -> Bool {
+    package mutating func flag() throws -> Bool {
         switch try u8() {
         case 0: return false
         case 1: return true
@@ -86,7 +86,7 @@ extension ByteReader {
     }
 
     /// Shard ids: sorted, unique, non-empty, each below the limit.
-    mutating func shardList() throws -> [UInt64] {
+    package mutating func shardList() throws -> [UInt64] {
         let n = try count()
         guard n >= 1, n <= WatermarkLimits.maxShards else { throw LuigiError.decode("shard count \(n) out of range") }
         var out: [UInt64] = []
@@ -101,13 +101,13 @@ extension ByteReader {
         return out
     }
 
-    mutating func timestamps(_ what: String) throws -> [UInt64] {
+    package mutating func timestamps(_ what: String) throws -> [UInt64] {
         let n = try count()
         guard n <= WatermarkLimits.maxWorkers else { throw LuigiError.decode("\(n) \(what) is too many") }
         return try (0..<n).map { _ in try timestamp(what) }
     }
 
-    mutating func op() throws -> Op {
+    package mutating func op() throws -> Op {
         let tag = try u8()
         let k = try key()
         switch tag {
@@ -119,7 +119,7 @@ extension ByteReader {
         }
     }
 
-    mutating func part() throws -> TxnPart {
+    package mutating func part() throws -> TxnPart {
         let id = try id()
         let ts = try timestamp("timestamp")
         let shards = try shardList()
@@ -133,7 +133,7 @@ extension ByteReader {
         return TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: ops)
     }
 
-    mutating func reads() throws -> [ReadResult] {
+    package mutating func reads() throws -> [ReadResult] {
         let n = try count()
         return try (0..<n).map { _ in
             let k = try key()
@@ -141,7 +141,7 @@ extension ByteReader {
         }
     }
 
-    mutating func writes() throws -> [WriteResult] {
+    package mutating func writes() throws -> [WriteResult] {
         let n = try count()
         return try (0..<n).map { _ in WriteResult(key: try key(), value: try zigzag()) }
     }

@@ -42,11 +42,30 @@ public struct Completion: Equatable, Sendable {
     public var submittedAt: UInt64
     /// The coordinator's timestamp proposal.
     public var proposedTs: UInt64
+    /// The latest shard clock readings: when a part arrived, when one ran.
+    public var receivedAt: UInt64
+    public var executedAt: UInt64
     /// When the last shard's reply arrived, and when the watermarks allowed
     /// the acknowledgement (coordinator clock).
     public var repliedAt: UInt64
     public var completedAt: UInt64
     public var attempts: Int
+
+    public init(id: TxnId, outcome: Outcome, ts: UInt64, reads: [UInt64: [ReadResult]], submittedAt: UInt64,
+                proposedTs: UInt64, receivedAt: UInt64, executedAt: UInt64, repliedAt: UInt64, completedAt: UInt64,
+                attempts: Int) {
+        self.id = id
+        self.outcome = outcome
+        self.ts = ts
+        self.reads = reads
+        self.submittedAt = submittedAt
+        self.proposedTs = proposedTs
+        self.receivedAt = receivedAt
+        self.executedAt = executedAt
+        self.repliedAt = repliedAt
+        self.completedAt = completedAt
+        self.attempts = attempts
+    }
 }
 
 /// The coordinator role: timestamps transactions in the future, sends each
@@ -75,6 +94,8 @@ public final class Coordinator {
         /// Shards that reported different timestamps or outcomes for one
         /// transaction: a protocol violation (always 0).
         public var disagreements: UInt64 = 0
+
+        public init() {}
     }
 
     public let config: CoordinatorConfig
@@ -216,7 +237,9 @@ public final class Coordinator {
         if first.outcome == .committed { stats.committed += 1 } else { stats.aborted += 1 }
         completions.append(Completion(
             id: id, outcome: first.outcome, ts: first.ts, reads: t.replies.mapValues(\.reads),
-            submittedAt: t.submittedAt, proposedTs: t.ts, repliedAt: t.repliedAt, completedAt: now, attempts: t.attempts))
+            submittedAt: t.submittedAt, proposedTs: t.ts,
+            receivedAt: t.replies.values.map(\.receivedAt).max() ?? 0, executedAt: t.replies.values.map(\.executedAt).max() ?? 0,
+            repliedAt: t.repliedAt, completedAt: now, attempts: t.attempts))
     }
 
     // MARK: - Timers

@@ -14,11 +14,13 @@ public struct TxnReply: Equatable, Sendable {
     public var reads: [ReadResult]
     /// The shard leader's clock when the submit arrived (delay estimates).
     public var receivedAt: UInt64
+    /// The leader's clock when the part ran (or its outcome was decided).
+    public var executedAt: UInt64
     /// The shard's committed watermarks, one per stream.
     public var marks: [UInt64]
 
     public init(id: TxnId, shard: UInt64, term: UInt64, ts: UInt64, outcome: Outcome, reads: [ReadResult],
-                receivedAt: UInt64, marks: [UInt64]) {
+                receivedAt: UInt64, executedAt: UInt64, marks: [UInt64]) {
         self.id = id
         self.shard = shard
         self.term = term
@@ -26,6 +28,7 @@ public struct TxnReply: Equatable, Sendable {
         self.outcome = outcome
         self.reads = reads
         self.receivedAt = receivedAt
+        self.executedAt = executedAt
         self.marks = marks
     }
 }
@@ -86,7 +89,7 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             w.u8(3); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.flag(commit); w.flag(ask)
         case .reply(let r):
             w.u8(4); w.varint(to); w.id(r.id); w.varint(r.shard); w.varint(r.term); w.varint(r.ts)
-            w.u8(r.outcome.rawValue); w.reads(r.reads); w.varint(r.receivedAt); w.list(r.marks)
+            w.u8(r.outcome.rawValue); w.reads(r.reads); w.varint(r.receivedAt); w.varint(r.executedAt); w.list(r.marks)
         case .marks(let shard, let term, let marks):
             w.u8(5); w.varint(to); w.varint(shard); w.varint(term); w.list(marks)
         case .retire(let c, let worker, let below):
@@ -117,7 +120,8 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             let id = try r.id(), shard = try r.varint(), term = try r.timestamp("term"), ts = try r.timestamp("timestamp")
             guard let outcome = Outcome(rawValue: try r.u8()) else { throw LuigiError.decode("bad outcome") }
             message = .reply(TxnReply(id: id, shard: shard, term: term, ts: ts, outcome: outcome, reads: try r.reads(),
-                                      receivedAt: try r.timestamp("receive stamp"), marks: try r.timestamps("marks")))
+                                      receivedAt: try r.timestamp("receive stamp"), executedAt: try r.timestamp("execution stamp"),
+                                      marks: try r.timestamps("marks")))
         case 5:
             let shard = try r.varint(), term = try r.timestamp("term")
             message = .marks(shard: shard, term: term, marks: try r.timestamps("marks"))

@@ -380,7 +380,7 @@ extension ShardNode {
 
     private func reply(_ e: Execution, outcome: Outcome) {
         let r = TxnReply(id: e.id, shard: shard, term: leader!.term, ts: e.ts, outcome: outcome, reads: e.reads,
-                         receivedAt: e.receivedAt, marks: state.marks)
+                         receivedAt: e.receivedAt, executedAt: now, marks: state.marks)
         send(.reply(r), to: e.id.coordinator)
     }
 

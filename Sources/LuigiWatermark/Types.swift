@@ -131,7 +131,7 @@ public struct TxnPart: Equatable, Sendable {
 
     /// Keys this part reads and keys it writes (a key both read and written
     /// is in both).
-    var keys: (reads: Set<String>, writes: Set<String>) {
+    package var keys: (reads: Set<String>, writes: Set<String>) {
         var r = Set<String>(), w = Set<String>()
         for op in ops {
             if op.writes { w.insert(op.key) } else { r.insert(op.key) }

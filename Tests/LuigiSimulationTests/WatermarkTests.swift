@@ -2,13 +2,13 @@ import LuigiCore
 import LuigiSimulation
 import Testing
 
-@Suite struct WatermarkClusterTests {
+@Suite struct ShardedClusterTests {
     @Test func microCommitsEverythingWithoutFaults() throws {
-        var o = WatermarkCluster.Options()
+        var o = ShardedCluster.Options()
         o.shards = 2
         o.replicas = 3
         o.window = 16
-        let cluster = try WatermarkCluster(o)
+        let cluster = try ShardedCluster(o)
         let checker = try WatermarkSchedule.runChecked(cluster, MicroWorkload(keysPerShard: 50), count: 300)
         #expect(checker.committedCount == 300)
         #expect(cluster.completions.count == 300)
@@ -18,10 +18,10 @@ import Testing
     }
 
     @Test func bankKeepsTheMoney() throws {
-        var o = WatermarkCluster.Options()
+        var o = ShardedCluster.Options()
         o.shards = 3
         o.window = 12
-        let cluster = try WatermarkCluster(o)
+        let cluster = try ShardedCluster(o)
         let bank = BankWorkload(accountsPerShard: 5)
         let checker = try WatermarkSchedule.runChecked(cluster, bank, count: 300, setup: bank.setup(shards: 3))
         var total: Int64 = 0
@@ -52,5 +52,21 @@ import Testing
             #expect(committed > 0)
             #expect(slowPath > 0, "skew and conflicts should move some timestamps above the coordinator's")
         }
+    }
+}
+
+@Suite struct TwoPhaseBaselineTests {
+    @Test func commitsAMicroRun() throws {
+        var o = ShardedCluster.Options()
+        o.proto = .twoPhaseCommit
+        o.shards = 2
+        o.replicas = 3
+        o.window = 8
+        let cluster = try ShardedCluster(o)
+        #expect(try cluster.awaitLeaders(limitUs: 1_000_000))
+        cluster.load(MicroWorkload(keysPerShard: 50, crossShard: 0.7), count: 100)
+        let idle = try cluster.runUntilIdle(limitUs: 10_000_000)
+        #expect(idle, "in flight \(cluster.inFlight), unsent \(cluster.pendingSubmissions), completions \(cluster.completions.count), stats \(cluster.twoPhaseStats())")
+        #expect(cluster.completions.count == 100)
     }
 }

@@ -6,13 +6,25 @@ import Glibc
 #endif
 
 // luigi-watermark-sim: seeded sweeps of the watermark protocol with every
-// invariant checked (make soak), and the protocol's benchmark.
+// invariant checked (make soak), and one benchmark run printed as JSON.
 //
 //   luigi-watermark-sim sweep [first-seed] [count] [transactions]
+//   luigi-watermark-sim bench [--key value ...]   (see `Bench.Config`)
 
 func usage() -> Never {
-    print("usage: luigi-watermark-sim sweep [first-seed] [count] [transactions]")
+    print("""
+        usage: luigi-watermark-sim sweep [first-seed] [count] [transactions]
+               luigi-watermark-sim bench [--protocol luigi|2pc] [--shards N] [--replicas R] [--workers W]
+                   [--profile same-region|same-continent|cross-continent|geo] [--window N] [--count N]
+                   [--workload micro|bank|tpcc] [--cross F] [--skew US] [--seed N] [--rule all|own]
+        """)
     exit(2)
+}
+
+func monotonicMicros() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
 }
 
 let args = Array(CommandLine.arguments.dropFirst())
@@ -35,6 +47,20 @@ case "sweep":
     }
     print("\(count) schedules from seed \(first): \(failures) failed; \(committed) committed, \(aborted) aborted by their checks")
     exit(failures == 0 ? 0 : 1)
+case "bench":
+    var options: [String: String] = [:]
+    var i = 1
+    while i + 1 < args.count, args[i].hasPrefix("--") {
+        options[String(args[i].dropFirst(2))] = args[i + 1]
+        i += 2
+    }
+    guard i == args.count else { usage() }
+    do {
+        print(try runBench(options))
+    } catch {
+        print("error: \(error)")
+        exit(1)
+    }
 default:
     usage()
 }

@@ -1,14 +1,22 @@
 import LuigiCore
 import LuigiHost
 
+/// The protocols a `ShardedCluster` can run.
+public enum ShardedProtocol: String, Sendable, CaseIterable {
+    /// Watermark commit (the Luigi protocol).
+    case watermark
+    /// The baseline: two-phase commit over the same Raft shard groups.
+    case twoPhaseCommit = "2pc"
+}
+
 /// N shards x R replicas (one Raft group per shard, each replica a
-/// `RaftHost` with a `ShardReplica`) and C coordinators, on virtual time in
+/// `RaftHost` with the protocol's `ClusterReplica`) and C coordinators, on virtual time in
 /// microseconds, over the one `SimulatedNetwork`. Every node has its own
 /// clock (skew and drift); faults are drop, duplicate, reorder, partitions
 /// and crash/restart (a crashed replica keeps what its driver persisted).
 /// Clients run closed loops of a `WatermarkWorkload`; the history and every
 /// shard's committed log feed `WatermarkChecker`.
-public final class WatermarkCluster {
+public final class ShardedCluster {
     public struct Options: Sendable {
         public var shards = 2
         public var replicas = 3
@@ -26,6 +34,7 @@ public final class WatermarkCluster {
         public var duplicate = 0.0
         public var reorder = 0.0
         public var rule = CommitRule.allStreams
+        public var proto = ShardedProtocol.watermark
         /// Coordinator headroom over its delay estimate (nil: 2 x spread).
         public var headroomUs: UInt64? = nil
 
@@ -49,7 +58,8 @@ public final class WatermarkCluster {
         let shard: UInt64
         let storage = MemoryRaftStorage()
         var host: RaftHost?
-        var replica: ShardReplica?
+        var driver: RaftDriver?
+        var replica: ClusterReplica?
         init(id: UInt64, shard: UInt64) {
             self.id = id
             self.shard = shard
@@ -75,7 +85,7 @@ public final class WatermarkCluster {
     let network: SimulatedNetwork
     private var rng: SplitMix64
     var replicas: [UInt64: Replica] = [:]
-    private(set) var coordinators: [Coordinator] = []
+    private(set) var coordinators: [ClusterCoordinator] = []
     private var clocks: [UInt64: Clock] = [:]
     private let raftTickUs: UInt64
     private let timerUs: UInt64
@@ -118,13 +128,19 @@ public final class WatermarkCluster {
         }
         for c in 0..<UInt64(options.coordinators) {
             let id = Self.coordinatorBase + c
-            var cfg = CoordinatorConfig(id: id, shardCount: options.shards, workers: options.workers)
-            cfg.rule = options.rule
-            cfg.headroom = options.headroomUs ?? 2 * p.spreadUs
-            cfg.initialDelay = p.meanUs
-            cfg.retryAfter = 30 * p.meanUs
-            cfg.retireEvery = 5 * p.meanUs
-            coordinators.append(try Coordinator(config: cfg))
+            switch options.proto {
+            case .watermark:
+                var cfg = CoordinatorConfig(id: id, shardCount: options.shards, workers: options.workers)
+                cfg.rule = options.rule
+                cfg.headroom = options.headroomUs ?? 2 * p.spreadUs
+                cfg.initialDelay = p.meanUs
+                cfg.retryAfter = 30 * p.meanUs
+                cfg.retireEvery = 5 * p.meanUs
+                coordinators.append(try Coordinator(config: cfg))
+            case .twoPhaseCommit:
+                coordinators.append(TwoPhaseClient(id: id, shardCount: options.shards, workers: options.workers,
+                                                   backoffUs: p.roundTripUs, seed: options.seed ^ id))
+            }
             clocks[id] = randomClock()
             busy.append([])
         }
@@ -152,13 +168,19 @@ public final class WatermarkCluster {
         rc.heartbeatTick = 1
         rc.seed = options.seed &+ r.id
         let driver = try RaftDriver(config: rc, storage: r.storage, voters: replicaIDs(r.shard))
-        var sc = ShardConfig(shard: r.shard, shardCount: options.shards, workers: options.workers,
-                             coordinators: (0..<UInt64(options.coordinators)).map { Self.coordinatorBase + $0 })
-        let mean = options.profile.meanUs
-        sc.resendAfter = 6 * mean
-        sc.refuseAfter = 60 * mean
-        sc.marksEvery = max(1, mean / 2)
-        let replica = ShardReplica(shard: try ShardNode(config: sc), driver: driver)
+        let replica: ClusterReplica
+        switch options.proto {
+        case .watermark:
+            var sc = ShardConfig(shard: r.shard, shardCount: options.shards, workers: options.workers,
+                                 coordinators: (0..<UInt64(options.coordinators)).map { Self.coordinatorBase + $0 })
+            let mean = options.profile.meanUs
+            sc.resendAfter = 6 * mean
+            sc.refuseAfter = 60 * mean
+            sc.marksEvery = max(1, mean / 2)
+            replica = ShardReplica(shard: try ShardNode(config: sc), driver: driver)
+        case .twoPhaseCommit:
+            replica = TwoPhaseShard(shard: r.shard, driver: driver)
+        }
         let host = RaftHost { [unowned self] envelopes in
             for e in envelopes { self.network.send(e.bytes, from: e.from, to: e.to, at: self.now) }
         }
@@ -173,6 +195,7 @@ public final class WatermarkCluster {
             }
         })
         r.host = host
+        r.driver = driver
         r.replica = replica
     }
 
@@ -182,7 +205,7 @@ public final class WatermarkCluster {
 
     /// The live replica leading `shard` in the highest term, if any.
     public func leader(of shard: UInt64) -> UInt64? {
-        replicaIDs(shard).compactMap { replicas[$0]?.replica?.driver.node }.filter { $0.role == .leader }
+        replicaIDs(shard).compactMap { replicas[$0]?.driver?.node }.filter { $0.role == .leader }
             .max { $0.term < $1.term }?.id
     }
 
@@ -190,6 +213,7 @@ public final class WatermarkCluster {
     public func crash(_ id: UInt64) {
         guard let r = replicas[id] else { return }
         r.host = nil
+        r.driver = nil
         r.replica = nil
         network.discard(to: id)
     }
@@ -279,11 +303,23 @@ public final class WatermarkCluster {
         return true
     }
 
+    /// Runs until every shard has a leader (the two-phase baseline drops
+    /// what arrives before one: it has no retries). True when they do.
+    public func awaitLeaders(limitUs: UInt64) throws -> Bool {
+        let end = now + limitUs
+        while (0..<UInt64(options.shards)).contains(where: { leader(of: $0) == nil }) {
+            let t = nextEvent()
+            guard t <= end else { return false }
+            try advance(to: t)
+        }
+        return true
+    }
+
     private func nextEvent() -> UInt64 {
         var t = min(nextRaftTick, nextTimer)
         if let due = network.nextDue { t = min(t, max(due, now)) }
         for r in replicas.values {
-            if let d = r.replica?.shard.nextDeadline { t = min(t, max(now, clocks[r.id]!.global(d))) }
+            if let d = r.replica?.nextDeadline { t = min(t, max(now, clocks[r.id]!.global(d))) }
         }
         return t
     }
@@ -311,7 +347,7 @@ public final class WatermarkCluster {
         }
         for id in replicas.keys.sorted() {
             guard let r = replicas[id], let replica = r.replica else { continue }
-            let due = replica.shard.nextDeadline.map { $0 <= localNow(id) } ?? false
+            let due = replica.nextDeadline.map { $0 <= localNow(id) } ?? false
             if everyone || due || touched.contains(id) { try pump(r) }
         }
         for c in coordinators where touched.contains(c.id) { collect(c) }
@@ -324,15 +360,11 @@ public final class WatermarkCluster {
             if (try? host.receive(p.bytes)) == nil { refusedMessages += 1 }
             return
         }
-        guard let e = try? WatermarkEnvelope(decoding: p.bytes) else {
-            refusedMessages += 1
-            return
-        }
-        if e.toShard {
-            guard let replica = replicas[p.to]?.replica else { return }
-            if (try? replica.step(e, now: localNow(p.to))) == nil { refusedMessages += 1 }
+        if let r = replicas[p.to] {
+            guard let replica = r.replica else { return }
+            if (try? replica.receive(p.bytes, now: localNow(p.to))) == nil { refusedMessages += 1 }
         } else if let c = coordinators.first(where: { $0.id == p.to }) {
-            if (try? c.step(e, now: localNow(c.id))) == nil { refusedMessages += 1 }
+            if (try? c.receive(p.bytes, now: localNow(c.id))) == nil { refusedMessages += 1 }
         }
     }
 
@@ -342,27 +374,26 @@ public final class WatermarkCluster {
         let local = localNow(r.id)
         replica.setClock(local)
         try host.process()
-        let out = replica.pump(now: local)
+        let out = replica.pumpOutgoing(now: local)
         try host.process()
         route(out, from: r.id)
     }
 
-    private func flush(_ c: Coordinator) { route(c.takeOutput(), from: c.id) }
+    private func flush(_ c: ClusterCoordinator) { route(c.takeOutgoing(), from: c.id) }
 
-    private func route(_ envelopes: [WatermarkEnvelope], from: UInt64) {
-        for e in envelopes {
-            let bytes = e.encoded()
-            if e.toShard {
-                for id in replicaIDs(e.to) where e.to < UInt64(options.shards) {
-                    network.send(bytes, from: from, to: id, at: now)
+    private func route(_ messages: [Outgoing], from: UInt64) {
+        for m in messages {
+            if m.toShard {
+                for id in replicaIDs(m.to) where m.to < UInt64(options.shards) {
+                    network.send(m.bytes, from: from, to: id, at: now)
                 }
             } else {
-                network.send(bytes, from: from, to: e.to, at: now)
+                network.send(m.bytes, from: from, to: m.to, at: now)
             }
         }
     }
 
-    private func collect(_ c: Coordinator) {
+    private func collect(_ c: ClusterCoordinator) {
         flush(c)
         let ci = coordinators.firstIndex { $0 === c }!
         for done in c.takeCompletions() {
@@ -374,9 +405,15 @@ public final class WatermarkCluster {
     // MARK: - Observing
 
     /// The replicated state of `replica` (nil while it is down).
-    public func state(of replica: UInt64) -> ShardState? { replicas[replica]?.replica?.shard.state }
+    public func state(of replica: UInt64) -> ShardState? { (replicas[replica]?.replica as? ShardReplica)?.shard.state }
 
-    public func coordinatorStats() -> [Coordinator.Stats] { coordinators.map(\.stats) }
+    /// The two-phase-commit replica (nil under the watermark protocol, or while down).
+    public func twoPhaseShard(of replica: UInt64) -> TwoPhaseShard? { replicas[replica]?.replica as? TwoPhaseShard }
+
+    /// The watermark coordinators' statistics (empty under two-phase commit).
+    public func coordinatorStats() -> [Coordinator.Stats] { coordinators.compactMap { ($0 as? Coordinator)?.stats } }
+
+    public func twoPhaseStats() -> [TwoPhaseClient.Stats] { coordinators.compactMap { ($0 as? TwoPhaseClient)?.stats } }
 }
 
 /// Generates transactions: each call returns the ops of one transaction by shard.
