@@ -19,6 +19,8 @@ public protocol ClusterReplica: AnyObject {
     /// return what to send.
     func pumpOutgoing(now: UInt64) -> [Outgoing]
     var nextDeadline: UInt64? { get }
+    /// Leads its shard and takes transactions.
+    var isServing: Bool { get }
 }
 
 /// The client-side coordinator of a sharded protocol.
@@ -44,6 +46,7 @@ extension ShardReplica: ClusterReplica {
     public func pumpOutgoing(now: UInt64) -> [Outgoing] { pump(now: now).map(\.outgoing) }
 
     public var nextDeadline: UInt64? { shard.nextDeadline }
+    public var isServing: Bool { shard.isServing }
 }
 
 extension Coordinator: ClusterCoordinator {

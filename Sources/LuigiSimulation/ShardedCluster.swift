@@ -175,7 +175,6 @@ public final class ShardedCluster {
                                  coordinators: (0..<UInt64(options.coordinators)).map { Self.coordinatorBase + $0 })
             let mean = options.profile.meanUs
             sc.resendAfter = 6 * mean
-            sc.refuseAfter = 60 * mean
             sc.marksEvery = max(1, mean / 2)
             replica = ShardReplica(shard: try ShardNode(config: sc), driver: driver)
         case .twoPhaseCommit:
@@ -303,11 +302,15 @@ public final class ShardedCluster {
         return true
     }
 
-    /// Runs until every shard has a leader (the two-phase baseline drops
-    /// what arrives before one: it has no retries). True when they do.
+    /// Runs until every shard has a leader that serves (the two-phase
+    /// baseline drops what arrives before one: it has no retries; a
+    /// watermark leader serves once recovered). True when they do.
     public func awaitLeaders(limitUs: UInt64) throws -> Bool {
         let end = now + limitUs
-        while (0..<UInt64(options.shards)).contains(where: { leader(of: $0) == nil }) {
+        func serving(_ s: UInt64) -> Bool {
+            replicaIDs(s).contains { replicas[$0]?.replica?.isServing == true }
+        }
+        while (0..<UInt64(options.shards)).contains(where: { !serving($0) }) {
             let t = nextEvent()
             guard t <= end else { return false }
             try advance(to: t)

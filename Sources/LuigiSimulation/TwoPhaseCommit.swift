@@ -124,6 +124,7 @@ public final class TwoPhaseShard: ClusterReplica, RaftStateMachine {
     public var stateMachine: RaftStateMachine { self }
     public func setClock(_ now: UInt64) {}
     public var nextDeadline: UInt64? { nil }
+    public var isServing: Bool { leading }
 
     private func send(_ m: TwoPhaseMessage, toShard: Bool, _ to: UInt64) {
         outbox.append(Outgoing(toShard: toShard, to: to, bytes: m.encoded()))

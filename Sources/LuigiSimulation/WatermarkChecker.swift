@@ -21,8 +21,8 @@ public struct WatermarkViolation: Error, CustomStringConvertible, Equatable {
 ///   below a logged watermark follows it in the log;
 /// - ordering: conflicting committed transactions run in timestamp order on
 ///   every shard;
-/// - agreement: every shard ran a transaction at one timestamp, the maximum
-///   of the logged proposals, and every reply reported it;
+/// - agreement: every shard ran a transaction at one timestamp, on the same
+///   proposals (one per shard), their maximum; acknowledgements report it;
 /// - atomicity: every shard reached the same outcome;
 /// - serializability: replaying the committed transactions serially in the
 ///   total order gives every read clients and logs saw, every abort, the
@@ -47,13 +47,9 @@ public struct WatermarkChecker {
             WatermarkViolation(invariant: invariant, detail: detail)
         }
         if let m = cluster.logMismatches.first { throw fail("log matching", m) }
-        if let bad = cluster.coordinatorStats().first(where: { $0.disagreements > 0 }) {
-            throw fail("agreement", "\(bad.disagreements) replies disagreed on a timestamp or outcome")
-        }
         let shards = cluster.options.shards
         var ran: [[TxnId: Ran]] = Array(repeating: [:], count: shards)
-        var proposals: [TxnId: [UInt64: UInt64]] = [:]
-        var refusedBy: [TxnId: UInt64] = [:]
+        var proposals: [TxnId: [[ShardStamp]]] = [:]
         for s in 0..<shards {
             var marks = Array(repeating: UInt64(0), count: cluster.options.workers)
             var readMax: [String: Stamp] = [:], writeMax: [String: Stamp] = [:]
@@ -62,17 +58,13 @@ public struct WatermarkChecker {
                 let data = cluster.committed[s][index]!.data
                 guard !data.isEmpty, let record = try? ShardRecord(decoding: data) else { continue }
                 switch record {
-                case .arrive(let part, let p):
-                    if proposals[part.id]?[UInt64(s)] != nil { throw fail("exactly once", "\(part.id) arrived twice at shard \(s)") }
-                    proposals[part.id, default: [:]][UInt64(s)] = p
-                case .refuse(let id, _):
-                    refusedBy[id] = UInt64(s)
                 case .exec(let e):
                     if ran[s][e.id] != nil { throw fail("exactly once", "\(e.id) ran twice at shard \(s)") }
                     let w = Int(e.id.worker)
-                    if e.ts != 0 && e.ts <= marks[w] {
+                    if e.ts <= marks[w] {
                         throw fail("watermark safety", "\(e.id) ran at \(e.ts) after shard \(s) stream \(w) marked \(marks[w])")
                     }
+                    if e.shards.count > 1 { proposals[e.id, default: []].append(e.proposals) }
                     ran[s][e.id] = Ran(ts: e.ts, reads: e.reads, writes: e.writes,
                                        outcome: e.pending ? nil : (e.vote ? .committed : .aborted))
                     let keys = (e.reads.map(\.key), e.writes.map(\.key))
@@ -118,17 +110,19 @@ public struct WatermarkChecker {
             if outcomes.count > 1 { throw fail("atomicity", "\(id) committed on one shard and aborted on another") }
             let stamps = Set(runs.map(\.ts))
             if stamps.count > 1 { throw fail("agreement", "\(id) ran at timestamps \(stamps.sorted())") }
-            if involved.count > 1, let ts = stamps.first, ts != 0, refusedBy[id] == nil {
-                let p = proposals[id] ?? [:]
-                guard p.count == involved.count, let mx = p.values.max(), mx == ts else {
-                    throw fail("agreement", "\(id) ran at \(ts), but the logged proposals are \(p)")
+            if involved.count > 1, let ts = stamps.first {
+                let used = proposals[id] ?? []
+                guard let p = used.first, used.allSatisfy({ $0 == p }), p.map(\.shard) == involved,
+                    p.map(\.ts).max() == ts
+                else {
+                    throw fail("agreement", "\(id) ran at \(ts) on proposals \(used.map { $0.map { "\($0.shard):\($0.ts)" } })")
                 }
             }
+            guard let ts = stamps.first else { continue }
             if outcomes == [.committed] {
                 if runs.count != involved.count { throw fail("atomicity", "\(id) committed on \(runs.count) of \(involved.count) shards") }
-                if refusedBy[id] != nil { throw fail("atomicity", "\(id) committed although shard \(refusedBy[id]!) refused it") }
-                committedTxns.append(Stamp(ts: stamps.first!, id: id))
-            } else if outcomes == [.aborted], let ts = stamps.first, ts != 0 {
+                committedTxns.append(Stamp(ts: ts, id: id))
+            } else if outcomes == [.aborted] {
                 abortedAt.append(Stamp(ts: ts, id: id))
             }
         }
@@ -137,7 +131,6 @@ public struct WatermarkChecker {
         for c in cluster.completions {
             for s in (cluster.submitted[c.id] ?? [:]).keys {
                 guard let r = ran[Int(s)][c.id] else {
-                    if c.outcome == .aborted && c.ts == 0 { continue }
                     throw fail("durability", "acknowledged \(c.id) is not in shard \(s)'s log")
                 }
                 guard r.ts == c.ts, r.outcome == c.outcome, r.reads == c.reads[s] ?? [] else {

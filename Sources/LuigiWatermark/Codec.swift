@@ -39,6 +39,24 @@ extension ByteWriter {
         for o in p.ops { op(o) }
     }
 
+    package mutating func txn(_ t: Txn) {
+        id(t.id)
+        varint(t.ts)
+        flag(t.mayAbort)
+        varint(UInt64(t.parts.count))
+        for p in t.parts {
+            varint(p.shard)
+            varint(UInt64(p.ops.count))
+            for o in p.ops { op(o) }
+        }
+    }
+
+    /// (shard, timestamp) pairs, sorted by shard.
+    package mutating func proposals(_ p: [ShardStamp]) {
+        varint(UInt64(p.count))
+        for x in p { varint(x.shard); varint(x.ts) }
+    }
+
     package mutating func reads(_ reads: [ReadResult]) {
         varint(UInt64(reads.count))
         for r in reads {
@@ -131,6 +149,46 @@ extension ByteReader {
             throw LuigiError.decode("a part with add or check must be marked may-abort")
         }
         return TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: ops)
+    }
+
+    /// A whole transaction, fully validated (`Txn.validate`).
+    package mutating func txn() throws -> Txn {
+        let id = try id()
+        let ts = try timestamp("timestamp")
+        let mayAbort = try flag()
+        let n = try count()
+        guard n >= 1, n <= WatermarkLimits.maxShards else { throw LuigiError.decode("\(n) parts is out of range") }
+        var parts: [ShardOps] = []
+        var total = 0
+        for _ in 0..<n {
+            let shard = try varint()
+            guard shard < UInt64(WatermarkLimits.maxShards), parts.last.map({ $0.shard < shard }) ?? true else {
+                throw LuigiError.decode("parts are not sorted by shard, unique and in range")
+            }
+            let k = try count()
+            total += k
+            guard k >= 1, k <= WatermarkLimits.maxOpsPerPart, total <= WatermarkLimits.maxOpsPerTxn else {
+                throw LuigiError.decode("a part has 1...\(WatermarkLimits.maxOpsPerPart) ops, a transaction at most \(WatermarkLimits.maxOpsPerTxn)")
+            }
+            parts.append(ShardOps(shard: shard, ops: try (0..<k).map { _ in try op() }))
+        }
+        let t = Txn(id: id, ts: ts, mayAbort: mayAbort, parts: parts)
+        do { try t.validate() } catch { throw LuigiError.decode("\(error)") }
+        return t
+    }
+
+    package mutating func proposals() throws -> [ShardStamp] {
+        let n = try count()
+        guard n <= WatermarkLimits.maxShards else { throw LuigiError.decode("\(n) proposals is too many") }
+        var out: [ShardStamp] = []
+        for _ in 0..<n {
+            let s = try varint()
+            guard s < UInt64(WatermarkLimits.maxShards), out.last.map({ $0.shard < s }) ?? true else {
+                throw LuigiError.decode("proposals are not sorted by shard, unique and in range")
+            }
+            out.append(ShardStamp(shard: s, ts: try timestamp("proposal")))
+        }
+        return out
     }
 
     package mutating func reads() throws -> [ReadResult] {

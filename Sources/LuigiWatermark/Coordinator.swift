@@ -74,7 +74,7 @@ public struct Completion: Equatable, Sendable {
 /// Pure and sans-I/O, like `ShardNode`.
 public final class Coordinator {
     struct InFlight {
-        var parts: [UInt64: TxnPart]
+        var txn: Txn
         var ts: UInt64
         var submittedAt: UInt64
         var lastSent: UInt64
@@ -150,16 +150,12 @@ public final class Coordinator {
         let id = TxnId(coordinator: config.id, worker: worker, seq: nextSeq[Int(worker)])
         let delay = shards.map { estimators[Int($0)].estimate }.max() ?? 0
         let ts = min(now + delay + config.headroom, WatermarkLimits.maxTimestamp)
-        var built: [UInt64: TxnPart] = [:]
-        for s in shards {
-            let part = TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: parts[s] ?? [])
-            try part.validate()
-            built[s] = part
-        }
+        let txn = Txn(id: id, ts: ts, mayAbort: mayAbort, parts: shards.map { ShardOps(shard: $0, ops: parts[$0] ?? []) })
+        try txn.validate()
         nextSeq[Int(worker)] += 1
-        inFlight[id] = InFlight(parts: built, ts: ts, submittedAt: now, lastSent: now)
+        inFlight[id] = InFlight(txn: txn, ts: ts, submittedAt: now, lastSent: now)
         stats.submitted += 1
-        for (s, part) in built.sorted(by: { $0.key < $1.key }) { output.append(WatermarkEnvelope(to: s, .submit(part))) }
+        for s in shards { output.append(WatermarkEnvelope(to: s, .submit(txn))) }
         return id
     }
 
@@ -183,7 +179,7 @@ public final class Coordinator {
             try checkShard(shard, m)
             advanceClock(t)
             noteMarks(shard, term, m)
-            for id in inFlight.keys.sorted() where inFlight[id]?.parts[shard] != nil { tryComplete(id) }
+            for id in inFlight.keys.sorted() where inFlight[id]?.txn.shards.contains(shard) == true { tryComplete(id) }
         default:
             throw LuigiError.invalidArgument("a coordinator takes only replies and watermarks")
         }
@@ -203,7 +199,7 @@ public final class Coordinator {
     }
 
     private func onReply(_ r: TxnReply) {
-        guard var t = inFlight[r.id], t.parts[r.shard] != nil else { return }
+        guard var t = inFlight[r.id], t.txn.shards.contains(r.shard) else { return }
         if t.replies[r.shard].map({ $0.term <= r.term }) ?? true {
             if t.replies[r.shard] == nil {
                 stats.replies += 1
@@ -211,7 +207,7 @@ public final class Coordinator {
                 if t.attempts == 1 { estimators[Int(r.shard)].add(sentAt: t.submittedAt, receivedAt: r.receivedAt) }
             }
             t.replies[r.shard] = r
-            if t.replies.count == t.parts.count { t.repliedAt = now }
+            if t.replies.count == t.txn.parts.count { t.repliedAt = now }
             inFlight[r.id] = t
         }
         tryComplete(r.id)
@@ -221,7 +217,7 @@ public final class Coordinator {
     /// shard, the watermarks (from no newer a term than its reply) pass the
     /// agreed timestamp.
     private func tryComplete(_ id: TxnId) {
-        guard let t = inFlight[id], t.replies.count == t.parts.count, let first = t.replies.values.first else { return }
+        guard let t = inFlight[id], t.replies.count == t.txn.parts.count, let first = t.replies.values.first else { return }
         guard t.replies.values.allSatisfy({ $0.ts == first.ts && $0.outcome == first.outcome }) else {
             stats.disagreements += 1
             // Keep waiting: a newer leader's reply replaces a stale one.
@@ -252,9 +248,9 @@ public final class Coordinator {
             guard var f = inFlight[id], now >= f.lastSent + config.retryAfter else { continue }
             f.lastSent = now
             var resent = false
-            for (s, part) in f.parts.sorted(by: { $0.key < $1.key }) where (f.replies[s]?.term ?? 0) < max(1, terms[Int(s)]) {
+            for s in f.txn.shards where (f.replies[s]?.term ?? 0) < max(1, terms[Int(s)]) {
                 f.replies[s] = nil
-                output.append(WatermarkEnvelope(to: s, .submit(part)))
+                output.append(WatermarkEnvelope(to: s, .submit(f.txn)))
                 resent = true
             }
             if resent {

@@ -1,26 +1,33 @@
 import LuigiBase
 
-/// The volatile state of a shard leader, rebuilt from the replicated state
-/// whenever a replica starts to serve. Nothing here needs to survive a
-/// crash: what other shards may have relied on (proposals, votes) is
-/// durable in the log before it is sent.
+/// The volatile state of a shard leader. Nothing here needs to survive a
+/// crash: a new leader rebuilds it from the replicated state and from what
+/// the other shards tell it during recovery (`ShardNode` docs).
 struct LeaderState {
-    /// A transaction waiting to run: for its proposal to be durable, for
-    /// the other shards' proposals, for its timestamp to pass, or for an
-    /// earlier conflicting transaction.
+    /// A transaction waiting to run: for the other shards' proposals, for
+    /// its timestamp to pass, or for an earlier conflicting transaction.
     struct Queued {
+        var txn: Txn
         var part: TxnPart
         /// Its place in the total order: the proposal, then the agreed ts.
         var ts: UInt64
         var proposal: UInt64
-        var durable: Bool
         var agreed = false
         var peers: [UInt64: UInt64] = [:]
-        var refused = false
         var receivedAt: UInt64
         var lastSent: UInt64 = 0
         let reads: Set<String>
         let writes: Set<String>
+
+        var single: Bool { txn.parts.count == 1 }
+
+        /// Every shard's proposal, this one's (`shard`) included, by shard.
+        func proposals(_ shard: UInt64) -> [ShardStamp] {
+            guard !single else { return [] }
+            var all = peers
+            all[shard] = proposal
+            return all.sorted { $0.key < $1.key }.map { ShardStamp(shard: $0.key, ts: $0.value) }
+        }
     }
 
     /// A may-abort multi-shard transaction that ran and waits for votes.
@@ -33,25 +40,28 @@ struct LeaderState {
         let writes: Set<String>
     }
 
-    /// Proposals and votes that arrived before the submit.
-    struct Early {
-        var firstSeen: UInt64
-        var shards: [UInt64]
-        var proposals: [UInt64: (ts: UInt64, refused: Bool)] = [:]
-        var votes: [UInt64: Bool] = [:]
-        var refusing = false
-    }
-
     let term: UInt64
+    /// Applied an entry of its own term: its log is all applied, and it
+    /// answers other shards' recovery requests.
+    var caughtUp = false
+    /// Recovered too: it takes submits and proposals.
     var serving = false
+    /// Shards whose recovery answer has not arrived, and what the answers
+    /// so far hold.
+    var recoveryPending: Set<UInt64> = []
+    var recoveryAskedAt: UInt64 = 0
+    var recovered: [TxnId: (txn: Txn, proposals: [UInt64: UInt64])] = [:]
+    /// Per shard: messages from its leaders of older terms are dropped.
+    var fence: [UInt64: UInt64] = [:]
     var queue: [TxnId: Queued] = [:]
     /// The queue's keys in the total order.
     var order: [Stamp] = []
     var awaiting: [TxnId: Awaiting] = [:]
-    var early: [TxnId: Early] = [:]
-    /// Finished here in this term, its record not yet applied: a retry
-    /// must not run it again.
-    var finishing: Set<TxnId> = []
+    /// Votes that arrived before this shard ran the transaction.
+    var earlyVotes: [TxnId: [UInt64: Bool]] = [:]
+    /// Run here in this term, the record not yet applied: a retry must not
+    /// run it again, and recovery answers report it.
+    var finishing: [TxnId: Execution] = [:]
     /// Writes run but not yet committed, newest per key, with their writer.
     var overlay: [String: (value: Int64, writer: TxnId)] = [:]
     var readFrontier: [String: UInt64] = [:]
@@ -69,6 +79,14 @@ struct LeaderState {
         self.term = term
         floor = Array(repeating: 0, count: workers)
         lastMarksAppended = floor
+    }
+
+    /// Drops a message from `shard`'s leader of `term` if a newer leader of
+    /// it has been heard from; otherwise remembers the term.
+    mutating func admit(_ shard: UInt64, term t: UInt64) -> Bool {
+        guard t >= fence[shard, default: 0] else { return false }
+        fence[shard] = t
+        return true
     }
 
     mutating func enqueue(_ q: Queued) {

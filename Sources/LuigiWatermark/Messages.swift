@@ -33,17 +33,31 @@ public struct TxnReply: Equatable, Sendable {
     }
 }
 
+/// What a shard knows of a transaction that involves a recovering leader's
+/// shard.
+public struct RecoveredTxn: Equatable, Sendable {
+    public var txn: Txn
+    /// Every proposal the answering shard holds for it (its own included).
+    public var proposals: [ShardStamp]
+
+    public init(txn: Txn, proposals: [ShardStamp]) {
+        self.txn = txn
+        self.proposals = proposals
+    }
+}
+
 /// Every message of the protocol. Shard-bound messages reach every replica
-/// of the shard; only its serving leader acts on them.
+/// of the shard; only its leader acts on them.
 public enum WatermarkMessage: Equatable, Sendable {
-    /// Coordinator -> shard: run `part` (a retry sends the same part again).
-    case submit(TxnPart)
-    /// Leader -> leader: `from`'s durable proposal for `id` (or its refusal:
-    /// it never saw the transaction and never will run it). `ask` asks the
-    /// receiver to answer with its own.
-    case propose(id: TxnId, shards: [UInt64], from: UInt64, ts: UInt64, refused: Bool, ask: Bool)
-    /// Leader -> leader: `from`'s durable vote on a may-abort transaction.
-    case vote(id: TxnId, shards: [UInt64], from: UInt64, commit: Bool, ask: Bool)
+    /// Coordinator -> shard: run the transaction (a retry sends it again).
+    case submit(Txn)
+    /// Leader -> leader: `from`'s proposal for the transaction, made by its
+    /// leader of `term`. The whole transaction rides along, so a shard that
+    /// never got the submit runs it anyway. `ask` asks for the receiver's.
+    case propose(Txn, from: UInt64, term: UInt64, ts: UInt64, ask: Bool)
+    /// Leader -> leader: `from`'s vote on a may-abort transaction, sent only
+    /// once its execution is committed in `from`'s log.
+    case vote(id: TxnId, shards: [UInt64], from: UInt64, term: UInt64, commit: Bool, ask: Bool)
     /// Leader -> coordinator.
     case reply(TxnReply)
     /// Leader -> coordinator: committed watermarks, on a timer and after commits.
@@ -51,6 +65,13 @@ public enum WatermarkMessage: Equatable, Sendable {
     /// Coordinator -> shard: every transaction of (coordinator, worker) below
     /// `below` is finished; its records may go.
     case retire(coordinator: UInt64, worker: UInt32, below: UInt64)
+    /// A new leader, before it serves, asks every other shard what it
+    /// knows of their shared unfinished transactions; the receiver fences
+    /// the asker's older terms.
+    case recover(from: UInt64, term: UInt64)
+    /// The answer: the responder's term, and every transaction involving
+    /// the asker it knows, with the proposals it holds.
+    case recovered(from: UInt64, term: UInt64, txns: [RecoveredTxn])
 }
 
 /// A message with its destination: a shard id for shard-bound kinds, a
@@ -67,7 +88,7 @@ public struct WatermarkEnvelope: Equatable, Sendable {
     /// True when `to` names a shard (false: a coordinator).
     public var toShard: Bool {
         switch message {
-        case .submit, .propose, .vote, .retire: return true
+        case .submit, .propose, .vote, .retire, .recover, .recovered: return true
         case .reply, .marks: return false
         }
     }
@@ -80,13 +101,12 @@ public struct WatermarkEnvelope: Equatable, Sendable {
         var w = ByteWriter(capacity: 64)
         w.magic(Self.magic)
         switch message {
-        case .submit(let p):
-            w.u8(1); w.varint(to); w.part(p)
-        case .propose(let id, let shards, let from, let ts, let refused, let ask):
-            w.u8(2); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.varint(ts)
-            w.flag(refused); w.flag(ask)
-        case .vote(let id, let shards, let from, let commit, let ask):
-            w.u8(3); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.flag(commit); w.flag(ask)
+        case .submit(let t):
+            w.u8(1); w.varint(to); w.txn(t)
+        case .propose(let t, let from, let term, let ts, let ask):
+            w.u8(2); w.varint(to); w.txn(t); w.varint(from); w.varint(term); w.varint(ts); w.flag(ask)
+        case .vote(let id, let shards, let from, let term, let commit, let ask):
+            w.u8(3); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.varint(term); w.flag(commit); w.flag(ask)
         case .reply(let r):
             w.u8(4); w.varint(to); w.id(r.id); w.varint(r.shard); w.varint(r.term); w.varint(r.ts)
             w.u8(r.outcome.rawValue); w.reads(r.reads); w.varint(r.receivedAt); w.varint(r.executedAt); w.list(r.marks)
@@ -94,6 +114,11 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             w.u8(5); w.varint(to); w.varint(shard); w.varint(term); w.list(marks)
         case .retire(let c, let worker, let below):
             w.u8(6); w.varint(to); w.varint(c); w.varint(UInt64(worker)); w.varint(below)
+        case .recover(let from, let term):
+            w.u8(7); w.varint(to); w.varint(from); w.varint(term)
+        case .recovered(let from, let term, let txns):
+            w.u8(8); w.varint(to); w.varint(from); w.varint(term); w.varint(UInt64(txns.count))
+            for r in txns { w.txn(r.txn); w.proposals(r.proposals) }
         }
         w.sealWithChecksum()
         return w.bytes
@@ -108,14 +133,13 @@ public struct WatermarkEnvelope: Equatable, Sendable {
         let message: WatermarkMessage
         switch kind {
         case 1:
-            message = .submit(try r.part())
+            message = .submit(try r.txn())
         case 2:
-            let id = try r.id(), shards = try r.shardList(), from = try r.varint()
-            message = .propose(id: id, shards: shards, from: from, ts: try r.timestamp("proposal"),
-                               refused: try r.flag(), ask: try r.flag())
+            let t = try r.txn(), from = try r.varint(), term = try r.timestamp("term")
+            message = .propose(t, from: from, term: term, ts: try r.timestamp("proposal"), ask: try r.flag())
         case 3:
-            let id = try r.id(), shards = try r.shardList(), from = try r.varint()
-            message = .vote(id: id, shards: shards, from: from, commit: try r.flag(), ask: try r.flag())
+            let id = try r.id(), shards = try r.shardList(), from = try r.varint(), term = try r.timestamp("term")
+            message = .vote(id: id, shards: shards, from: from, term: term, commit: try r.flag(), ask: try r.flag())
         case 4:
             let id = try r.id(), shard = try r.varint(), term = try r.timestamp("term"), ts = try r.timestamp("timestamp")
             guard let outcome = Outcome(rawValue: try r.u8()) else { throw LuigiError.decode("bad outcome") }
@@ -129,6 +153,14 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             let c = try r.varint(), worker = try r.varint()
             guard worker < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker out of range") }
             message = .retire(coordinator: c, worker: UInt32(worker), below: try r.timestamp("retire point"))
+        case 7:
+            message = .recover(from: try r.varint(), term: try r.timestamp("term"))
+        case 8:
+            let from = try r.varint(), term = try r.timestamp("term")
+            let n = try r.count()
+            message = .recovered(from: from, term: term, txns: try (0..<n).map { _ in
+                RecoveredTxn(txn: try r.txn(), proposals: try r.proposals())
+            })
         default:
             throw LuigiError.decode("unknown watermark message kind \(kind)")
         }

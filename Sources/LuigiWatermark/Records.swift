@@ -5,14 +5,7 @@ import LuigiBase
 /// holds the same data, transaction records and watermarks, and a new leader
 /// continues from them.
 public enum ShardRecord: Equatable, Sendable {
-    /// A multi-shard transaction and this shard's proposal for it. Written,
-    /// and committed, before the proposal is sent: a proposal other shards
-    /// may have used can never change, even across a failover.
-    case arrive(TxnPart, proposal: UInt64)
-    /// This shard never saw `id` and never will run it (its coordinator
-    /// vanished): the transaction aborts everywhere.
-    case refuse(TxnId, shards: [UInt64])
-    /// The shard ran its part at the agreed `ts`.
+    /// The shard ran its part at the agreed timestamp.
     case exec(Execution)
     /// The agreed outcome of a may-abort multi-shard transaction.
     case outcome(TxnId, committed: Bool)
@@ -31,18 +24,14 @@ public enum ShardRecord: Equatable, Sendable {
         var w = ByteWriter(capacity: 64)
         w.magic(Self.magic)
         switch self {
-        case .arrive(let p, let proposal):
-            w.u8(1); w.part(p); w.varint(proposal)
-        case .refuse(let id, let shards):
-            w.u8(2); w.id(id); w.list(shards)
         case .exec(let e):
-            w.u8(3); e.write(to: &w)
+            w.u8(1); e.write(to: &w)
         case .outcome(let id, let committed):
-            w.u8(4); w.id(id); w.flag(committed)
+            w.u8(2); w.id(id); w.flag(committed)
         case .marks(let marks):
-            w.u8(5); w.list(marks)
+            w.u8(3); w.list(marks)
         case .retire(let c, let worker, let below):
-            w.u8(6); w.varint(c); w.varint(UInt64(worker)); w.varint(below)
+            w.u8(4); w.varint(c); w.varint(UInt64(worker)); w.varint(below)
         }
         w.sealWithChecksum()
         return w.bytes
@@ -51,12 +40,10 @@ public enum ShardRecord: Equatable, Sendable {
     public init(decoding bytes: [UInt8]) throws {
         var r = try ByteReader.sealed(bytes, magic: Self.magic, what: "shard record")
         switch try r.u8() {
-        case 1: self = .arrive(try r.part(), proposal: try r.timestamp("proposal"))
-        case 2: self = .refuse(try r.id(), shards: try r.shardList())
-        case 3: self = .exec(try Execution.read(from: &r))
-        case 4: self = .outcome(try r.id(), committed: try r.flag())
-        case 5: self = .marks(try r.timestamps("marks"))
-        case 6:
+        case 1: self = .exec(try Execution.read(from: &r))
+        case 2: self = .outcome(try r.id(), committed: try r.flag())
+        case 3: self = .marks(try r.timestamps("marks"))
+        case 4:
             let c = try r.varint(), worker = try r.varint()
             guard worker < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker out of range") }
             self = .retire(coordinator: c, worker: UInt32(worker), below: try r.timestamp("retire point"))
@@ -67,13 +54,16 @@ public enum ShardRecord: Equatable, Sendable {
     }
 }
 
-/// A part's execution: where it ran in the total order, what it read, what
-/// it would write, and its vote.
+/// A part's execution: the whole transaction (so any replica can hand it to
+/// another shard), where it ran in the total order and on which proposals,
+/// what it read, what it would write, and its vote.
 public struct Execution: Equatable, Sendable {
-    public var id: TxnId
-    /// The agreed timestamp (0: the transaction was refused, nothing ran).
+    public var txn: Txn
+    /// The agreed timestamp: the maximum of `proposals`.
     public var ts: UInt64
-    public var shards: [UInt64]
+    /// Every involved shard's proposal (multi-shard transactions; empty for
+    /// a single-shard one, which the leader timestamps alone).
+    public var proposals: [ShardStamp]
     /// This shard's vote: its checks passed and no add overflowed.
     public var vote: Bool
     /// True while the outcome waits for the other shards' votes.
@@ -84,11 +74,11 @@ public struct Execution: Equatable, Sendable {
     public var writes: [WriteResult]
     public var receivedAt: UInt64
 
-    public init(id: TxnId, ts: UInt64, shards: [UInt64], vote: Bool, pending: Bool, reads: [ReadResult],
+    public init(txn: Txn, ts: UInt64, proposals: [ShardStamp], vote: Bool, pending: Bool, reads: [ReadResult],
                 writes: [WriteResult], receivedAt: UInt64) {
-        self.id = id
+        self.txn = txn
         self.ts = ts
-        self.shards = shards
+        self.proposals = proposals
         self.vote = vote
         self.pending = pending
         self.reads = reads
@@ -96,13 +86,16 @@ public struct Execution: Equatable, Sendable {
         self.receivedAt = receivedAt
     }
 
+    public var id: TxnId { txn.id }
+    public var shards: [UInt64] { txn.shards }
+
     func write(to w: inout ByteWriter) {
-        w.id(id); w.varint(ts); w.list(shards); w.flag(vote); w.flag(pending)
+        w.txn(txn); w.varint(ts); w.proposals(proposals); w.flag(vote); w.flag(pending)
         w.reads(reads); w.writes(writes); w.varint(receivedAt)
     }
 
     static func read(from r: inout ByteReader) throws -> Execution {
-        Execution(id: try r.id(), ts: try r.timestamp("timestamp"), shards: try r.shardList(), vote: try r.flag(),
+        Execution(txn: try r.txn(), ts: try r.timestamp("timestamp"), proposals: try r.proposals(), vote: try r.flag(),
                   pending: try r.flag(), reads: try r.reads(), writes: try r.writes(),
                   receivedAt: try r.timestamp("receive stamp"))
     }

@@ -1,83 +1,154 @@
 import LuigiBase
 
-/// The shard leader's protocol: hold, agree, run in timestamp order, log,
-/// vote, and mark. Every handler runs only while the replica serves.
+/// The shard leader's protocol: recover, hold, agree, run in timestamp
+/// order, log, vote, and mark.
 extension ShardNode {
-    // MARK: - Serving
+    // MARK: - Becoming a leader: catch up, then recover
 
-    /// The replica leads and has applied its whole log: rebuild the leader
-    /// state from the replicated one and pick up unfinished transactions.
-    func startServing() {
-        guard var l = leader else { return }
-        l.serving = true
+    /// The leader has applied its whole log. It rebuilds what the log
+    /// holds, fences and asks every other shard what they know of shared
+    /// unfinished transactions, and serves once all have answered.
+    func becomeCaughtUp() {
+        guard var l = leader, !l.caughtUp else { return }
+        l.caughtUp = true
         l.readFrontier = state.readFrontier
         l.writeFrontier = state.writeFrontier
         l.floor = state.marks
         l.lastMarksAppended = state.marks
-        for (id, rec) in state.txns.sorted(by: { $0.key < $1.key }) {
-            switch rec.phase {
-            case .arrived:
-                guard let part = rec.part else { continue }
-                let (r, w) = part.keys
-                l.enqueue(.init(part: part, ts: rec.proposal, proposal: rec.proposal, durable: true,
-                                receivedAt: now, reads: r, writes: w))
-            case .pending:
-                guard let e = rec.execution else { continue }
-                l.awaiting[id] = .init(execution: e, durable: true, reads: Set(e.reads.map(\.key)),
-                                       writes: Set(e.writes.map(\.key)))
-            case .done, .refused:
-                break
+        for (id, rec) in state.txns where rec.outcome == nil {
+            let e = rec.execution
+            l.awaiting[id] = .init(execution: e, durable: true, reads: Set(e.reads.map(\.key)), writes: Set(e.writes.map(\.key)))
+        }
+        l.recoveryPending = Set((0..<UInt64(config.shardCount)).filter { $0 != shard })
+        leader = l
+        askRecovery()
+        if l.recoveryPending.isEmpty { finishRecovery() }
+    }
+
+    private func askRecovery() {
+        leader!.recoveryAskedAt = now
+        for s in leader!.recoveryPending.sorted() { send(.recover(from: shard, term: leader!.term), to: s) }
+    }
+
+    /// Another shard's new leader asks: fence its older terms, and tell it
+    /// every transaction involving it that this shard knows, with the
+    /// proposals held (what its predecessor proposed, if anyone got it).
+    func onRecover(from s: UInt64, term t: UInt64) {
+        guard leader!.caughtUp, leader!.admit(s, term: t) else { return }
+        var known: [TxnId: (txn: Txn, proposals: [UInt64: UInt64])] = [:]
+        // What ran here, committed or not yet, with the proposals it ran on.
+        let ran = state.txns.values.map(\.execution) + leader!.awaiting.values.map(\.execution) + leader!.finishing.values
+        for e in ran where e.shards.contains(s) && known[e.id] == nil {
+            known[e.id] = (e.txn, Dictionary(uniqueKeysWithValues: e.proposals.map { ($0.shard, $0.ts) }))
+        }
+        for (id, q) in leader!.queue where q.txn.shards.contains(s) && known[id] == nil {
+            var p = q.peers
+            p[shard] = q.proposal
+            known[id] = (q.txn, p)
+        }
+        for (id, r) in leader!.recovered where r.txn.shards.contains(s) && known[id] == nil { known[id] = r }
+        let answer = known.sorted { $0.key < $1.key }.map { _, v in
+            RecoveredTxn(txn: v.txn, proposals: v.proposals.sorted { $0.key < $1.key }.map { ShardStamp(shard: $0.key, ts: $0.value) })
+        }
+        send(.recovered(from: shard, term: leader!.term, txns: answer), to: s)
+    }
+
+    func onRecovered(from s: UInt64, term t: UInt64, txns: [RecoveredTxn]) {
+        guard leader!.admit(s, term: t), !leader!.serving, leader!.recoveryPending.contains(s) else { return }
+        for r in txns where r.txn.shards.contains(shard) {
+            var entry = leader!.recovered[r.txn.id] ?? (r.txn, [:])
+            for p in r.proposals where entry.proposals[p.shard] == nil { entry.proposals[p.shard] = p.ts }
+            leader!.recovered[r.txn.id] = entry
+        }
+        leader!.recoveryPending.remove(s)
+        if leader!.recoveryPending.isEmpty { finishRecovery() }
+    }
+
+    /// Every shard answered: queue what is unfinished here, at the proposal
+    /// this shard's predecessor made if anyone holds it (someone may have
+    /// run the transaction with it), else at a fresh one; then serve.
+    private func finishRecovery() {
+        leader!.serving = true
+        let recovered = leader!.recovered
+        leader!.recovered = [:]
+        let sorted = recovered.sorted { $0.key < $1.key }
+        for (id, r) in sorted where state.txns[id] == nil && leader!.awaiting[id] == nil && !state.isRetired(id) {
+            if let mine = r.proposals[shard] {
+                admitTxn(r.txn, proposal: mine, peers: r.proposals)
             }
         }
-        leader = l
-        // Ask at once for whatever the previous leader was waiting on.
+        for (id, r) in sorted where state.txns[id] == nil && leader!.awaiting[id] == nil && leader!.queue[id] == nil
+            && !state.isRetired(id)
+        {
+            admitTxn(r.txn, proposal: nil, peers: r.proposals)
+        }
         for id in leader!.queue.keys.sorted() { sendProposal(id, ask: true) }
         for id in leader!.awaiting.keys.sorted() { sendVote(id, ask: true) }
         leader!.marksChanged = true
-        afterInput()
     }
 
-    // MARK: - Handlers
+    // MARK: - Transactions arriving
 
-    func onSubmit(_ part: TxnPart) {
-        let id = part.id
-        guard !state.isRetired(id), leader!.queue[id] == nil, leader!.awaiting[id] == nil,
-            !leader!.finishing.contains(id)
-        else { return }
-        if let rec = state.txns[id] {
-            if rec.phase == .done || rec.phase == .refused { replyFromRecord(id, rec) }
+    func onSubmit(_ txn: Txn) {
+        guard isNew(txn.id) else {
+            if let rec = state.txns[txn.id], rec.outcome != nil { replyFromRecord(rec) }
             return
         }
+        admitTxn(txn, proposal: nil, peers: [:])
+    }
+
+    private func isNew(_ id: TxnId) -> Bool {
+        !state.isRetired(id) && state.txns[id] == nil && leader!.queue[id] == nil && leader!.awaiting[id] == nil
+            && leader!.finishing[id] == nil
+    }
+
+    /// Queues a transaction at `proposal`, or at a fresh one: above the
+    /// stream's watermark floor and above the last run reads and writes of
+    /// its keys. A single-shard transaction is stamped from this leader's
+    /// clock (nothing to agree on, so nothing to wait for); a multi-shard
+    /// one from the coordinator's future timestamp, and its proposal goes to
+    /// the other shards at once.
+    private func admitTxn(_ txn: Txn, proposal: UInt64?, peers known: [UInt64: UInt64]) {
+        guard let part = txn.part(for: shard) else { return }
         let l = leader!
         let (r, w) = part.keys
-        var p = max(part.ts, l.floor[Int(id.worker)] + 1)
-        for k in r { p = max(p, (l.writeFrontier[k] ?? 0) + 1) }
-        for k in w { p = max(p, (l.readFrontier[k] ?? 0) + 1, (l.writeFrontier[k] ?? 0) + 1) }
-        p = min(p, WatermarkLimits.maxTimestamp)
-        let single = part.shards.count == 1
-        var q = LeaderState.Queued(part: part, ts: p, proposal: p, durable: single, receivedAt: now,
-                                   reads: r, writes: w)
+        let single = txn.parts.count == 1
+        var p: UInt64
+        if let proposal {
+            p = proposal
+        } else {
+            p = max(single ? now : txn.ts, l.floor[Int(txn.id.worker)] + 1)
+            for k in r { p = max(p, (l.writeFrontier[k] ?? 0) + 1) }
+            for k in w { p = max(p, (l.readFrontier[k] ?? 0) + 1, (l.writeFrontier[k] ?? 0) + 1) }
+            p = min(p, WatermarkLimits.maxTimestamp)
+        }
+        var q = LeaderState.Queued(txn: txn, part: part, ts: p, proposal: p, receivedAt: now, reads: r, writes: w)
+        q.peers = known.filter { $0.key != shard && txn.shards.contains($0.key) }
         q.agreed = single
         leader!.enqueue(q)
-        if !single { output.appends.append(.arrive(part, proposal: p)) }
+        if !single { sendProposal(txn.id, ask: false) }
     }
 
-    func onPropose(_ id: TxnId, shards: [UInt64], from: UInt64, ts: UInt64, refused: Bool, ask: Bool) {
+    func onPropose(_ txn: Txn, from: UInt64, ts: UInt64, ask: Bool) {
+        let id = txn.id
         if var q = leader!.queue[id] {
-            if q.peers[from] == nil && !q.refused {
-                if refused { q.refused = true } else { q.peers[from] = ts }
+            if q.peers[from] == nil && !q.agreed {
+                q.peers[from] = ts
                 leader!.queue[id] = q
             }
-            if ask && q.durable { sendProposal(id, ask: false, only: from) }
+            if ask { sendProposal(id, ask: false, only: from) }
             return
         }
-        if let rec = state.txns[id] {
-            // Finished or refused here: answer, never resurrect.
-            if ask { answerProposal(id, rec, to: from) }
+        if let e = state.txns[id]?.execution ?? leader!.awaiting[id]?.execution ?? leader!.finishing[id] {
+            // Ran here already: answer, never resurrect.
+            if ask, let mine = e.proposals.first(where: { $0.shard == shard }) {
+                send(.propose(e.txn, from: shard, term: leader!.term, ts: mine.ts, ask: false), to: from)
+            }
             return
         }
-        if leader!.awaiting[id] != nil || state.isRetired(id) { return }
-        noteEarly(id, shards) { $0.proposals[from] = $0.proposals[from] ?? (ts, refused) }
+        guard isNew(id) else { return }
+        // The submit has not arrived (or never will): the proposal brought the transaction.
+        admitTxn(txn, proposal: nil, peers: [from: ts])
     }
 
     func onVote(_ id: TxnId, shards: [UInt64], from: UInt64, commit: Bool, ask: Bool) {
@@ -88,13 +159,14 @@ extension ShardNode {
             decide(id)
             return
         }
-        if let rec = state.txns[id], let e = rec.execution {
-            if ask { send(.vote(id: id, shards: e.shards, from: shard, commit: e.vote, ask: false), to: from) }
+        if let e = state.txns[id]?.execution {
+            if ask { send(.vote(id: id, shards: e.shards, from: shard, term: leader!.term, commit: e.vote, ask: false), to: from) }
             return
         }
         guard !state.isRetired(id) else { return }
-        // Not run here yet (queued, or not even submitted): keep the vote.
-        noteEarly(id, shards) { $0.votes[from] = $0.votes[from] ?? commit }
+        // Not run here yet: keep the vote for when it is.
+        if leader!.earlyVotes[id] == nil && leader!.earlyVotes.count >= config.earlyCapacity { return }
+        leader!.earlyVotes[id, default: [:]][from] = leader!.earlyVotes[id]?[from] ?? commit
     }
 
     func onRetire(_ c: UInt64, _ worker: UInt32, _ below: UInt64) {
@@ -104,34 +176,21 @@ extension ShardNode {
         output.appends.append(.retire(coordinator: c, worker: worker, below: below))
     }
 
-    private func noteEarly(_ id: TxnId, _ shards: [UInt64], _ update: (inout LeaderState.Early) -> Void) {
-        if leader!.early[id] == nil {
-            guard leader!.early.count < config.earlyCapacity else { return }
-            leader!.early[id] = .init(firstSeen: now, shards: shards)
-        }
-        update(&leader!.early[id]!)
-    }
+    // MARK: - Timers
 
     func onTick() {
         let l = leader!
-        for (id, q) in l.queue where q.durable && !q.agreed && now >= q.lastSent + config.resendAfter {
+        if !l.serving {
+            if l.caughtUp && now >= l.recoveryAskedAt + config.resendAfter { askRecovery() }
+            return
+        }
+        for (id, q) in l.queue where !q.single && !q.agreed && now >= q.lastSent + config.resendAfter {
             sendProposal(id, ask: true)
         }
         for (id, a) in l.awaiting where a.durable && now >= a.lastSent + config.resendAfter {
             sendVote(id, ask: true)
         }
-        for (id, e) in l.early where !e.refusing && now >= e.firstSeen + config.refuseAfter {
-            if state.isRetired(id) || state.txns[id]?.execution != nil {
-                leader!.early[id] = nil
-                continue
-            }
-            guard state.txns[id] == nil, l.queue[id] == nil, l.awaiting[id] == nil else { continue }
-            leader!.early[id]!.refusing = true
-            output.appends.append(.refuse(id, shards: e.shards))
-        }
-        if l.floor != l.lastMarksAppended && now >= l.lastMarksAppendedAt + config.marksEvery {
-            appendMarks()
-        }
+        if l.floor != l.lastMarksAppended && now >= l.lastMarksAppendedAt + config.marksEvery { appendMarks() }
         if now >= l.marksPushedAt + config.marksEvery { leader!.marksChanged = true }
     }
 
@@ -146,26 +205,11 @@ extension ShardNode {
         if leader!.marksChanged { pushMarks() }
     }
 
+    /// A multi-shard transaction with every shard's proposal takes the
+    /// maximum: the agreed timestamp, the same on every shard.
     private func agree() {
-        for (id, q) in leader!.queue where q.durable && !q.agreed {
+        for (id, q) in leader!.queue where !q.agreed && q.peers.count == q.txn.parts.count - 1 {
             var q = q
-            if let e = leader!.early[id], !e.proposals.isEmpty {
-                for (s, p) in e.proposals where q.peers[s] == nil {
-                    if p.refused { q.refused = true } else { q.peers[s] = p.ts }
-                }
-                leader!.early[id]!.proposals = [:]
-            }
-            if q.refused {
-                _ = leader!.dequeue(id)
-                let e = Execution(id: id, ts: 0, shards: q.part.shards, vote: false, pending: false, reads: [],
-                                  writes: [], receivedAt: q.receivedAt)
-                finish(e, outcome: .aborted)
-                continue
-            }
-            guard q.peers.count == q.part.shards.count - 1 else {
-                leader!.queue[id] = q
-                continue
-            }
             q.agreed = true
             leader!.queue[id] = q
             leader!.reposition(id, to: max(q.proposal, q.peers.values.max() ?? 0))
@@ -182,14 +226,13 @@ extension ShardNode {
         }
         var ready: [TxnId] = []
         for s in leader!.order {
-            guard s.ts <= now else { break }
-            let q = leader!.queue[s.id]!
+            guard s.ts <= now, let q = leader!.queue[s.id] else { break }
             let conflict = !q.reads.isDisjoint(with: blockedWrites) || !q.writes.isDisjoint(with: blockedWrites)
                 || !q.writes.isDisjoint(with: blockedReads)
             if q.agreed && !conflict {
                 ready.append(s.id)
                 // A part that will wait for votes holds its keys until the outcome.
-                if q.part.mayAbort && q.part.shards.count > 1 {
+                if q.txn.mayAbort && !q.single {
                     blockedReads.formUnion(q.reads)
                     blockedWrites.formUnion(q.writes)
                 }
@@ -198,7 +241,9 @@ extension ShardNode {
                 blockedWrites.formUnion(q.writes)
             }
         }
-        for id in ready { run(leader!.dequeue(id)!) }
+        for id in ready {
+            if let q = leader!.dequeue(id) { run(q) }
+        }
     }
 
     /// Runs a part at its agreed timestamp against the leader's view
@@ -231,14 +276,15 @@ extension ShardNode {
         }
         for k in q.reads { leader!.readFrontier[k] = max(leader!.readFrontier[k] ?? 0, q.ts) }
         for k in q.writes { leader!.writeFrontier[k] = max(leader!.writeFrontier[k] ?? 0, q.ts) }
-        let pending = q.part.mayAbort && q.part.shards.count > 1
-        let e = Execution(id: q.part.id, ts: q.ts, shards: q.part.shards, vote: vote, pending: pending,
+        let pending = q.txn.mayAbort && !q.single
+        let e = Execution(txn: q.txn, ts: q.ts, proposals: q.proposals(shard), vote: vote, pending: pending,
                           reads: reads, writes: vote || pending ? writes : [], receivedAt: q.receivedAt)
         if pending {
             output.appends.append(.exec(e))
             var a = LeaderState.Awaiting(execution: e, reads: q.reads, writes: q.writes)
-            if let early = leader!.early.removeValue(forKey: e.id) { a.votes = early.votes }
+            a.votes = leader!.earlyVotes.removeValue(forKey: e.id) ?? [:]
             leader!.awaiting[e.id] = a
+            leader!.finishing[e.id] = e
             decide(e.id)
         } else {
             finish(e, outcome: vote ? .committed : .aborted)
@@ -251,7 +297,7 @@ extension ShardNode {
         leader!.awaiting[id] = nil
         let commit = a.execution.vote && a.votes.values.allSatisfy { $0 }
         output.appends.append(.outcome(id, committed: commit))
-        leader!.finishing.insert(id)
+        leader!.finishing[id] = a.execution
         if commit { overlay(a.execution) }
         leader!.finishedSinceMarks = true
         reply(a.execution, outcome: commit ? .committed : .aborted)
@@ -261,8 +307,8 @@ extension ShardNode {
     /// answers the coordinator at once: the coordinator acknowledges only
     /// when the watermarks show the record committed.
     private func finish(_ e: Execution, outcome: Outcome) {
-        leader!.early[e.id] = nil
-        leader!.finishing.insert(e.id)
+        leader!.earlyVotes[e.id] = nil
+        leader!.finishing[e.id] = e
         output.appends.append(.exec(e))
         if outcome == .committed { overlay(e) }
         leader!.finishedSinceMarks = true
@@ -304,19 +350,8 @@ extension ShardNode {
     // MARK: - Committed records seen by the leader
 
     func leaderApplied(_ record: ShardRecord) {
-        guard leader?.serving == true else { return }
+        guard leader?.caughtUp == true else { return }
         switch record {
-        case .arrive(let part, _):
-            guard var q = leader!.queue[part.id], !q.durable else { return }
-            q.durable = true
-            leader!.queue[part.id] = q
-            sendProposal(part.id, ask: false)
-        case .refuse(let id, let shards):
-            leader!.early[id] = nil
-            for s in shards where s != shard {
-                send(.propose(id: id, shards: shards, from: shard, ts: 0, refused: true, ask: false), to: s)
-            }
-            if let rec = state.txns[id] { replyFromRecord(id, rec) }
         case .exec(let e):
             if e.pending {
                 guard var a = leader!.awaiting[e.id], !a.durable else { return }
@@ -324,11 +359,11 @@ extension ShardNode {
                 leader!.awaiting[e.id] = a
                 sendVote(e.id, ask: false)
             } else {
-                leader!.finishing.remove(e.id)
+                leader!.finishing[e.id] = nil
                 settle(e)
             }
         case .outcome(let id, _):
-            leader!.finishing.remove(id)
+            leader!.finishing[id] = nil
             if let e = state.txns[id]?.execution { settle(e) }
         case .marks:
             leader!.marksChanged = true
@@ -348,9 +383,9 @@ extension ShardNode {
     func send(_ m: WatermarkMessage, to: UInt64) { output.messages.append(WatermarkEnvelope(to: to, m)) }
 
     func sendProposal(_ id: TxnId, ask: Bool, only: UInt64? = nil) {
-        guard var q = leader!.queue[id], q.durable, q.part.shards.count > 1 else { return }
-        for s in q.part.shards where s != shard && (only == nil || only == s) && (only != nil || q.peers[s] == nil || !ask) {
-            send(.propose(id: id, shards: q.part.shards, from: shard, ts: q.proposal, refused: false, ask: ask), to: s)
+        guard var q = leader!.queue[id], !q.single else { return }
+        for s in q.txn.shards where s != shard && (only == nil || only == s) && (only != nil || !ask || q.peers[s] == nil) {
+            send(.propose(q.txn, from: shard, term: leader!.term, ts: q.proposal, ask: ask), to: s)
         }
         if only == nil {
             q.lastSent = now
@@ -361,20 +396,12 @@ extension ShardNode {
     func sendVote(_ id: TxnId, ask: Bool, only: UInt64? = nil) {
         guard var a = leader!.awaiting[id], a.durable else { return }
         let e = a.execution
-        for s in e.shards where s != shard && (only == nil || only == s) && (only != nil || a.votes[s] == nil || !ask) {
-            send(.vote(id: id, shards: e.shards, from: shard, commit: e.vote, ask: ask), to: s)
+        for s in e.shards where s != shard && (only == nil || only == s) && (only != nil || !ask || a.votes[s] == nil) {
+            send(.vote(id: id, shards: e.shards, from: shard, term: leader!.term, commit: e.vote, ask: ask), to: s)
         }
         if only == nil {
             a.lastSent = now
             leader!.awaiting[id] = a
-        }
-    }
-
-    private func answerProposal(_ id: TxnId, _ rec: TxnRecord, to: UInt64) {
-        if rec.phase == .refused {
-            send(.propose(id: id, shards: rec.shards, from: shard, ts: 0, refused: true, ask: false), to: to)
-        } else if rec.shards.count > 1 {
-            send(.propose(id: id, shards: rec.shards, from: shard, ts: rec.proposal, refused: false, ask: false), to: to)
         }
     }
 
@@ -384,9 +411,7 @@ extension ShardNode {
         send(.reply(r), to: e.id.coordinator)
     }
 
-    private func replyFromRecord(_ id: TxnId, _ rec: TxnRecord) {
-        let e = rec.execution ?? Execution(id: id, ts: 0, shards: rec.shards, vote: false, pending: false, reads: [],
-                                           writes: [], receivedAt: now)
-        reply(e, outcome: rec.outcome ?? .aborted)
+    private func replyFromRecord(_ rec: TxnRecord) {
+        reply(rec.execution, outcome: rec.outcome ?? .aborted)
     }
 }

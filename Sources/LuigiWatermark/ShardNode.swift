@@ -8,14 +8,11 @@ public struct ShardConfig: Equatable, Sendable {
     public var workers: Int
     /// Coordinator ids: replies and watermarks go to them.
     public var coordinators: [UInt64]
-    /// Re-send an unanswered proposal or vote after this long (µs).
+    /// Re-send an unanswered proposal, vote or recovery request after this long (µs).
     public var resendAfter: UInt64 = 10_000
-    /// Refuse a transaction other shards propose but no submit brought here
-    /// after this long (µs): its coordinator is gone.
-    public var refuseAfter: UInt64 = 1_000_000
     /// Push watermarks to coordinators at least this often (µs).
     public var marksEvery: UInt64 = 1_000
-    /// Proposals and votes held for transactions not yet seen (more are dropped: they are re-sent).
+    /// Votes held for transactions not yet run here (more are dropped: they are re-sent).
     public var earlyCapacity: Int = 4_096
 
     public init(shard: UInt64, shardCount: Int, workers: Int, coordinators: [UInt64]) {
@@ -35,9 +32,9 @@ public struct ShardConfig: Equatable, Sendable {
         guard !coordinators.isEmpty, Set(coordinators).count == coordinators.count else {
             throw LuigiError.invalidArgument("coordinators must be a non-empty list without duplicates")
         }
-        for t in [resendAfter, refuseAfter, marksEvery] { try WatermarkLimits.check(t, "interval") }
-        guard resendAfter > 0, marksEvery > 0, refuseAfter > resendAfter, earlyCapacity >= 1 else {
-            throw LuigiError.invalidArgument("intervals must be positive, refuseAfter above resendAfter")
+        for t in [resendAfter, marksEvery] { try WatermarkLimits.check(t, "interval") }
+        guard resendAfter > 0, marksEvery > 0, earlyCapacity >= 1 else {
+            throw LuigiError.invalidArgument("intervals and the early-vote capacity must be positive")
         }
         return self
     }
@@ -53,9 +50,17 @@ public struct ShardOutput: Sendable {
 }
 
 /// One replica of one shard: the replicated state every replica applies,
-/// and, while its Raft node leads and has applied its whole log, the shard
-/// leader's roles: the hold queue, agreement by max, execution in timestamp
-/// order, per-worker streams and their watermarks.
+/// and, while its Raft node leads, the shard leader's roles: the hold queue,
+/// agreement by max, execution in timestamp order, per-worker streams and
+/// their watermarks.
+///
+/// A new leader serves only after it has applied its whole log and every
+/// other shard has answered its recovery request. Proposals are not logged:
+/// they go out as soon as a transaction arrives. What keeps the agreed
+/// timestamp fixed across failovers is recovery: the answering shards fence
+/// the old leader's term (its late proposals are dropped) and report every
+/// proposal of this shard they hold, and the new leader reuses those, so a
+/// proposal anyone may have run with never changes (docs/ARCHITECTURE.md).
 ///
 /// Pure and sans-I/O: time comes in as `now` (the replica's own clock, in
 /// µs), messages through `step`, committed log entries through `apply`; the
@@ -80,7 +85,7 @@ public final class ShardNode {
     }
 
     public var shard: UInt64 { config.shard }
-    /// True while this replica leads and has applied its log: it serves.
+    /// True while this replica leads, has applied its log and has recovered: it serves.
     public var isServing: Bool { leader?.serving ?? false }
 
     func advanceClock(_ t: UInt64) { now = max(now, min(t, WatermarkLimits.maxTimestamp)) }
@@ -95,7 +100,7 @@ public final class ShardNode {
             leader = nil
         } else if leader?.term != term {
             leader = LeaderState(term: term, workers: config.workers)
-            if lastAppliedTerm >= term { startServing() }
+            if lastAppliedTerm >= term { becomeCaughtUp() }
         }
     }
 
@@ -115,7 +120,7 @@ public final class ShardNode {
                 foreignEntries += 1
             }
         }
-        if let l = leader, !l.serving, term >= l.term { startServing() }
+        if let l = leader, !l.caughtUp, term >= l.term { becomeCaughtUp() }
     }
 
     /// Replaces the replicated state (a snapshot restore).
@@ -134,15 +139,22 @@ public final class ShardNode {
     public func step(_ envelope: WatermarkEnvelope, now t: UInt64) throws {
         try check(envelope)
         advanceClock(t)
-        guard isServing else { return }
+        guard let l = leader, l.caughtUp else { return }
         switch envelope.message {
-        case .submit(let part): onSubmit(part)
-        case .propose(let id, let shards, let from, let ts, let refused, let ask):
-            onPropose(id, shards: shards, from: from, ts: ts, refused: refused, ask: ask)
-        case .vote(let id, let shards, let from, let commit, let ask):
-            onVote(id, shards: shards, from: from, commit: commit, ask: ask)
-        case .retire(let c, let worker, let below): onRetire(c, worker, below)
-        case .reply, .marks: break
+        case .recover(let from, let term):
+            onRecover(from: from, term: term)
+        case .recovered(let from, let term, let txns):
+            onRecovered(from: from, term: term, txns: txns)
+        case .submit(let txn) where l.serving:
+            onSubmit(txn)
+        case .propose(let txn, let from, let term, let ts, let ask) where l.serving:
+            if leader!.admit(from, term: term) { onPropose(txn, from: from, ts: ts, ask: ask) }
+        case .vote(let id, let shards, let from, let term, let commit, let ask) where l.serving:
+            if leader!.admit(from, term: term) { onVote(id, shards: shards, from: from, commit: commit, ask: ask) }
+        case .retire(let c, let worker, let below) where l.serving:
+            onRetire(c, worker, below)
+        default:
+            break
         }
         afterInput()
     }
@@ -150,7 +162,7 @@ public final class ShardNode {
     /// Timers: re-sends, refusals, watermark heartbeats and releases.
     public func tick(now t: UInt64) {
         advanceClock(t)
-        guard isServing else { return }
+        guard leader?.caughtUp == true else { return }
         onTick()
         afterInput()
     }
@@ -184,25 +196,42 @@ public final class ShardNode {
                 throw LuigiError.invalidArgument("\(id)'s shards \(shards) do not include shard \(config.shard) or are out of range")
             }
         }
-        func checkPeer(_ from: UInt64, _ shards: [UInt64]) throws {
-            guard from != config.shard, shards.contains(from) else {
+        func checkPeer(_ from: UInt64, _ shards: [UInt64]?) throws {
+            guard from != config.shard, from < UInt64(config.shardCount), shards?.contains(from) ?? true else {
                 throw LuigiError.invalidArgument("shard \(from) is not another shard of the transaction")
             }
         }
         switch e.message {
-        case .submit(let p):
-            try p.validate()
-            try checkTxn(p.id, p.shards)
-        case .propose(let id, let shards, let from, let ts, _, _):
+        case .submit(let t):
+            try t.validate()
+            try checkTxn(t.id, t.shards)
+        case .propose(let t, let from, let term, let ts, _):
+            try t.validate()
             try WatermarkLimits.check(ts, "proposal")
-            try checkTxn(id, shards)
-            try checkPeer(from, shards)
-        case .vote(let id, let shards, let from, _, _):
+            try WatermarkLimits.check(term, "term")
+            try checkTxn(t.id, t.shards)
+            try checkPeer(from, t.shards)
+        case .vote(let id, let shards, let from, let term, _, _):
+            try WatermarkLimits.check(term, "term")
             try checkTxn(id, shards)
             try checkPeer(from, shards)
         case .retire(let c, let worker, _):
             guard config.coordinators.contains(c), Int(worker) < config.workers else {
                 throw LuigiError.invalidArgument("retire for unknown coordinator \(c) or worker \(worker)")
+            }
+        case .recover(let from, let term):
+            try WatermarkLimits.check(term, "term")
+            try checkPeer(from, nil)
+        case .recovered(let from, let term, let txns):
+            try WatermarkLimits.check(term, "term")
+            try checkPeer(from, nil)
+            for r in txns {
+                try r.txn.validate()
+                try checkTxn(r.txn.id, r.txn.shards)
+                guard r.proposals.allSatisfy({ r.txn.shards.contains($0.shard) }) else {
+                    throw LuigiError.invalidArgument("a recovered proposal names a shard outside its transaction")
+                }
+                for p in r.proposals { try WatermarkLimits.check(p.ts, "proposal") }
             }
         case .reply, .marks:
             break

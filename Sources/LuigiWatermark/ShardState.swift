@@ -1,24 +1,10 @@
 import LuigiBase
 
-/// One transaction as a shard's replicated state knows it.
+/// One transaction as a shard's replicated state knows it: run here, and
+/// finished or waiting for the other shards' votes.
 public struct TxnRecord: Equatable, Sendable {
-    public enum Phase: Equatable, Sendable {
-        /// Multi-shard, proposal durable, not yet run.
-        case arrived
-        /// Ran; the outcome waits for the other shards' votes.
-        case pending
-        /// Finished (committed or aborted).
-        case done
-        /// This shard refused it: it never runs anywhere.
-        case refused
-    }
-
-    public var phase: Phase
-    public var shards: [UInt64]
-    /// The part (multi-shard transactions; nil once finished).
-    public var part: TxnPart?
-    public var proposal: UInt64
-    public var execution: Execution?
+    public var execution: Execution
+    /// Nil while the outcome waits for votes.
     public var outcome: Outcome?
 }
 
@@ -60,39 +46,24 @@ public struct ShardState: Equatable, Sendable {
         retired[RetireKey(coordinator: coordinator, worker: worker), default: 0]
     }
 
-    /// Applies one committed record. Records about retired transactions, a
-    /// second record of a kind a transaction already has, and marks of the
-    /// wrong width change nothing (a deposed leader's leftovers).
+    /// Applies one committed record. A second execution of a transaction,
+    /// an outcome without a pending execution, records of retired
+    /// transactions and marks of the wrong width change nothing (a deposed
+    /// leader's leftovers would be refused alike on every replica).
     public mutating func apply(_ record: ShardRecord) {
         switch record {
-        case .arrive(let part, let proposal):
-            guard !isRetired(part.id), txns[part.id] == nil else { return }
-            txns[part.id] = TxnRecord(phase: .arrived, shards: part.shards, part: part, proposal: proposal)
-        case .refuse(let id, let shards):
-            guard !isRetired(id), txns[id] == nil else { return }
-            txns[id] = TxnRecord(phase: .refused, shards: shards, proposal: 0, outcome: .aborted)
         case .exec(let e):
-            guard !isRetired(e.id) else { return }
-            var rec = txns[e.id] ?? TxnRecord(phase: .arrived, shards: e.shards, proposal: e.ts)
-            guard rec.phase == .arrived else { return }
-            rec.execution = e
-            rec.part = nil
+            guard !isRetired(e.id), txns[e.id] == nil else { return }
             for r in e.reads { readFrontier[r.key] = max(readFrontier[r.key] ?? 0, e.ts) }
             for w in e.writes { writeFrontier[w.key] = max(writeFrontier[w.key] ?? 0, e.ts) }
-            if e.pending {
-                rec.phase = .pending
-            } else {
-                rec.phase = .done
-                rec.outcome = e.vote ? .committed : .aborted
-                if e.vote { write(e) }
-            }
-            txns[e.id] = rec
+            let outcome: Outcome? = e.pending ? nil : (e.vote ? .committed : .aborted)
+            txns[e.id] = TxnRecord(execution: e, outcome: outcome)
+            if outcome == .committed { write(e) }
         case .outcome(let id, let committed):
-            guard var rec = txns[id], rec.phase == .pending, let e = rec.execution else { return }
-            rec.phase = .done
+            guard var rec = txns[id], rec.outcome == nil else { return }
             rec.outcome = committed ? .committed : .aborted
-            if committed { write(e) }
             txns[id] = rec
+            if committed { write(rec.execution) }
         case .marks(let m):
             guard m.count == workers else { return }
             for w in 0..<workers { marks[w] = max(marks[w], m[w]) }
@@ -101,8 +72,7 @@ public struct ShardState: Equatable, Sendable {
             guard below > retired[key, default: 0] else { return }
             retired[key] = below
             txns = txns.filter { id, rec in
-                !(id.coordinator == c && id.worker == worker && id.seq < below
-                    && (rec.phase == .done || rec.phase == .refused))
+                !(id.coordinator == c && id.worker == worker && id.seq < below && rec.outcome != nil)
             }
         }
     }

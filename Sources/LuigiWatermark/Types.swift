@@ -12,6 +12,7 @@ public enum WatermarkLimits {
     public static let maxShards = 1 << 16
     public static let maxWorkers = 1 << 10
     public static let maxOpsPerPart = 1 << 12
+    public static let maxOpsPerTxn = 1 << 14
     public static let maxKeyBytes = 1 << 10
 
     static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
@@ -137,6 +138,69 @@ public struct TxnPart: Equatable, Sendable {
             if op.writes { w.insert(op.key) } else { r.insert(op.key) }
         }
         return (r, w)
+    }
+}
+
+/// One shard's proposal for a transaction.
+public struct ShardStamp: Equatable, Hashable, Sendable {
+    public var shard: UInt64
+    public var ts: UInt64
+
+    public init(shard: UInt64, ts: UInt64) {
+        self.shard = shard
+        self.ts = ts
+    }
+}
+
+/// One shard's ops of a transaction.
+public struct ShardOps: Equatable, Sendable {
+    public var shard: UInt64
+    public var ops: [Op]
+
+    public init(shard: UInt64, ops: [Op]) {
+        self.shard = shard
+        self.ops = ops
+    }
+}
+
+/// A whole transaction, every shard's part. Shards pass it whole (in
+/// submits, proposals, recovery answers and their logs), so any involved
+/// shard can hand a part to another: a transaction never depends on its
+/// coordinator staying up, or on one shard's leader surviving.
+public struct Txn: Equatable, Sendable {
+    public var id: TxnId
+    /// The coordinator's future timestamp (microseconds).
+    public var ts: UInt64
+    /// True when any part may abort (an add or a check).
+    public var mayAbort: Bool
+    /// Sorted by shard, one entry per involved shard.
+    public var parts: [ShardOps]
+
+    public init(id: TxnId, ts: UInt64, mayAbort: Bool, parts: [ShardOps]) {
+        self.id = id
+        self.ts = ts
+        self.mayAbort = mayAbort
+        self.parts = parts
+    }
+
+    public var shards: [UInt64] { parts.map(\.shard) }
+
+    /// The part `shard` runs (nil: the shard is not involved).
+    public func part(for shard: UInt64) -> TxnPart? {
+        guard let p = parts.first(where: { $0.shard == shard }) else { return nil }
+        return TxnPart(id: id, ts: ts, shards: shards, mayAbort: mayAbort, ops: p.ops)
+    }
+
+    /// Every part obeys `TxnPart.validate`, and the whole stays below
+    /// `maxOpsPerTxn` ops.
+    public func validate() throws {
+        guard parts.reduce(0, { $0 + $1.ops.count }) <= WatermarkLimits.maxOpsPerTxn else {
+            throw LuigiError.invalidArgument("a transaction has at most \(WatermarkLimits.maxOpsPerTxn) ops")
+        }
+        guard mayAbort == parts.contains(where: { $0.ops.contains(where: \.mayAbort) }) else {
+            throw LuigiError.invalidArgument("may-abort must be set exactly when some op is an add or a check")
+        }
+        for s in shards { try part(for: s)?.validate() }
     }
 }
 

@@ -15,6 +15,7 @@ import Testing
         #expect(cluster.completions.allSatisfy { $0.outcome == .committed })
         let stats = cluster.coordinatorStats()[0]
         #expect(stats.fastPath > 0)
+        #expect(stats.disagreements == 0, "without failovers, replies never disagree")
     }
 
     @Test func bankKeepsTheMoney() throws {

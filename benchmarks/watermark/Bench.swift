@@ -18,7 +18,7 @@ func runBench(_ o: [String: String]) throws -> String {
         guard let n = Double(v) else { throw LuigiError.invalidArgument("--\(k) wants a number, got \(v)") }
         return n
     }
-    let proto = o["protocol"] ?? "luigi"
+    let proto = o["protocol"] ?? "watermark"
     let profile = try DelayProfile.named(o["profile"] ?? "same-region")
     let shards = try int("shards", 2), count = try int("count", 2_000)
     let workloadName = o["workload"] ?? "micro"
