@@ -21,6 +21,8 @@ public protocol ClusterReplica: AnyObject {
     var nextDeadline: UInt64? { get }
     /// Leads its shard and takes transactions.
     var isServing: Bool { get }
+    /// Holds no unfinished transaction.
+    var isIdle: Bool { get }
 }
 
 /// The client-side coordinator of a sharded protocol.
@@ -47,6 +49,7 @@ extension ShardReplica: ClusterReplica {
 
     public var nextDeadline: UInt64? { shard.nextDeadline }
     public var isServing: Bool { shard.isServing }
+    public var isIdle: Bool { shard.isIdle }
 }
 
 extension Coordinator: ClusterCoordinator {

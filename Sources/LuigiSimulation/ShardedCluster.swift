@@ -126,27 +126,59 @@ public final class ShardedCluster {
                 try start(replicas[id]!)
             }
         }
-        for c in 0..<UInt64(options.coordinators) {
-            let id = Self.coordinatorBase + c
-            switch options.proto {
-            case .watermark:
-                var cfg = CoordinatorConfig(id: id, shardCount: options.shards, workers: options.workers)
-                cfg.rule = options.rule
-                cfg.headroom = options.headroomUs ?? 2 * p.spreadUs
-                cfg.initialDelay = p.meanUs
-                cfg.retryAfter = 30 * p.meanUs
-                cfg.retireEvery = 5 * p.meanUs
-                coordinators.append(try Coordinator(config: cfg))
-            case .twoPhaseCommit:
-                coordinators.append(TwoPhaseClient(id: id, shardCount: options.shards, workers: options.workers,
-                                                   backoffUs: p.roundTripUs, seed: options.seed ^ id))
-            }
-            clocks[id] = randomClock()
+        for c in 0..<options.coordinators {
+            coordinators.append(try makeCoordinator(c, incarnation: 0))
             busy.append([])
         }
     }
 
     static let coordinatorBase: UInt64 = 100_000
+    /// A coordinator that crashes comes back under a new id (its old
+    /// transactions finish without it); this many incarnations each.
+    static let incarnations: UInt64 = 8
+
+    /// Every id coordinator slot `c` can have.
+    static func coordinatorIDs(_ count: Int) -> [UInt64] {
+        (0..<incarnations).flatMap { k in (0..<UInt64(count)).map { coordinatorBase + $0 + 1_000 * k } }
+    }
+
+    private func makeCoordinator(_ c: Int, incarnation: UInt64) throws -> ClusterCoordinator {
+        let id = Self.coordinatorBase + UInt64(c) + 1_000 * incarnation
+        let p = options.profile
+        clocks[id] = clocks[Self.coordinatorBase + UInt64(c)] ?? randomClock()
+        switch options.proto {
+        case .watermark:
+            var cfg = CoordinatorConfig(id: id, shardCount: options.shards, workers: options.workers)
+            cfg.rule = options.rule
+            cfg.headroom = options.headroomUs ?? 2 * p.spreadUs
+            cfg.initialDelay = p.meanUs
+            cfg.retryAfter = 30 * p.meanUs
+            cfg.retireEvery = 5 * p.meanUs
+            return try Coordinator(config: cfg)
+        case .twoPhaseCommit:
+            return TwoPhaseClient(id: id, shardCount: options.shards, workers: options.workers,
+                                  backoffUs: p.roundTripUs, seed: options.seed ^ id)
+        }
+    }
+
+    private var incarnation: [Int: UInt64] = [:]
+
+    /// Crashes coordinator slot `c`: its transactions in flight are never
+    /// acknowledged (the shards finish them alone), and a new coordinator
+    /// with a new id takes its clients. Refused after the last incarnation.
+    public func crashCoordinator(_ c: Int) throws {
+        guard coordinators.indices.contains(c), options.proto == .watermark else {
+            throw LuigiError.invalidArgument("no watermark coordinator \(c)")
+        }
+        let next = incarnation[c, default: 0] + 1
+        guard next < Self.incarnations else { throw LuigiError.state("coordinator \(c) has no incarnation left") }
+        incarnation[c] = next
+        let old = coordinators[c].id
+        network.discard(to: old)
+        slotOf = slotOf.filter { $0.key.coordinator != old }
+        busy[c] = []
+        coordinators[c] = try makeCoordinator(c, incarnation: next)
+    }
 
     public func replicaIDs(_ shard: UInt64) -> [UInt64] {
         let r = UInt64(options.replicas)
@@ -172,7 +204,7 @@ public final class ShardedCluster {
         switch options.proto {
         case .watermark:
             var sc = ShardConfig(shard: r.shard, shardCount: options.shards, workers: options.workers,
-                                 coordinators: (0..<UInt64(options.coordinators)).map { Self.coordinatorBase + $0 })
+                                 coordinators: Self.coordinatorIDs(options.coordinators))
             let mean = options.profile.meanUs
             sc.resendAfter = 6 * mean
             sc.marksEvery = max(1, mean / 2)
@@ -290,11 +322,12 @@ public final class ShardedCluster {
         now = end
     }
 
-    /// Runs until no transaction is in flight or waiting, or `limitUs`
-    /// passes; true when everything finished.
+    /// Runs until no transaction is in flight, waiting, or unfinished at a
+    /// shard (those of crashed coordinators too), or `limitUs` passes; true
+    /// when everything finished.
     public func runUntilIdle(limitUs: UInt64) throws -> Bool {
         let end = now + limitUs
-        while inFlight > 0 || remaining > 0 {
+        while inFlight > 0 || remaining > 0 || replicas.values.contains(where: { $0.replica?.isIdle == false }) {
             let t = nextEvent()
             guard t <= end else { return false }
             try advance(to: t)

@@ -125,6 +125,7 @@ public final class TwoPhaseShard: ClusterReplica, RaftStateMachine {
     public func setClock(_ now: UInt64) {}
     public var nextDeadline: UInt64? { nil }
     public var isServing: Bool { leading }
+    public var isIdle: Bool { held.isEmpty }
 
     private func send(_ m: TwoPhaseMessage, toShard: Bool, _ to: UInt64) {
         outbox.append(Outgoing(toShard: toShard, to: to, bytes: m.encoded()))

@@ -39,6 +39,9 @@ public struct WatermarkChecker {
 
     public private(set) var committedCount = 0
     public private(set) var abortedCount = 0
+    /// Transactions that finished on their shards though no coordinator
+    /// acknowledged them (their coordinator crashed).
+    public private(set) var finishedWithoutCoordinator = 0
 
     public init() {}
 
@@ -181,6 +184,8 @@ public struct WatermarkChecker {
         }
         committedCount = committedTxns.count
         abortedCount = abortedAt.count
+        let acknowledged = Set(cluster.completions.map(\.id))
+        finishedWithoutCoordinator = (committedTxns + abortedAt).filter { !acknowledged.contains($0.id) }.count
 
         for s in 0..<shards {
             for id in cluster.replicaIDs(UInt64(s)) {

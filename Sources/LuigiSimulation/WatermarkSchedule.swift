@@ -56,7 +56,9 @@ public enum WatermarkSchedule {
                                      faults: { c, r in
             guard faulty else { return }
             for _ in 0..<Int.random(in: 1...8, using: &r) {
-                switch Int.random(in: 0..<6, using: &r) {
+                switch Int.random(in: 0..<7, using: &r) {
+                case 6:
+                    if r.chance(0.5) { try? c.crashCoordinator(Int.random(in: 0..<o.coordinators, using: &r)) }
                 case 0: try c.setNetworkFaults(drop: 0.1, duplicate: 0.05, reorder: 0.1)
                 case 1: try c.setNetworkFaults(drop: 0, duplicate: 0, reorder: 0)
                 case 2, 3:

@@ -174,6 +174,13 @@ public final class ShardNode {
         return l.order.first(where: { $0.ts > now })?.ts
     }
 
+    /// True when, as leader, it holds no transaction it has not finished
+    /// and seen committed (a follower is always idle).
+    public var isIdle: Bool {
+        guard let l = leader else { return true }
+        return l.queue.isEmpty && l.awaiting.isEmpty && l.finishing.isEmpty
+    }
+
     /// What to send and to append since the last call.
     public func takeOutput() -> ShardOutput {
         defer { output = ShardOutput() }

@@ -34,18 +34,19 @@ case "sweep":
     let first = args.count > 1 ? UInt64(args[1]) ?? 0 : 0
     let count = args.count > 2 ? UInt64(args[2]) ?? 100 : 100
     let txns = args.count > 3 ? Int(args[3]) ?? 40 : 40
-    var failures = 0, committed = 0, aborted = 0
+    var failures = 0, committed = 0, aborted = 0, orphans = 0
     for seed in first..<(first + count) {
         do {
             let (_, checker) = try WatermarkSchedule.random(seed: seed, transactions: txns)
             committed += checker.committedCount
             aborted += checker.abortedCount
+            orphans += checker.finishedWithoutCoordinator
         } catch {
             failures += 1
             print("seed \(seed) (LUIGI_SEED=\(seed) to replay): \(error)")
         }
     }
-    print("\(count) schedules from seed \(first): \(failures) failed; \(committed) committed, \(aborted) aborted by their checks")
+    print("\(count) schedules from seed \(first): \(failures) failed; \(committed) committed, \(aborted) aborted by their checks, \(orphans) finished after their coordinator crashed")
     exit(failures == 0 ? 0 : 1)
 case "bench":
     var options: [String: String] = [:]
