@@ -262,6 +262,9 @@ public final class ShardedCluster {
         network.partition(groupOf: table)
     }
 
+    /// Cuts the link between two nodes (both directions) until `heal`.
+    public func cut(_ a: UInt64, _ b: UInt64) { network.cut(a, b) }
+
     public func heal() { network.heal() }
 
     public func setNetworkFaults(drop: Double, duplicate: Double, reorder: Double) throws {

@@ -71,10 +71,17 @@ public enum WatermarkSchedule {
                 case 4:
                     for id in c.crashedReplicas() { try c.restart(id) }
                 default:
-                    if r.chance(0.5) {
-                        let s = UInt64.random(in: 0..<UInt64(o.shards), using: &r)
+                    let s = UInt64.random(in: 0..<UInt64(o.shards), using: &r)
+                    switch Int.random(in: 0..<3, using: &r) {
+                    case 0:
                         c.partition([[c.replicaIDs(s)[Int.random(in: 0..<o.replicas, using: &r)]]])
-                    } else {
+                    case 1:
+                        // The leader loses its followers but still reaches
+                        // other shards: a deposed leader keeps talking.
+                        if let l = c.leader(of: s) {
+                            for f in c.replicaIDs(s) where f != l { c.cut(l, f) }
+                        }
+                    default:
                         c.heal()
                     }
                 }
