@@ -672,6 +672,235 @@ luigi_status luigi_raft_cluster_history_len(const luigi_raft_cluster *cluster, s
  * from the store it recovered (check_history accounts for it). */
 luigi_status luigi_raft_cluster_history(const luigi_raft_cluster *cluster, luigi_buffer *out);
 
+/* ------------------------------------------- watermark commit (the Luigi protocol) */
+
+/*
+ * Timestamp-ordered multi-shard transactions: a coordinator stamps each
+ * transaction in the future, every involved shard leader proposes a
+ * timestamp and they agree on the maximum, parts run in timestamp order and
+ * are replicated by each shard's Raft group, and a transaction is
+ * acknowledged once every involved shard's watermarks pass its timestamp
+ * (docs/ARCHITECTURE.md, "Watermark commit"). Two ways in:
+ *  - luigi_sharded_*: a simulated cluster (shards x replicas, one Raft group
+ *    per shard, coordinators) on virtual time, with workloads, faults and
+ *    the invariant checker; it also runs the baseline, two-phase commit over
+ *    the same Raft groups;
+ *  - luigi_wm_coordinator_* and luigi_wm_shard_*: the pure protocol roles,
+ *    for your own transport: you carry their messages, and feed a shard the
+ *    committed entries of its shard's Raft group (a luigi_raft, say).
+ * Thread-safety: as every handle (see the top of this file).
+ */
+
+#define LUIGI_WM_READ  1 /* reads the key (value ignored) */
+#define LUIGI_WM_WRITE 2 /* sets the key to value */
+#define LUIGI_WM_ADD   3 /* adds value; an add that would overflow aborts the transaction */
+#define LUIGI_WM_CHECK 4 /* aborts the transaction unless the key's value is >= value */
+
+/* One op on one shard's key. Absent keys read as absent and count as 0 for
+ * add and check. A shard's ops run in the order given. */
+typedef struct luigi_wm_op {
+    uint32_t kind;     /* LUIGI_WM_* */
+    uint32_t reserved; /* 0 */
+    uint64_t shard;
+    const char *key;   /* UTF-8, at most 1024 bytes */
+    size_t key_len;
+    int64_t value;
+} luigi_wm_op;
+
+/* A transaction's id: its coordinator, stream (worker) and sequence number. */
+typedef struct luigi_wm_txn_id {
+    uint64_t coordinator;
+    uint64_t worker;
+    uint64_t seq;
+} luigi_wm_txn_id;
+
+#define LUIGI_WM_PENDING   0
+#define LUIGI_WM_COMMITTED 1
+#define LUIGI_WM_ABORTED   2 /* a check failed or an add overflowed */
+
+/* Byte formats handed out below (all integers little-endian):
+ *  - messages: records of u8 to_shard (1: send to every replica of shard
+ *    `to`; 0: to coordinator `to`), u64 to, u32 length, the message;
+ *  - reads: records of u64 shard, u32 key length, key, u8 present, i64 value;
+ *  - completions: records of u64 coordinator, u64 worker, u64 seq, u8
+ *    outcome (LUIGI_WM_*), u64 ts, u64 submitted_at, u64 completed_at, u32
+ *    read count, then that many reads as above. */
+
+/* ---- the simulated sharded cluster */
+
+typedef struct luigi_sharded_cluster luigi_sharded_cluster;
+
+#define LUIGI_SHARDED_OPTIONS_VERSION 1
+#define LUIGI_PROTOCOL_WATERMARK 0
+#define LUIGI_PROTOCOL_2PC       1 /* the baseline: fault-free runs only */
+#define LUIGI_PROFILE_SAME_REGION     0 /* one-way delay 2 +- 0.5 ms, Pareto jitter */
+#define LUIGI_PROFILE_SAME_CONTINENT  1 /* 30 +- 5 ms */
+#define LUIGI_PROFILE_CROSS_CONTINENT 2 /* 80 +- 10 ms */
+#define LUIGI_PROFILE_GEO             3 /* 150 +- 20 ms */
+#define LUIGI_RULE_ALL_STREAMS 0 /* ack when ts <= every stream's watermark (default) */
+#define LUIGI_RULE_OWN_STREAM  1 /* ack when ts <= the transaction's own stream's */
+
+typedef struct luigi_sharded_options {
+    uint32_t version;      /* LUIGI_SHARDED_OPTIONS_VERSION */
+    uint32_t protocol;     /* LUIGI_PROTOCOL_*, default WATERMARK */
+    uint32_t shards;       /* 1..64, default 2 */
+    uint32_t replicas;     /* 1..9, default 3 */
+    uint32_t workers;      /* streams per shard, 1..64, default 4 */
+    uint32_t coordinators; /* 1..64, default 1 */
+    uint32_t window;       /* in flight per coordinator under _load, 1..100000, default 8 */
+    uint32_t profile;      /* LUIGI_PROFILE_*, default SAME_REGION */
+    uint32_t rule;         /* LUIGI_RULE_*, default ALL_STREAMS */
+    uint32_t reserved;     /* 0 */
+    uint64_t seed;
+    uint64_t skew_us;      /* each node's clock is off by up to +-skew_us (<= 10 s) */
+    double drift_ppm;      /* and runs fast or slow by up to this (<= 10000) */
+    double drop_rate;      /* each in [0, 1) */
+    double duplicate_rate;
+    double reorder_rate;
+} luigi_sharded_options;
+
+#define LUIGI_WORKLOAD_MICRO 0 /* 10 ops, half reads, 1000 keys per shard */
+#define LUIGI_WORKLOAD_BANK  1 /* transfers with a balance check (opens accounts first) */
+#define LUIGI_WORKLOAD_TPCC  2 /* New-Order and Payment (sets warehouses up first) */
+
+#define LUIGI_SHARDED_STATS_VERSION 1
+typedef struct luigi_sharded_stats {
+    uint32_t version;  /* set to LUIGI_SHARDED_STATS_VERSION before the call */
+    uint32_t reserved;
+    uint64_t now_us;   /* virtual time */
+    uint64_t round_trip_us; /* one wide-area round trip of the profile */
+    uint64_t submitted;
+    uint64_t committed;
+    uint64_t aborted;
+    uint64_t in_flight;
+    uint64_t replies;
+    uint64_t fast_path;        /* replies whose agreed ts was the coordinator's */
+    uint64_t retries;          /* coordinator re-sends */
+    uint64_t conflict_retries; /* 2PC: attempts aborted by a lock conflict */
+    uint64_t ops_applied;      /* on one live replica of every shard */
+    uint64_t messages;
+    uint64_t dropped;
+    double latency_p50_rtt;    /* committed: submit to acknowledgement */
+    double latency_p99_rtt;
+    double watermark_wait_p50_rtt; /* last reply to acknowledgement */
+} luigi_sharded_stats;
+
+void luigi_sharded_options_init(luigi_sharded_options *options);
+luigi_status luigi_sharded_new(const luigi_sharded_options *options, luigi_sharded_cluster **out);
+void luigi_sharded_free(luigi_sharded_cluster *cluster);
+/* Submits one transaction (ops grouped by shard in any order) through
+ * coordinator slot `coordinator`, on stream `worker`. */
+luigi_status luigi_sharded_submit(luigi_sharded_cluster *cluster, const luigi_wm_op *ops, size_t count,
+                                  uint32_t coordinator, uint32_t worker, luigi_wm_txn_id *out_id);
+/* Queues `count` transactions of a workload, run as closed loops of
+ * `window` per coordinator while time runs; cross_shard in [0, 1]. */
+luigi_status luigi_sharded_load(luigi_sharded_cluster *cluster, uint32_t workload, uint64_t count,
+                                double cross_shard);
+luigi_status luigi_sharded_run(luigi_sharded_cluster *cluster, uint64_t us);
+/* Runs until nothing is in flight, queued or unfinished at a shard, or
+ * limit_us passes: *out_idle is 1 or 0. */
+luigi_status luigi_sharded_run_until_idle(luigi_sharded_cluster *cluster, uint64_t limit_us, int *out_idle);
+/* Node ids of a shard's replicas (1 + shard * replicas + i). */
+luigi_status luigi_sharded_replicas(const luigi_sharded_cluster *cluster, uint64_t shard, uint64_t *ids,
+                                    size_t capacity, size_t *out_count);
+/* The live leader of a shard (LUIGI_ERR_STATE when it has none). */
+luigi_status luigi_sharded_leader(const luigi_sharded_cluster *cluster, uint64_t shard, uint64_t *out_node);
+/* Crashes the shard's leader (its synced log survives); returns its id. */
+luigi_status luigi_sharded_crash_leader(luigi_sharded_cluster *cluster, uint64_t shard, uint64_t *out_node);
+luigi_status luigi_sharded_crash(luigi_sharded_cluster *cluster, uint64_t node);
+luigi_status luigi_sharded_restart(luigi_sharded_cluster *cluster, uint64_t node);
+/* Crashes a coordinator: its transactions are finished by the shards alone,
+ * never acknowledged; a new coordinator (new id) takes its clients. */
+luigi_status luigi_sharded_crash_coordinator(luigi_sharded_cluster *cluster, uint32_t coordinator);
+/* Cuts `nodes` off from every other node until heal. */
+luigi_status luigi_sharded_partition(luigi_sharded_cluster *cluster, const uint64_t *nodes, size_t count);
+luigi_status luigi_sharded_heal(luigi_sharded_cluster *cluster);
+luigi_status luigi_sharded_set_faults(luigi_sharded_cluster *cluster, double drop, double duplicate,
+                                      double reorder);
+/* Checks every invariant of the run so far (the watermark protocol: log
+ * matching, exactly once, watermark monotonicity and safety, ordering,
+ * agreement, atomicity, serializability against a serial replay, ops
+ * applied, durability of acknowledged transactions; the baseline: replicas
+ * agree). Let followers catch up first (run_until_idle, then run a little).
+ * *out_ok is 1, or 0 with the invariant's name and the evidence (UTF-8). */
+luigi_status luigi_sharded_check(const luigi_sharded_cluster *cluster, int *out_ok, luigi_buffer *out_invariant,
+                                 luigi_buffer *out_detail);
+/* A transaction's fate: *out_outcome LUIGI_WM_PENDING until acknowledged;
+ * then its agreed ts and what it read (the reads format above). */
+luigi_status luigi_sharded_result(const luigi_sharded_cluster *cluster, const luigi_wm_txn_id *id,
+                                  uint32_t *out_outcome, uint64_t *out_ts, luigi_buffer *out_reads);
+/* A key's committed value on the shard's leader (else a live replica). */
+luigi_status luigi_sharded_value(const luigi_sharded_cluster *cluster, uint64_t shard, const char *key,
+                                 size_t key_len, int64_t *out_value, int *out_present);
+luigi_status luigi_sharded_get_stats(const luigi_sharded_cluster *cluster, luigi_sharded_stats *out);
+
+/* ---- the pure roles, for your own transport */
+
+typedef struct luigi_wm_coordinator luigi_wm_coordinator;
+
+#define LUIGI_WM_COORDINATOR_OPTIONS_VERSION 1
+typedef struct luigi_wm_coordinator_options {
+    uint32_t version;     /* LUIGI_WM_COORDINATOR_OPTIONS_VERSION */
+    uint32_t rule;        /* LUIGI_RULE_* */
+    uint64_t id;          /* this coordinator; shards must list it */
+    uint32_t shard_count; /* 1..65536 */
+    uint32_t workers;     /* streams per shard, 1..1024 */
+    uint64_t headroom_us; /* added to the delay estimate (default 500) */
+    uint64_t initial_delay_us; /* assumed one-way delay before samples (default 2000) */
+    uint64_t retry_after_us;   /* re-send an unacknowledged submit (default 50000) */
+    uint64_t retire_every_us;  /* send retire points (default 10000) */
+} luigi_wm_coordinator_options;
+
+void luigi_wm_coordinator_options_init(luigi_wm_coordinator_options *options);
+luigi_status luigi_wm_coordinator_new(const luigi_wm_coordinator_options *options, luigi_wm_coordinator **out);
+void luigi_wm_coordinator_free(luigi_wm_coordinator *coordinator);
+/* now_us: this coordinator's clock (microseconds; never runs backwards). */
+luigi_status luigi_wm_coordinator_submit(luigi_wm_coordinator *coordinator, const luigi_wm_op *ops, size_t count,
+                                         uint32_t worker, uint64_t now_us, luigi_wm_txn_id *out_id);
+/* A message from a shard (malformed or misaddressed: an error, nothing changes). */
+luigi_status luigi_wm_coordinator_step(luigi_wm_coordinator *coordinator, const uint8_t *message, size_t len,
+                                       uint64_t now_us);
+luigi_status luigi_wm_coordinator_tick(luigi_wm_coordinator *coordinator, uint64_t now_us);
+/* What to send since the last call (the messages format above). */
+luigi_status luigi_wm_coordinator_take_messages(luigi_wm_coordinator *coordinator, luigi_buffer *out);
+/* Transactions acknowledged since the last call (the completions format). */
+luigi_status luigi_wm_coordinator_take_completions(luigi_wm_coordinator *coordinator, luigi_buffer *out);
+
+typedef struct luigi_wm_shard luigi_wm_shard;
+
+#define LUIGI_WM_SHARD_OPTIONS_VERSION 1
+typedef struct luigi_wm_shard_options {
+    uint32_t version;      /* LUIGI_WM_SHARD_OPTIONS_VERSION */
+    uint32_t workers;      /* streams, 1..1024 */
+    uint64_t shard;        /* this shard, below shard_count */
+    uint32_t shard_count;  /* 1..65536 */
+    uint32_t coordinator_count;
+    const uint64_t *coordinators; /* coordinator ids (copied) */
+    uint64_t resend_after_us;     /* re-send proposals, votes, recovery asks (default 10000) */
+    uint64_t marks_every_us;      /* push watermarks at least this often (default 1000) */
+} luigi_wm_shard_options;
+
+void luigi_wm_shard_options_init(luigi_wm_shard_options *options);
+luigi_status luigi_wm_shard_new(const luigi_wm_shard_options *options, luigi_wm_shard **out);
+void luigi_wm_shard_free(luigi_wm_shard *shard);
+/* After each round of your shard's Raft node: does it lead, in which term. */
+luigi_status luigi_wm_shard_set_role(luigi_wm_shard *shard, int leader, uint64_t term);
+/* Each committed entry of the shard's Raft group, in order, with its term
+ * (no-op and foreign entries are fine: they are ignored alike everywhere). */
+luigi_status luigi_wm_shard_apply(luigi_wm_shard *shard, const uint8_t *entry, size_t len, uint64_t term,
+                                  uint64_t now_us);
+luigi_status luigi_wm_shard_step(luigi_wm_shard *shard, const uint8_t *message, size_t len, uint64_t now_us);
+luigi_status luigi_wm_shard_tick(luigi_wm_shard *shard, uint64_t now_us);
+/* Since the last call: messages to send (the messages format) and records
+ * to propose to the shard's Raft group (u32 length, record; in order). */
+luigi_status luigi_wm_shard_take_output(luigi_wm_shard *shard, luigi_buffer *out_messages,
+                                        luigi_buffer *out_records);
+/* A key's value in the shard's replicated (committed) state. */
+luigi_status luigi_wm_shard_value(const luigi_wm_shard *shard, const char *key, size_t key_len, int64_t *out_value,
+                                  int *out_present);
+/* 1 while it leads, has applied its log and has recovered: it serves. */
+luigi_status luigi_wm_shard_serving(const luigi_wm_shard *shard, int *out_serving);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@ import Musl
 /// What a handle refers to; a handle of one kind is never accepted as another.
 enum HandleKind: UInt8 {
     case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady, raftCluster
+    case shardedCluster, wmCoordinator, wmShard
 
     var name: String {
         switch self {
@@ -21,6 +22,9 @@ enum HandleKind: UInt8 {
         case .raft: return "luigi_raft"
         case .raftReady: return "luigi_raft_ready"
         case .raftCluster: return "luigi_raft_cluster"
+        case .shardedCluster: return "luigi_sharded_cluster"
+        case .wmCoordinator: return "luigi_wm_coordinator"
+        case .wmShard: return "luigi_wm_shard"
         }
     }
 }

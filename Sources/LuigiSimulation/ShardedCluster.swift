@@ -100,6 +100,9 @@ public final class ShardedCluster {
     /// What each transaction asked of each shard, and how it ended.
     public private(set) var submitted: [TxnId: [UInt64: [Op]]] = [:]
     public private(set) var completions: [Completion] = []
+    private(set) var completionsByID: [TxnId: Completion] = [:]
+    /// Built-in workloads whose setup has run.
+    var setUp: Set<BuiltinWorkload> = []
     /// Per shard: the committed log as first applied by any replica.
     public private(set) var committed: [[UInt64: (term: UInt64, data: [UInt8])]]
     /// A replica applied a different entry at an index another had applied.
@@ -437,6 +440,7 @@ public final class ShardedCluster {
         let ci = coordinators.firstIndex { $0 === c }!
         for done in c.takeCompletions() {
             completions.append(done)
+            completionsByID[done.id] = done
             if let slot = slotOf.removeValue(forKey: done.id) { busy[ci].remove(slot) }
         }
     }

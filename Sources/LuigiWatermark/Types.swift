@@ -15,7 +15,7 @@ public enum WatermarkLimits {
     public static let maxOpsPerTxn = 1 << 14
     public static let maxKeyBytes = 1 << 10
 
-    static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
+    public static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
         guard value <= maxTimestamp else {
             throw LuigiError.invalidArgument("\(what()) \(value) is above the limit 2^62")
         }

@@ -68,11 +68,6 @@ func runBench(_ o: [String: String]) throws -> String {
 
     let rtt = Double(profile.roundTripUs)
     let committed = done.filter(\.committed)
-    func pct(_ xs: [Double], _ p: Double) -> Double {
-        guard !xs.isEmpty else { return 0 }
-        let s = xs.sorted()
-        return s[min(s.count - 1, Int(Double(s.count - 1) * p + 0.5))]
-    }
     let lat = committed.map { Double($0.latencyUs) / rtt }
     let crossLat = committed.filter { $0.shards > 1 }.map { Double($0.latencyUs) / rtt }
     let singleLat = committed.filter { $0.shards == 1 }.map { Double($0.latencyUs) / rtt }
@@ -85,12 +80,12 @@ func runBench(_ o: [String: String]) throws -> String {
         ("virtual_seconds", fmt(Double(virtualUs) / 1e6)),
         ("throughput_per_virtual_s", fmt(Double(committed.count) / (Double(virtualUs) / 1e6))),
         ("cpu_us_per_txn", fmt(Double(wall) / Double(max(1, committed.count)))),
-        ("p50_rtt", fmt(pct(lat, 0.5))), ("p99_rtt", fmt(pct(lat, 0.99))),
-        ("cross_p50_rtt", fmt(pct(crossLat, 0.5))), ("cross_p99_rtt", fmt(pct(crossLat, 0.99))),
-        ("single_p50_rtt", fmt(pct(singleLat, 0.5))),
+        ("p50_rtt", fmt(percentile(lat, 0.5))), ("p99_rtt", fmt(percentile(lat, 0.99))),
+        ("cross_p50_rtt", fmt(percentile(crossLat, 0.5))), ("cross_p99_rtt", fmt(percentile(crossLat, 0.99))),
+        ("single_p50_rtt", fmt(percentile(singleLat, 0.5))),
     ]
     for (name, values) in harness.breakdown(committed) {
-        fields.append(("\(name)_p50_rtt", fmt(pct(values.map { $0 / rtt }, 0.5))))
+        fields.append(("\(name)_p50_rtt", fmt(percentile(values.map { $0 / rtt }, 0.5))))
     }
     fields.append(contentsOf: harness.extraStats())
     return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
@@ -136,31 +131,10 @@ extension ShardedCluster {
     func submitSetup(_ parts: [UInt64: [Op]]) throws { try submit(parts) }
     func drain(limitUs: UInt64) throws -> Bool { try runUntilIdle(limitUs: limitUs) }
 
-    /// Lets followers catch up, then verifies the work: the watermark run
-    /// by every invariant of `WatermarkChecker`; the baseline by equal
-    /// stores and counters on every replica of a shard, and one applied
-    /// part per committed part.
+    /// Lets followers catch up, then verifies the work (`checkInvariants`).
     func settleAndCheck(roundTripUs: UInt64) throws {
         try run(forUs: 50 * roundTripUs)
-        switch options.proto {
-        case .watermark:
-            var checker = WatermarkChecker()
-            try checker.check(self)
-        case .twoPhaseCommit:
-            var parts: UInt64 = 0
-            for c in completions where c.outcome == .committed { parts += UInt64(submitted[c.id]?.count ?? 0) }
-            var applied: UInt64 = 0
-            for s in 0..<UInt64(options.shards) {
-                let shards = replicaIDs(s).compactMap { twoPhaseShard(of: $0) }
-                guard let first = shards.first,
-                    shards.allSatisfy({ $0.store == first.store && $0.opsApplied == first.opsApplied })
-                else { throw WatermarkViolation(invariant: "baseline replication", detail: "shard \(s)'s replicas differ") }
-                applied += first.partsApplied
-            }
-            guard applied == parts else {
-                throw WatermarkViolation(invariant: "baseline ops", detail: "\(applied) parts applied for \(parts) committed")
-            }
-        }
+        try checkInvariants()
     }
 
     func breakdown(_ done: [BenchCompletion]) -> [(String, [Double])] {
