@@ -236,7 +236,9 @@ private func checkNode(_ cluster: ShardedCluster, _ node: UInt64) throws {
     guarded {
         let outValue = try required(outValue, "out_value")
         let outPresent = try required(outPresent, "out_present")
-        let v = try sharded(c).value(try utf8(key, len, "key"), shard: shard)
+        let cluster = try sharded(c)
+        guard shard < UInt64(cluster.options.shards) else { throw ABIError.outOfRange("no shard \(shard)") }
+        let v = try cluster.value(try utf8(key, len, "key"), shard: shard)
         outValue.pointee = v ?? 0
         outPresent.pointee = v == nil ? 0 : 1
     }

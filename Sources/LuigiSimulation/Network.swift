@@ -102,6 +102,7 @@ public final class SimulatedNetwork {
     /// Fixed one-way latency of a link (e.g. between regions); 0 if nil.
     public var latency: ((_ from: UInt64, _ to: UInt64) -> UInt64)?
     private var rng: SplitMix64
+    /// A binary min-heap by (due time, send order).
     private var inFlight: [Packet] = []
     private var sends: UInt64 = 0
     private var isolated: Set<UInt64> = []
@@ -117,7 +118,7 @@ public final class SimulatedNetwork {
 
     public var isEmpty: Bool { inFlight.isEmpty }
     /// When the earliest packet in flight is due (nil: none in flight).
-    public var nextDue: UInt64? { inFlight.lazy.map(\.deliverAt).min() }
+    public var nextDue: UInt64? { inFlight.first?.deliverAt }
     public var inFlightCount: Int { inFlight.count }
 
     // MARK: - Sending and delivering
@@ -143,16 +144,15 @@ public final class SimulatedNetwork {
         if rng.chance(faults.reorder) { delay += UInt64.random(in: 1...UInt64(faults.maxDelay + 2), using: &rng) }
         if let jitter = faults.jitter { delay += jitter.sample(&rng) }
         sends += 1
-        inFlight.append(Packet(from: from, to: to, bytes: bytes, deliverAt: now + delay, order: sends))
+        push(Packet(from: from, to: to, bytes: bytes, deliverAt: now + delay, order: sends))
     }
 
     /// Removes and returns the packets due by `now` whose link is up, in
     /// delivery order; the due ones on a down link are lost.
     public func deliver(dueBy now: UInt64) -> [Packet] {
-        guard inFlight.contains(where: { $0.deliverAt <= now }) else { return [] }
-        let due = inFlight.filter { $0.deliverAt <= now }.sorted { ($0.deliverAt, $0.order) < ($1.deliverAt, $1.order) }
-        inFlight.removeAll { $0.deliverAt <= now }
-        return reachableOnly(due)
+        var due: [Packet] = []
+        while let first = inFlight.first, first.deliverAt <= now { due.append(pop()) }
+        return due.isEmpty ? [] : reachableOnly(due)
     }
 
     /// Removes and returns every packet in flight whatever its due time, in
@@ -161,6 +161,40 @@ public final class SimulatedNetwork {
         let all = inFlight.sorted { $0.order < $1.order }
         inFlight = []
         return reachableOnly(all)
+    }
+
+    // MARK: - The heap
+
+    private static func before(_ a: Packet, _ b: Packet) -> Bool { (a.deliverAt, a.order) < (b.deliverAt, b.order) }
+
+    private func push(_ p: Packet) {
+        inFlight.append(p)
+        var i = inFlight.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard Self.before(inFlight[i], inFlight[parent]) else { break }
+            inFlight.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private func pop() -> Packet {
+        let top = inFlight[0]
+        let last = inFlight.removeLast()
+        if !inFlight.isEmpty {
+            inFlight[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < inFlight.count && Self.before(inFlight[l], inFlight[m]) { m = l }
+                if r < inFlight.count && Self.before(inFlight[r], inFlight[m]) { m = r }
+                guard m != i else { break }
+                inFlight.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
     }
 
     private func reachableOnly(_ packets: [Packet]) -> [Packet] {
@@ -178,7 +212,11 @@ public final class SimulatedNetwork {
     }
 
     /// Forgets what is in flight to `node` (it crashed).
-    public func discard(to node: UInt64) { inFlight.removeAll { $0.to == node } }
+    public func discard(to node: UInt64) {
+        let kept = inFlight.filter { $0.to != node }
+        inFlight = []
+        for p in kept { push(p) }
+    }
 
     // MARK: - Reachability
 

@@ -46,8 +46,8 @@ public final class ShardedCluster {
             else {
                 throw LuigiError.invalidArgument("shards 1...64, replicas 1...9, workers 1...64, coordinators 1...64, window 1...100000")
             }
-            guard skewUs <= 10_000_000, driftPpm.isFinite, abs(driftPpm) <= 10_000 else {
-                throw LuigiError.invalidArgument("skew at most 10 s and drift at most 10,000 ppm")
+            guard skewUs <= 10_000_000, driftPpm.isFinite, driftPpm >= 0, driftPpm <= 10_000 else {
+                throw LuigiError.invalidArgument("skew must be at most 10 s and drift in [0, 10,000] ppm (each node draws its own within ±)")
             }
             return self
         }
@@ -109,6 +109,9 @@ public final class ShardedCluster {
     public private(set) var logMismatches: [String] = []
     /// Messages a node refused (malformed or misaddressed).
     public private(set) var refusedMessages: UInt64 = 0
+    /// FNV-1a over every delivered message (time, ends, bytes): the same
+    /// seed and calls give the same hash, in any process.
+    public private(set) var traceHash: UInt64 = 0xCBF2_9CE4_8422_2325
 
     public init(_ options: Options) throws {
         self.options = try options.validated()
@@ -279,16 +282,20 @@ public final class ShardedCluster {
 
     /// Runs `count` transactions of `workload` as closed loops (each
     /// coordinator keeps `window` in flight), interleaved with `run`.
-    public func load(_ workload: WatermarkWorkload, count: Int) {
+    public func load(_ workload: WatermarkWorkload, count: Int) throws {
+        try awaitBaselineLeaders()
         self.workload = workload
         remaining += count
         fillWindows()
     }
 
-    /// Submits one transaction now (outside any workload).
+    /// Submits one transaction now (outside any workload). Under two-phase
+    /// commit this first runs until every shard has a leader: the baseline
+    /// has no retries, so what reaches a shard before its leader is lost.
     @discardableResult
     public func submit(_ parts: [UInt64: [Op]], coordinator c: Int = 0, worker: UInt32 = 0) throws -> TxnId {
         guard coordinators.indices.contains(c) else { throw LuigiError.invalidArgument("no coordinator \(c)") }
+        try awaitBaselineLeaders()
         let id = try coordinators[c].submit(parts, worker: worker, now: localNow(coordinators[c].id))
         submitted[id] = parts
         flush(coordinators[c])
@@ -341,6 +348,13 @@ public final class ShardedCluster {
         return true
     }
 
+    private func awaitBaselineLeaders() throws {
+        guard options.proto == .twoPhaseCommit else { return }
+        guard try awaitLeaders(limitUs: 10_000 * options.profile.roundTripUs) else {
+            throw LuigiError.timeout("a shard elected no leader: the two-phase baseline cannot take transactions")
+        }
+    }
+
     /// Runs until every shard has a leader that serves (the two-phase
     /// baseline drops what arrives before one: it has no retries; a
     /// watermark leader serves once recovered). True when they do.
@@ -376,7 +390,7 @@ public final class ShardedCluster {
         var everyone = false
         if now >= nextRaftTick {
             nextRaftTick += raftTickUs
-            for r in replicas.values { r.host?.tick() }
+            for id in replicas.keys.sorted() { replicas[id]?.host?.tick() }
             everyone = true
         }
         if now >= nextTimer {
@@ -396,7 +410,15 @@ public final class ShardedCluster {
         fillWindows()
     }
 
+    private func mix(_ v: UInt64) {
+        for i in 0..<8 { traceHash = (traceHash ^ (v >> (8 * UInt64(i)) & 0xFF)) &* 0x0000_0100_0000_01B3 }
+    }
+
     private func deliver(_ p: SimulatedNetwork.Packet) {
+        mix(now)
+        mix(p.from)
+        mix(p.to)
+        for b in p.bytes { traceHash = (traceHash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         if p.bytes.starts(with: RaftMessage.magic.prefix(3)) {
             guard let host = replicas[p.to]?.host else { return }
             if (try? host.receive(p.bytes)) == nil { refusedMessages += 1 }

@@ -61,7 +61,7 @@ extension ShardedCluster {
             }
             setUp.insert(kind)
         }
-        load(workload, count: count)
+        try load(workload, count: count)
     }
 
     /// The acknowledged outcome of `id` (nil while pending or unknown).

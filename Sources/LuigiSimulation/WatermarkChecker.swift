@@ -150,34 +150,36 @@ public struct WatermarkChecker {
         for stamp in (committedTxns + abortedAt).sorted() {
             let committing = !abortedSet.contains(stamp)
             var votes = true
-            var staged: [(shard: Int, view: [String: Int64], ops: Int)] = []
+            // Each part's writes, staged over the model (copying the model per
+            // transaction would make the check quadratic).
+            var staged: [(shard: Int, writes: [String: Int64], ops: Int)] = []
             for (s, partOps) in cluster.submitted[stamp.id]!.sorted(by: { $0.key < $1.key }) {
-                var view = model[Int(s)]
+                var view: [String: Int64] = [:]
+                func get(_ k: String) -> Int64? { view[k] ?? model[Int(s)][k] }
                 var reads: [ReadResult] = []
-                var written = Set<String>()
                 for op in partOps {
                     switch op {
-                    case .read(let k): reads.append(ReadResult(key: k, value: view[k]))
-                    case .write(let k, let v): view[k] = v; written.insert(k)
+                    case .read(let k): reads.append(ReadResult(key: k, value: get(k)))
+                    case .write(let k, let v): view[k] = v
                     case .add(let k, let d):
-                        let (sum, o) = (view[k] ?? 0).addingReportingOverflow(d)
-                        if o { votes = false } else { view[k] = sum; written.insert(k) }
+                        let (sum, o) = (get(k) ?? 0).addingReportingOverflow(d)
+                        if o { votes = false } else { view[k] = sum }
                     case .check(let k, let least):
-                        reads.append(ReadResult(key: k, value: view[k]))
-                        if (view[k] ?? 0) < least { votes = false }
+                        reads.append(ReadResult(key: k, value: get(k)))
+                        if (get(k) ?? 0) < least { votes = false }
                     }
                 }
                 if let logged = ran[Int(s)][stamp.id], logged.reads != reads {
                     throw fail("serializability", "\(stamp.id) at \(stamp.ts) read \(logged.reads) on shard \(s); serial order gives \(reads)")
                 }
-                staged.append((Int(s), view, reads.count + written.count))
+                staged.append((Int(s), view, reads.count + view.count))
             }
             if votes != committing {
                 throw fail("serializability", "\(stamp.id) \(committing ? "committed" : "aborted") at \(stamp.ts), but in serial order its checks \(votes ? "pass" : "fail")")
             }
             guard committing else { continue }
-            for (s, view, n) in staged {
-                model[s] = view
+            for (s, writes, n) in staged {
+                model[s].merge(writes) { _, new in new }
                 parts[s] += 1
                 ops[s] += UInt64(n)
             }

@@ -14,7 +14,7 @@ public enum WatermarkSchedule {
         guard try cluster.runUntilIdle(limitUs: 500 * cluster.options.profile.roundTripUs) else {
             throw WatermarkViolation(invariant: "liveness", detail: "the setup transactions did not finish")
         }
-        cluster.load(workload, count: count)
+        try cluster.load(workload, count: count)
         var rng = SplitMix64(seed: seed ^ 0xFA17)
         if let faults { try faults(cluster, &rng) }
         cluster.heal()

@@ -38,6 +38,13 @@ public struct KeyChooser: Sendable {
     }
 }
 
+/// Single-shard transactions of at most `WatermarkLimits.maxOpsPerPart` ops.
+func setupChunks(shard: UInt64, _ ops: [Op]) -> [[UInt64: [Op]]] {
+    stride(from: 0, to: ops.count, by: WatermarkLimits.maxOpsPerPart).map {
+        [shard: Array(ops[$0..<min(ops.count, $0 + WatermarkLimits.maxOpsPerPart)])]
+    }
+}
+
 /// The micro benchmark: `ops` ops per transaction, `readFraction` of them
 /// reads, the rest writes; a `crossShard` fraction of transactions spread
 /// their ops over two shards.
@@ -90,10 +97,11 @@ public struct BankWorkload: WatermarkWorkload {
 
     public static func account(_ shard: UInt64, _ i: Int) -> String { "acct\(shard).\(i)" }
 
-    /// One transaction per shard that opens every account.
+    /// Transactions that open every account (a shard's in chunks of at
+    /// most `WatermarkLimits.maxOpsPerPart` writes).
     public func setup(shards: Int) -> [[UInt64: [Op]]] {
-        (0..<UInt64(shards)).map { s in
-            [s: (0..<accountsPerShard).map { .write(Self.account(s, $0), initialBalance) }]
+        (0..<UInt64(shards)).flatMap { s in
+            setupChunks(shard: s, (0..<accountsPerShard).map { .write(Self.account(s, $0), initialBalance) })
         }
     }
 
@@ -136,16 +144,16 @@ public struct TPCCWorkload: WatermarkWorkload {
 
     func shard(of warehouse: Int) -> UInt64 { UInt64(warehouse / warehousesPerShard) }
 
-    /// Warehouse and district rows, item prices and stock, per shard.
+    /// Warehouse and district rows and item prices, per shard.
     public func setup(shards: Int) -> [[UInt64: [Op]]] {
-        (0..<shards).map { s in
+        (0..<shards).flatMap { s in
             var ops: [Op] = []
             for i in 0..<Self.items { ops.append(.write("item.\(i).price", Int64(100 + i % 900))) }
             for w in (s * warehousesPerShard)..<((s + 1) * warehousesPerShard) {
                 ops.append(.write("w\(w).tax", 5))
                 for d in 0..<Self.districts { ops.append(.write("w\(w).d\(d).next_o_id", 3_001)) }
             }
-            return [UInt64(s): ops]
+            return setupChunks(shard: UInt64(s), ops)
         }
     }
 

@@ -101,6 +101,10 @@ public final class Coordinator {
     public let config: CoordinatorConfig
     public private(set) var stats = Stats()
     private var inFlight: [TxnId: InFlight] = [:]
+    /// Transactions every shard has replied to, by agreed timestamp: they
+    /// wait for watermarks, and a watermark report wakes only those at or
+    /// below it.
+    private var waiting: [Stamp] = []
     private var nextSeq: [UInt64]
     private var estimators: [DelayEstimator]
     /// Per shard: committed watermarks (elementwise max) and the newest
@@ -179,7 +183,13 @@ public final class Coordinator {
             try checkShard(shard, m)
             advanceClock(t)
             noteMarks(shard, term, m)
-            for id in inFlight.keys.sorted() where inFlight[id]?.txn.shards.contains(shard) == true { tryComplete(id) }
+            let wm = config.rule == .allStreams ? (marks[Int(shard)].min() ?? 0) : (marks[Int(shard)].max() ?? 0)
+            var i = 0
+            while i < waiting.count, waiting[i].ts <= wm {
+                let id = waiting[i].id
+                if inFlight[id]?.txn.shards.contains(shard) == true { tryComplete(id) }
+                if inFlight[id] == nil { waiting.remove(at: i) } else { i += 1 }
+            }
         default:
             throw LuigiError.invalidArgument("a coordinator takes only replies and watermarks")
         }
@@ -211,6 +221,9 @@ public final class Coordinator {
             inFlight[r.id] = t
         }
         tryComplete(r.id)
+        if inFlight[r.id] != nil, let t = inFlight[r.id], t.replies.count == t.txn.parts.count {
+            waiting.insertSorted(Stamp(ts: r.ts, id: r.id))
+        }
     }
 
     /// Acknowledges `id` when every shard replied alike and, for every

@@ -74,6 +74,10 @@ struct LeaderState {
     var marksPushedAt: UInt64 = 0
     var marksChanged = false
     var retireAppended: [ShardState.RetireKey: UInt64] = [:]
+    /// A release pass is due: something was agreed or finished since the
+    /// last one (else only a timestamp coming due can release anything).
+    var releaseDirty = true
+    var releasedAt: UInt64 = 0
 
     init(term: UInt64, workers: Int) {
         self.term = term
@@ -92,14 +96,13 @@ struct LeaderState {
     mutating func enqueue(_ q: Queued) {
         queue[q.part.id] = q
         insertOrder(Stamp(ts: q.ts, id: q.part.id))
+        releaseDirty = releaseDirty || q.agreed
     }
 
-    mutating func insertOrder(_ s: Stamp) {
-        order.insert(s, at: position(of: s))
-    }
+    mutating func insertOrder(_ s: Stamp) { order.insertSorted(s) }
 
     mutating func removeOrder(_ s: Stamp) {
-        let i = position(of: s)
+        let i = order.lowerBound(s)
         if i < order.count, order[i] == s { order.remove(at: i) }
     }
 
@@ -110,6 +113,7 @@ struct LeaderState {
         q.ts = ts
         queue[id] = q
         insertOrder(Stamp(ts: ts, id: id))
+        releaseDirty = true
     }
 
     mutating func dequeue(_ id: TxnId) -> Queued? {
@@ -118,14 +122,10 @@ struct LeaderState {
         return q
     }
 
-    /// First index whose stamp is not below `s`.
-    private func position(of s: Stamp) -> Int {
-        var lo = 0, hi = order.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if order[mid] < s { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
+    /// The earliest queued stamp with a timestamp after `ts`.
+    func firstStamp(after ts: UInt64) -> Stamp? {
+        let i = order.lowerBound(Stamp(ts: ts + 1, id: TxnId(coordinator: 0, worker: 0, seq: 0)))
+        return i < order.count ? order[i] : nil
     }
 
     func read(_ key: String, _ state: ShardState) -> Int64? { overlay[key]?.value ?? state.store[key] }

@@ -82,7 +82,7 @@ extension ShardNode {
         {
             admitTxn(r.txn, proposal: nil, peers: r.proposals)
         }
-        for id in leader!.queue.keys.sorted() { sendProposal(id, ask: true) }
+        for s in leader!.order { sendProposal(s.id, ask: true) }
         for id in leader!.awaiting.keys.sorted() { sendVote(id, ask: true) }
         leader!.marksChanged = true
     }
@@ -126,7 +126,10 @@ extension ShardNode {
         q.peers = known.filter { $0.key != shard && txn.shards.contains($0.key) }
         q.agreed = single
         leader!.enqueue(q)
-        if !single { sendProposal(txn.id, ask: false) }
+        if !single {
+            sendProposal(txn.id, ask: false)
+            agree(txn.id)
+        }
     }
 
     func onPropose(_ txn: Txn, from: UInt64, ts: UInt64, ask: Bool) {
@@ -135,6 +138,7 @@ extension ShardNode {
             if q.peers[from] == nil && !q.agreed {
                 q.peers[from] = ts
                 leader!.queue[id] = q
+                agree(id)
             }
             if ask { sendProposal(id, ask: false, only: from) }
             return
@@ -184,41 +188,49 @@ extension ShardNode {
             if l.caughtUp && now >= l.recoveryAskedAt + config.resendAfter { askRecovery() }
             return
         }
-        for (id, q) in l.queue where !q.single && !q.agreed && now >= q.lastSent + config.resendAfter {
-            sendProposal(id, ask: true)
+        // In the total order (a deterministic order of sends).
+        for s in l.order {
+            guard let q = l.queue[s.id], !q.single, !q.agreed, now >= q.lastSent + config.resendAfter else { continue }
+            sendProposal(s.id, ask: true)
         }
-        for (id, a) in l.awaiting where a.durable && now >= a.lastSent + config.resendAfter {
+        for id in l.awaiting.keys.sorted() {
+            guard let a = l.awaiting[id], a.durable, now >= a.lastSent + config.resendAfter else { continue }
             sendVote(id, ask: true)
         }
-        if l.floor != l.lastMarksAppended && now >= l.lastMarksAppendedAt + config.marksEvery { appendMarks() }
+        if now >= l.lastMarksAppendedAt + config.marksEvery {
+            updateFloor()
+            if leader!.floor != leader!.lastMarksAppended { appendMarks() }
+        }
         if now >= l.marksPushedAt + config.marksEvery { leader!.marksChanged = true }
     }
 
     // MARK: - After every input: agree, release, mark
 
     func afterInput() {
-        guard leader?.serving == true else { return }
-        agree()
-        release()
-        updateFloor()
-        if leader!.finishedSinceMarks { appendMarks() }
+        guard let l = leader, l.serving else { return }
+        if l.releaseDirty || (l.firstStamp(after: l.releasedAt).map { $0.ts <= now } ?? false) { release() }
+        if leader!.finishedSinceMarks {
+            updateFloor()
+            appendMarks()
+        }
         if leader!.marksChanged { pushMarks() }
     }
 
     /// A multi-shard transaction with every shard's proposal takes the
     /// maximum: the agreed timestamp, the same on every shard.
-    private func agree() {
-        for (id, q) in leader!.queue where !q.agreed && q.peers.count == q.txn.parts.count - 1 {
-            var q = q
-            q.agreed = true
-            leader!.queue[id] = q
-            leader!.reposition(id, to: max(q.proposal, q.peers.values.max() ?? 0))
-        }
+    private func agree(_ id: TxnId) {
+        guard var q = leader!.queue[id], !q.agreed, q.peers.count == q.txn.parts.count - 1 else { return }
+        q.agreed = true
+        leader!.queue[id] = q
+        leader!.releaseDirty = true
+        leader!.reposition(id, to: max(q.proposal, q.peers.values.max() ?? 0))
     }
 
     /// Runs every agreed transaction whose time has come, in the total
     /// order, skipping past those that wait on an earlier conflicting one.
     private func release() {
+        leader!.releaseDirty = false
+        leader!.releasedAt = now
         var blockedReads = Set<String>(), blockedWrites = Set<String>()
         for a in leader!.awaiting.values {
             blockedReads.formUnion(a.reads)
@@ -295,6 +307,7 @@ extension ShardNode {
     func decide(_ id: TxnId) {
         guard let a = leader!.awaiting[id], a.votes.count == a.execution.shards.count - 1 else { return }
         leader!.awaiting[id] = nil
+        leader!.releaseDirty = true
         let commit = a.execution.vote && a.votes.values.allSatisfy { $0 }
         output.appends.append(.outcome(id, committed: commit))
         leader!.finishing[id] = a.execution
@@ -320,10 +333,19 @@ extension ShardNode {
     }
 
     /// Per stream: everything below the earliest unfinished transaction,
-    /// and nothing beyond the leader's clock.
+    /// and nothing beyond the leader's clock. (Run after finishes and on
+    /// the timer: between runs a lower floor is only less promised.)
     private func updateFloor() {
         var lo = Array(repeating: now, count: config.workers)
-        for q in leader!.queue.values { lo[Int(q.part.id.worker)] = min(lo[Int(q.part.id.worker)], q.ts - 1) }
+        var seen = Array(repeating: false, count: config.workers)
+        var found = 0
+        // The queue in timestamp order: the first of each stream is its earliest.
+        for s in leader!.order where !seen[Int(s.id.worker)] {
+            seen[Int(s.id.worker)] = true
+            lo[Int(s.id.worker)] = min(lo[Int(s.id.worker)], s.ts - 1)
+            found += 1
+            if found == config.workers { break }
+        }
         for a in leader!.awaiting.values {
             let w = Int(a.execution.id.worker)
             lo[w] = min(lo[w], a.execution.ts - 1)
@@ -333,9 +355,9 @@ extension ShardNode {
 
     private func appendMarks() {
         leader!.finishedSinceMarks = false
+        leader!.lastMarksAppendedAt = now
         guard leader!.floor != leader!.lastMarksAppended else { return }
         leader!.lastMarksAppended = leader!.floor
-        leader!.lastMarksAppendedAt = now
         output.appends.append(.marks(leader!.floor))
     }
 

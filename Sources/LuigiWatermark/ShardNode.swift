@@ -171,7 +171,7 @@ public final class ShardNode {
     /// timestamp passes: a host wakes the replica then (nil: none held).
     public var nextDeadline: UInt64? {
         guard let l = leader, l.serving else { return nil }
-        return l.order.first(where: { $0.ts > now })?.ts
+        return l.firstStamp(after: now)?.ts
     }
 
     /// True when, as leader, it holds no transaction it has not finished

@@ -55,6 +55,24 @@ public struct Stamp: Hashable, Comparable, Sendable {
     public static func < (a: Stamp, b: Stamp) -> Bool { (a.ts, a.id) < (b.ts, b.id) }
 }
 
+extension Array where Element == Stamp {
+    /// The first index whose stamp is not below `s` (the array is sorted).
+    func lowerBound(_ s: Stamp) -> Int {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if self[mid] < s { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Inserts `s` in order unless it is there already.
+    mutating func insertSorted(_ s: Stamp) {
+        let i = lowerBound(s)
+        if i == count || self[i] != s { insert(s, at: i) }
+    }
+}
+
 /// One operation of a shard's part. Parts run their ops in order; a missing
 /// key reads as absent and counts as 0 for `add` and `check`.
 public enum Op: Equatable, Hashable, Sendable {

@@ -65,7 +65,7 @@ import Testing
         o.window = 8
         let cluster = try ShardedCluster(o)
         #expect(try cluster.awaitLeaders(limitUs: 1_000_000))
-        cluster.load(MicroWorkload(keysPerShard: 50, crossShard: 0.7), count: 100)
+        try cluster.load(MicroWorkload(keysPerShard: 50, crossShard: 0.7), count: 100)
         let idle = try cluster.runUntilIdle(limitUs: 10_000_000)
         #expect(idle, "in flight \(cluster.inFlight), unsent \(cluster.pendingSubmissions), completions \(cluster.completions.count), stats \(cluster.twoPhaseStats())")
         #expect(cluster.completions.count == 100)

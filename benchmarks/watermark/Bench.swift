@@ -59,7 +59,7 @@ func runBench(_ o: [String: String]) throws -> String {
     let before = harness.completionCount
     let start = monotonicMicros()
     let virtualStart = harness.virtualNow
-    harness.load(workload, count: count)
+    try harness.load(workload, count: count)
     guard try harness.drain(limitUs: 100_000 * profile.roundTripUs) else { throw LuigiError.timeout("the run did not finish") }
     let wall = monotonicMicros() - start
     let virtualUs = harness.virtualNow - virtualStart

@@ -35,9 +35,11 @@ case "sweep":
     let count = args.count > 2 ? UInt64(args[2]) ?? 100 : 100
     let txns = args.count > 3 ? Int(args[3]) ?? 40 : 40
     var failures = 0, committed = 0, aborted = 0, orphans = 0
+    var trace: UInt64 = 0
     for seed in first..<(first + count) {
         do {
-            let (_, checker) = try WatermarkSchedule.random(seed: seed, transactions: txns)
+            let (cluster, checker) = try WatermarkSchedule.random(seed: seed, transactions: txns)
+            trace = (trace ^ cluster.traceHash) &* 0x0000_0100_0000_01B3
             committed += checker.committedCount
             aborted += checker.abortedCount
             orphans += checker.finishedWithoutCoordinator
@@ -46,7 +48,7 @@ case "sweep":
             print("seed \(seed) (LUIGI_SEED=\(seed) to replay): \(error)")
         }
     }
-    print("\(count) schedules from seed \(first): \(failures) failed; \(committed) committed, \(aborted) aborted by their checks, \(orphans) finished after their coordinator crashed")
+    print("\(count) schedules from seed \(first): \(failures) failed; \(committed) committed, \(aborted) aborted by their checks, \(orphans) finished after their coordinator crashed; trace \(String(trace, radix: 16))")
     exit(failures == 0 ? 0 : 1)
 case "bench":
     var options: [String: String] = [:]
