@@ -13,7 +13,10 @@
  *   transactions used after commit or after a rejected commit, arithmetic
  *   overflow, too-small caller arrays, Raft ready batches advanced into the
  *   wrong node, twice, or taken again before advance or from inside a
- *   plugin callback, and lengths of 2^63 or above LUIGI_MAX_LENGTH.
+ *   plugin callback, lengths of 2^63 or above LUIGI_MAX_LENGTH, and the
+ *   watermark cluster and roles (bad options and ops, unknown nodes and
+ *   shards, misaddressed messages, every bit flip of the golden vectors in
+ *   Tests/golden/watermark_v1.hex, which must otherwise step cleanly).
  *
  * Each section runs in its own child process, so a crash is reported as a
  * failed section (with its signal) instead of ending the run. The last line
@@ -1791,6 +1794,207 @@ static void s_buffer_too_small(void)
     luigi_clock_free(c);
 }
 
+/* ------------------------------------------------------- watermark commit */
+
+static int wm_options_refused(luigi_sharded_options o)
+{
+    luigi_sharded_cluster *c = SENTINEL(luigi_sharded_cluster);
+    int ok = EXPECT(luigi_sharded_new(&o, &c), LUIGI_ERR_INVALID_ARGUMENT);
+    return ok & TRUE(c == SENTINEL(luigi_sharded_cluster));
+}
+
+/* Reads Tests/golden/watermark_v1.hex: name i's bytes into out (malloc'd). */
+static size_t wm_golden(const char *want, uint8_t **out)
+{
+    char path[4096];
+    const char *self = __FILE__, *slash = strrchr(self, '/');
+    snprintf(path, sizeof path, "%.*s/../../Tests/golden/watermark_v1.hex", slash ? (int)(slash - self) : 1,
+             slash ? self : ".");
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char name[64], hex[4096];
+    size_t len = 0;
+    while (fscanf(f, "%63s %4095s", name, hex) == 2) {
+        if (strcmp(name, want) != 0) continue;
+        len = strlen(hex) / 2;
+        *out = malloc(len);
+        for (size_t i = 0; i < len; i++) {
+            unsigned v = 0;
+            sscanf(hex + 2 * i, "%2x", &v);
+            (*out)[i] = (uint8_t)v;
+        }
+    }
+    fclose(f);
+    return len;
+}
+
+static void s_watermark(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT, OOR = LUIGI_ERR_OUT_OF_RANGE;
+    luigi_sharded_options o;
+    luigi_sharded_options_init(&o);
+    luigi_sharded_options bad = o;
+    bad.version = 99; wm_options_refused(bad);
+    bad = o; bad.protocol = 2; wm_options_refused(bad);
+    bad = o; bad.profile = 4; wm_options_refused(bad);
+    bad = o; bad.rule = 2; wm_options_refused(bad);
+    bad = o; bad.reserved = 1; wm_options_refused(bad);
+    bad = o; bad.shards = 0; wm_options_refused(bad);
+    bad = o; bad.shards = 65; wm_options_refused(bad);
+    bad = o; bad.replicas = 10; wm_options_refused(bad);
+    bad = o; bad.window = 0; wm_options_refused(bad);
+    bad = o; bad.skew_us = 20000000; wm_options_refused(bad);
+    bad = o; bad.drift_ppm = -1; wm_options_refused(bad);
+    bad = o; bad.drift_ppm = NAN; wm_options_refused(bad);
+    bad = o; bad.drop_rate = 1.0; wm_options_refused(bad);
+    bad = o; bad.reorder_rate = NAN; wm_options_refused(bad);
+    bad = o; bad.duplicate_rate = -0.5; wm_options_refused(bad);
+    EXPECT(luigi_sharded_new(NULL, NULL), IA);
+
+    luigi_sharded_cluster *c = NULL;
+    MUST(luigi_sharded_new(&o, &c));
+    luigi_wm_txn_id id = {.coordinator = 7, .worker = 7, .seq = 7};
+    luigi_wm_op good = {.kind = LUIGI_WM_WRITE, .shard = 0, .key = "k", .key_len = 1, .value = 1};
+    luigi_wm_op op = good;
+    char long_key[1100];
+    memset(long_key, 'a', sizeof long_key);
+    EXPECT(luigi_sharded_submit(c, NULL, 1, 0, 0, &id), IA);
+    EXPECT(luigi_sharded_submit(c, &good, 0, 0, 0, &id), IA);
+    EXPECT(luigi_sharded_submit(c, &good, (size_t)1 << 63, 0, 0, &id), IA);
+    EXPECT(luigi_sharded_submit(c, &good, 1, 0, 0, NULL), IA);
+    EXPECT(luigi_sharded_submit(c, &good, 1, 5, 0, &id), IA);  /* no coordinator 5 */
+    EXPECT(luigi_sharded_submit(c, &good, 1, 0, 99, &id), IA); /* no worker 99 */
+    op.kind = 9; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.reserved = 1; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.shard = 2; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.key = NULL; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.key = "\xff\xfe"; op.key_len = 2; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.key = long_key; op.key_len = sizeof long_key; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    op = good; op.key_len = (size_t)1 << 63; EXPECT(luigi_sharded_submit(c, &op, 1, 0, 0, &id), IA);
+    TRUE(id.coordinator == 7 && id.seq == 7);
+    EXPECT(luigi_sharded_load(c, 3, 10, 0.5), IA);
+    EXPECT(luigi_sharded_load(c, LUIGI_WORKLOAD_MICRO, 10, NAN), IA);
+    EXPECT(luigi_sharded_load(c, LUIGI_WORKLOAD_MICRO, 10, 1.5), IA);
+    EXPECT(luigi_sharded_load(c, LUIGI_WORKLOAD_MICRO, UINT64_MAX, 0.5), IA);
+    EXPECT(luigi_sharded_run(c, UINT64_MAX), IA);
+    int idle = 5;
+    EXPECT(luigi_sharded_run_until_idle(c, UINT64_MAX, &idle), IA);
+    EXPECT(luigi_sharded_run_until_idle(c, 10, NULL), IA);
+    TRUE(idle == 5);
+    uint64_t node = 77, ids[2];
+    size_t count = 99;
+    EXPECT(luigi_sharded_crash(c, 999), OOR);
+    EXPECT(luigi_sharded_restart(c, 0), OOR);
+    EXPECT(luigi_sharded_crash_leader(c, 9, &node), OOR);
+    EXPECT(luigi_sharded_leader(c, 9, &node), OOR);
+    TRUE(node == 77);
+    EXPECT(luigi_sharded_crash_coordinator(c, 9), IA);
+    const uint64_t stranger[1] = {424242};
+    EXPECT(luigi_sharded_partition(c, stranger, 1), OOR);
+    EXPECT(luigi_sharded_partition(c, NULL, 1), IA);
+    EXPECT(luigi_sharded_set_faults(c, NAN, 0, 0), IA);
+    EXPECT(luigi_sharded_set_faults(c, 0, 1.0, 0), IA);
+    EXPECT(luigi_sharded_replicas(c, 9, ids, 2, &count), OOR);
+    EXPECT(luigi_sharded_replicas(c, 0, ids, 2, &count), LUIGI_ERR_BUFFER_TOO_SMALL);
+    TRUE(count == 3);
+    int64_t value = 55;
+    int present = 55;
+    EXPECT(luigi_sharded_value(c, 9, KEY("k"), &value, &present), OOR);
+    EXPECT(luigi_sharded_value(c, 0, "\xff", 1, &value, &present), IA);
+    TRUE(value == 55 && present == 55);
+    uint32_t outcome = 9;
+    uint64_t ts = 9;
+    luigi_buffer reads = {0}, inv = {0}, detail = {0};
+    EXPECT(luigi_sharded_result(c, NULL, &outcome, &ts, &reads), IA);
+    luigi_wm_txn_id far = {.coordinator = 0, .worker = 5000, .seq = 1};
+    EXPECT(luigi_sharded_result(c, &far, &outcome, &ts, &reads), IA);
+    TRUE(outcome == 9 && ts == 9 && reads.data == NULL);
+    luigi_sharded_stats st = {.version = 99};
+    EXPECT(luigi_sharded_get_stats(c, &st), IA);
+    EXPECT(luigi_sharded_check(c, NULL, &inv, &detail), IA);
+    /* Refused calls changed nothing: no transaction, and every invariant holds. */
+    st.version = LUIGI_SHARDED_STATS_VERSION;
+    MUST(luigi_sharded_get_stats(c, &st));
+    TRUE(st.submitted == 0 && st.in_flight == 0);
+    int ok = 0;
+    MUST(luigi_sharded_check(c, &ok, &inv, &detail));
+    TRUE(ok == 1 && inv.len == 0);
+    luigi_buffer_free(&inv);
+    luigi_buffer_free(&detail);
+    luigi_sharded_free(c);
+
+    /* The roles. */
+    luigi_wm_coordinator_options co;
+    luigi_wm_coordinator_options_init(&co);
+    luigi_wm_coordinator_options cbad = co;
+    luigi_wm_coordinator *coord = SENTINEL(luigi_wm_coordinator);
+    cbad.version = 0; EXPECT(luigi_wm_coordinator_new(&cbad, &coord), IA);
+    cbad = co; cbad.rule = 7; EXPECT(luigi_wm_coordinator_new(&cbad, &coord), IA);
+    cbad = co; cbad.shard_count = 0; EXPECT(luigi_wm_coordinator_new(&cbad, &coord), IA);
+    cbad = co; cbad.retry_after_us = 0; EXPECT(luigi_wm_coordinator_new(&cbad, &coord), IA);
+    TRUE(coord == SENTINEL(luigi_wm_coordinator));
+    co.id = 9; co.shard_count = 2; co.workers = 2;
+    MUST(luigi_wm_coordinator_new(&co, &coord));
+    luigi_wm_shard_options so;
+    luigi_wm_shard_options_init(&so);
+    const uint64_t coordinators[1] = {9};
+    luigi_wm_shard_options sbad = so;
+    luigi_wm_shard *shard = SENTINEL(luigi_wm_shard);
+    sbad.coordinator_count = 1; EXPECT(luigi_wm_shard_new(&sbad, &shard), IA);          /* NULL list */
+    sbad = so; sbad.coordinators = coordinators; sbad.coordinator_count = 1; sbad.shard = 3; sbad.shard_count = 2;
+    EXPECT(luigi_wm_shard_new(&sbad, &shard), IA);
+    sbad = so; EXPECT(luigi_wm_shard_new(&sbad, &shard), IA);                           /* no coordinators */
+    TRUE(shard == SENTINEL(luigi_wm_shard));
+    so.shard = 1; so.shard_count = 2; so.workers = 2; so.coordinators = coordinators; so.coordinator_count = 1;
+    MUST(luigi_wm_shard_new(&so, &shard));
+    EXPECT(luigi_wm_shard_set_role(shard, 2, 1), IA);
+    EXPECT(luigi_wm_shard_set_role(shard, 1, UINT64_MAX), IA);
+    MUST(luigi_wm_shard_set_role(shard, 1, 1));
+    MUST(luigi_wm_shard_apply(shard, NULL, 0, 1, 0)); /* caught up; recovery waits for shard 0 */
+    const uint8_t junk[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    EXPECT(luigi_wm_shard_step(shard, junk, sizeof junk, 1), LUIGI_ERR_DECODE);
+    EXPECT(luigi_wm_shard_step(shard, NULL, 3, 1), IA);
+    EXPECT(luigi_wm_coordinator_step(coord, junk, sizeof junk, 1), LUIGI_ERR_DECODE);
+    EXPECT(luigi_wm_shard_apply(shard, junk, (size_t)1 << 63, 1, 0), IA);
+    /* Golden vectors: valid ones step (recovered first: it lets the shard
+     * serve), and every single-bit flip is a decode error. */
+    const char *shard_vectors[] = {"message.recovered", "message.submit", "message.propose", "message.vote",
+                                   "message.retire", "message.recover"};
+    const char *coord_vectors[] = {"message.reply", "message.marks"};
+    for (size_t i = 0; i < 8; i++) {
+        const char *name = i < 6 ? shard_vectors[i] : coord_vectors[i - 6];
+        uint8_t *v = NULL;
+        size_t len = wm_golden(name, &v);
+        if (!TRUE(len > 0)) continue;
+        if (i < 6) EXPECT(luigi_wm_shard_step(shard, v, len, 2), LUIGI_OK);
+        else EXPECT(luigi_wm_coordinator_step(coord, v, len, 2), LUIGI_OK);
+        for (size_t bit = 0; bit < len * 8; bit++) {
+            v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            luigi_status s = i < 6 ? luigi_wm_shard_step(shard, v, len, 2) : luigi_wm_coordinator_step(coord, v, len, 2);
+            if (s != LUIGI_ERR_DECODE) fail_at(__LINE__, "%s with bit %zu flipped returned %s", name, bit, luigi_status_name(s));
+            else g_passed++;
+            v[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        /* A shard-bound message into the coordinator, and the reverse, is refused. */
+        if (i < 6) EXPECT(luigi_wm_coordinator_step(coord, v, len, 2), IA);
+        else EXPECT(luigi_wm_shard_step(shard, v, len, 2), IA);
+        free(v);
+    }
+    int serving = 0;
+    MUST(luigi_wm_shard_serving(shard, &serving));
+    TRUE(serving == 1);
+    luigi_buffer m = {0}, r = {0};
+    MUST(luigi_wm_shard_take_output(shard, &m, &r));
+    TRUE(m.len > 0 && r.len > 0); /* proposals and answers out; the retire point goes to the log */
+    luigi_buffer_free(&m);
+    luigi_buffer_free(&r);
+    luigi_wm_coordinator_free(coord);
+    luigi_wm_shard_free(shard);
+    luigi_wm_shard_free(shard); /* double free: ignored */
+    EXPECT(luigi_wm_shard_tick(shard, 1), LUIGI_ERR_INVALID_HANDLE);
+    EXPECT(luigi_wm_coordinator_tick((luigi_wm_coordinator *)shard, 1), LUIGI_ERR_INVALID_HANDLE);
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct section {
@@ -1815,6 +2019,7 @@ static const section SECTIONS[] = {
     {"replica attached to a raft log", s_raft_replica},
     {"raft ready batches: foreign, repeated, re-entrant; groups", s_raft_ready_misuse},
     {"lengths of 2^63 and above LUIGI_MAX_LENGTH", s_lengths},
+    {"watermark commit: options, ops, roles, golden vectors", s_watermark},
 };
 
 int main(void)
