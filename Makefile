@@ -4,14 +4,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-SWIFT_RELEASE_FLAGS := -c release --product luigi -Xswiftc -static-stdlib \
+# Every release product is built with the library's flags, so building one
+# never recompiles the modules another needs.
+SWIFT_RELEASE_COMMON := -c release -Xswiftc -static-stdlib \
 	-Xlinker --version-script=$(CURDIR)/Sources/LuigiC/exports.map \
 	-Xlinker -soname=libluigi.so
+SWIFT_RELEASE_FLAGS := $(SWIFT_RELEASE_COMMON) --product luigi
 LIB := .build/release/libluigi.so
+SIM := .build/release/luigi-watermark-sim
+EXAMPLE := .build/release/luigi-watermark-example
+SWEEP ?= 2000
 CFLAGS_EXAMPLE := -std=c11 -Wall -Wextra -Werror -O2 -IInclude
 SWIFT_SOURCES := $(shell find Sources Include -type f) Package.swift
 
-.PHONY: run test lib venv test-swift test-c test-python bench soak clean fuzz
+.PHONY: run test lib sim venv test-swift test-c test-python test-watermark bench soak clean fuzz
 
 run:
 	swift run -c release luigi-geo-demo
@@ -20,6 +26,17 @@ lib: $(LIB)
 
 $(LIB): $(SWIFT_SOURCES)
 	swift build $(SWIFT_RELEASE_FLAGS)
+	@touch $@
+
+# The watermark simulator: seeded sweeps (make test, make soak) and benchmarks.
+sim: $(SIM)
+
+$(SIM): $(SWIFT_SOURCES) $(wildcard benchmarks/watermark/*.swift)
+	swift build $(SWIFT_RELEASE_COMMON) --product luigi-watermark-sim
+	@touch $@
+
+$(EXAMPLE): $(SWIFT_SOURCES) $(wildcard examples/swift/watermark/*.swift)
+	swift build $(SWIFT_RELEASE_COMMON) --product luigi-watermark-example
 	@touch $@
 
 # A venv with the package installed from this tree (pip install .).
@@ -32,7 +49,7 @@ $(VENV)/.installed: $(LIB) pyproject.toml setup.py $(shell find bindings -type f
 	LUIGI_LIBRARY=$(CURDIR)/$(LIB) $(VPY) -m pip install -q --force-reinstall --no-deps .
 	@touch $@
 
-test: test-swift test-c test-python
+test: test-swift test-c test-python test-watermark
 
 test-swift:
 	swift test
@@ -43,12 +60,23 @@ test-c: $(LIB)
 test-python: venv
 	bash Tests/python/run.sh $(VPY)
 
-# A long randomized sweep of the Raft fault schedules (make test runs 1,500).
-soak:
-	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
+# $(SWEEP) random fault schedules of the watermark protocol, every invariant
+# checked on each; then the same 40 twice in two processes: equal trace
+# hashes; then the Swift example.
+test-watermark: $(SIM) $(EXAMPLE)
+	$(SIM) sweep 0 $(SWEEP)
+	a=$$($(SIM) sweep 0 40 | tail -n 1); b=$$($(SIM) sweep 0 40 | tail -n 1); \
+	if [[ "$$a" == "$$b" ]]; then echo "deterministic: $$a"; else echo "NOT deterministic: $$a / $$b"; exit 1; fi
+	$(EXAMPLE)
 
-bench: venv
-	bash benchmarks/run.sh $(VPY)
+# Long randomized sweeps: the Raft fault schedules (make test runs 1,500) and
+# the watermark schedules (make test runs $(SWEEP)).
+soak: $(SIM)
+	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
+	$(SIM) sweep 100000 50000
+
+bench: venv $(SIM)
+	LUIGI_WATERMARK_SIM=$(CURDIR)/$(SIM) bash benchmarks/run.sh $(VPY)
 
 clean:
 	rm -rf .build $(VENV) build examples/c/out

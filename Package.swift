@@ -55,6 +55,11 @@ let package = Package(
             path: "examples/swift/geo-demo"
         ),
         .executableTarget(
+            name: "luigi-watermark-example",
+            dependencies: ["LuigiCore", "LuigiSimulation"],
+            path: "examples/swift/watermark"
+        ),
+        .executableTarget(
             name: "luigi-watermark-sim",
             dependencies: ["LuigiCore", "LuigiSimulation"],
             path: "benchmarks/watermark"

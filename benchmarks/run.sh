@@ -8,7 +8,11 @@
 #   3. runs the C benchmark, then benchmarks/bench.py;
 #   4. writes benchmarks/results/results.json and benchmarks/results/RESULTS.md;
 #   5. runs the Raft benchmarks (benchmarks/raft, Swift release build) beside
-#      SQLite and writes benchmarks/results/raft.json and RAFT.md.
+#      SQLite and writes benchmarks/results/raft.json and RAFT.md;
+#   6. runs watermark commit beside two-phase commit over Raft
+#      (benchmarks/watermark_bench.py with luigi-watermark-sim, from
+#      $LUIGI_WATERMARK_SIM: make bench builds it) and writes
+#      benchmarks/results/watermark.json and WATERMARK.md.
 # --quick runs fewer repetitions (a smoke test, not for publishing).
 set -euo pipefail
 
@@ -58,4 +62,10 @@ echo "== Raft: library overhead and durable commit (luigi-raft-bench) vs SQLite"
 (cd "$ROOT" && swift build -c release --product luigi-raft-bench >/dev/null)
 "$PY" "$HERE/raft_bench.py" "$ROOT/.build/release/luigi-raft-bench" "$OUT" "${QUICK[@]}"
 
-echo "== wrote $OUT/results.json, RESULTS.md, raft.json and RAFT.md in $(( $(date +%s) - started )) s"
+
+echo "== Watermark commit vs two-phase commit over Raft (luigi-watermark-sim)"
+SIM="${LUIGI_WATERMARK_SIM:-$ROOT/.build/release/luigi-watermark-sim}"
+[[ -x "$SIM" ]] || { echo "no simulator at $SIM (run: make sim)" >&2; exit 1; }
+(cd "$HERE" && "$PY" watermark_bench.py "$SIM" "$OUT" "${QUICK[@]}")
+
+echo "== wrote $OUT/results.json, RESULTS.md, raft.json, RAFT.md, watermark.json and WATERMARK.md in $(( $(date +%s) - started )) s"

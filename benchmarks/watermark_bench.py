@@ -119,7 +119,7 @@ def main() -> None:
         print(f"== skew {skew} us", flush=True)
         runs = [run(sim, protocol="watermark", seed=s, shards=2, replicas=3, workload="bank", count=count, window=16,
                     cross=0.5, skew=skew) for s in seeds]
-        report["skew"].append({"skew_us": skew, **summarize(runs)})
+        report["skew"].append({**summarize(runs), "skew_us": skew})
 
     with open(os.path.join(out_dir, "watermark.json"), "w") as f:
         json.dump(report, f, indent=1)

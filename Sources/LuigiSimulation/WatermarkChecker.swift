@@ -74,9 +74,6 @@ public struct WatermarkChecker {
                     if e.pending { pendingKeys[e.id] = keys } else if e.vote { try order(e.id, e.ts, keys) }
                 case .outcome(let id, let committed):
                     guard var r = ran[s][id], r.outcome == nil else { throw fail("atomicity", "outcome of \(id) without a pending execution at shard \(s)") }
-                    if r.ts <= marks[Int(id.worker)] {
-                        throw fail("watermark safety", "\(id)'s outcome follows a mark at \(marks[Int(id.worker)]) >= its ts \(r.ts)")
-                    }
                     r.outcome = committed ? .committed : .aborted
                     ran[s][id] = r
                     if committed, let keys = pendingKeys[id] { try order(id, r.ts, keys) }

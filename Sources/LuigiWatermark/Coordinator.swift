@@ -91,8 +91,8 @@ public final class Coordinator {
         public var fastPath: UInt64 = 0
         public var replies: UInt64 = 0
         public var retries: UInt64 = 0
-        /// Shards that reported different timestamps or outcomes for one
-        /// transaction: a protocol violation (always 0).
+        /// Times the shards' replies for one transaction named different
+        /// timestamps (it waits for newer replies; without failovers, never).
         public var disagreements: UInt64 = 0
 
         public init() {}
@@ -105,6 +105,10 @@ public final class Coordinator {
     /// wait for watermarks, and a watermark report wakes only those at or
     /// below it.
     private var waiting: [Stamp] = []
+    /// Acknowledged may-abort transactions whose shards have not all
+    /// reported their outcome record committed: not retired until they have
+    /// (a shard may still need another's vote), re-asked on the retry timer.
+    private var unsettled: [TxnId: (txn: Txn, pending: Set<UInt64>, lastSent: UInt64)] = [:]
     private var nextSeq: [UInt64]
     private var estimators: [DelayEstimator]
     /// Per shard: committed watermarks (elementwise max) and the newest
@@ -209,6 +213,10 @@ public final class Coordinator {
     }
 
     private func onReply(_ r: TxnReply) {
+        if r.decided, var u = unsettled[r.id] {
+            u.pending.remove(r.shard)
+            unsettled[r.id] = u.pending.isEmpty ? nil : u
+        }
         guard var t = inFlight[r.id], t.txn.shards.contains(r.shard) else { return }
         if t.replies[r.shard].map({ $0.term <= r.term }) ?? true {
             if t.replies[r.shard] == nil {
@@ -231,7 +239,7 @@ public final class Coordinator {
     /// agreed timestamp.
     private func tryComplete(_ id: TxnId) {
         guard let t = inFlight[id], t.replies.count == t.txn.parts.count, let first = t.replies.values.first else { return }
-        guard t.replies.values.allSatisfy({ $0.ts == first.ts && $0.outcome == first.outcome }) else {
+        guard t.replies.values.allSatisfy({ $0.ts == first.ts }) else {
             stats.disagreements += 1
             // Keep waiting: a newer leader's reply replaces a stale one.
             return
@@ -243,9 +251,13 @@ public final class Coordinator {
             guard first.ts <= wm else { return }
         }
         inFlight[id] = nil
-        if first.outcome == .committed { stats.committed += 1 } else { stats.aborted += 1 }
+        let undecided = Set(t.replies.filter { !$0.value.decided }.keys)
+        if !undecided.isEmpty { unsettled[id] = (t.txn, undecided, now) }
+        // Each shard answers with its outcome or its vote: the AND.
+        let outcome: Outcome = t.replies.values.allSatisfy { $0.outcome == .committed } ? .committed : .aborted
+        if outcome == .committed { stats.committed += 1 } else { stats.aborted += 1 }
         completions.append(Completion(
-            id: id, outcome: first.outcome, ts: first.ts, reads: t.replies.mapValues(\.reads),
+            id: id, outcome: outcome, ts: first.ts, reads: t.replies.mapValues(\.reads),
             submittedAt: t.submittedAt, proposedTs: t.ts,
             receivedAt: t.replies.values.map(\.receivedAt).max() ?? 0, executedAt: t.replies.values.map(\.executedAt).max() ?? 0,
             repliedAt: t.repliedAt, completedAt: now, attempts: t.attempts))
@@ -272,10 +284,17 @@ public final class Coordinator {
             }
             inFlight[id] = f
         }
+        for id in unsettled.keys.sorted() {
+            guard var u = unsettled[id], now >= u.lastSent + config.retryAfter else { continue }
+            u.lastSent = now
+            unsettled[id] = u
+            for s in u.pending.sorted() { output.append(WatermarkEnvelope(to: s, .submit(u.txn))) }
+        }
         if now >= retireSentAt + config.retireEvery {
             retireSentAt = now
             var lowest = nextSeq
             for id in inFlight.keys { lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq) }
+            for id in unsettled.keys { lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq) }
             for w in 0..<config.workers where lowest[w] > retireSent[w] {
                 retireSent[w] = lowest[w]
                 for s in 0..<UInt64(config.shardCount) {

@@ -8,9 +8,15 @@ public struct TxnReply: Equatable, Sendable {
     /// reported in the same or an earlier term (a newer leader may have
     /// re-executed the transaction).
     public var term: UInt64
-    /// The agreed timestamp the shard executed at (0 when refused).
+    /// The agreed timestamp the shard executed at.
     public var ts: UInt64
+    /// The part's outcome, or, while it waits for the other shards' votes,
+    /// its vote: the transaction's outcome is the AND over its shards.
     public var outcome: Outcome
+    /// True when `outcome` is final here: the part finished, or its outcome
+    /// record is committed. False: a vote (the shard may still need the
+    /// other shards' votes, so the coordinator must not retire it yet).
+    public var decided: Bool
     public var reads: [ReadResult]
     /// The shard leader's clock when the submit arrived (delay estimates).
     public var receivedAt: UInt64
@@ -19,13 +25,14 @@ public struct TxnReply: Equatable, Sendable {
     /// The shard's committed watermarks, one per stream.
     public var marks: [UInt64]
 
-    public init(id: TxnId, shard: UInt64, term: UInt64, ts: UInt64, outcome: Outcome, reads: [ReadResult],
-                receivedAt: UInt64, executedAt: UInt64, marks: [UInt64]) {
+    public init(id: TxnId, shard: UInt64, term: UInt64, ts: UInt64, outcome: Outcome, decided: Bool = true,
+                reads: [ReadResult], receivedAt: UInt64, executedAt: UInt64, marks: [UInt64]) {
         self.id = id
         self.shard = shard
         self.term = term
         self.ts = ts
         self.outcome = outcome
+        self.decided = decided
         self.reads = reads
         self.receivedAt = receivedAt
         self.executedAt = executedAt
@@ -109,7 +116,7 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             w.u8(3); w.varint(to); w.id(id); w.list(shards); w.varint(from); w.varint(term); w.flag(commit); w.flag(ask)
         case .reply(let r):
             w.u8(4); w.varint(to); w.id(r.id); w.varint(r.shard); w.varint(r.term); w.varint(r.ts)
-            w.u8(r.outcome.rawValue); w.reads(r.reads); w.varint(r.receivedAt); w.varint(r.executedAt); w.list(r.marks)
+            w.u8(r.outcome.rawValue); w.flag(r.decided); w.reads(r.reads); w.varint(r.receivedAt); w.varint(r.executedAt); w.list(r.marks)
         case .marks(let shard, let term, let marks):
             w.u8(5); w.varint(to); w.varint(shard); w.varint(term); w.list(marks)
         case .retire(let c, let worker, let below):
@@ -143,7 +150,8 @@ public struct WatermarkEnvelope: Equatable, Sendable {
         case 4:
             let id = try r.id(), shard = try r.varint(), term = try r.timestamp("term"), ts = try r.timestamp("timestamp")
             guard let outcome = Outcome(rawValue: try r.u8()) else { throw LuigiError.decode("bad outcome") }
-            message = .reply(TxnReply(id: id, shard: shard, term: term, ts: ts, outcome: outcome, reads: try r.reads(),
+            let decided = try r.flag()
+            message = .reply(TxnReply(id: id, shard: shard, term: term, ts: ts, outcome: outcome, decided: decided, reads: try r.reads(),
                                       receivedAt: try r.timestamp("receive stamp"), executedAt: try r.timestamp("execution stamp"),
                                       marks: try r.timestamps("marks")))
         case 5:

@@ -91,7 +91,7 @@ extension ShardNode {
 
     func onSubmit(_ txn: Txn) {
         guard isNew(txn.id) else {
-            if let rec = state.txns[txn.id], rec.outcome != nil { replyFromRecord(rec) }
+            if let rec = state.txns[txn.id] { replyFromRecord(rec) }
             return
         }
         admitTxn(txn, proposal: nil, peers: [:])
@@ -297,13 +297,18 @@ extension ShardNode {
             a.votes = leader!.earlyVotes.removeValue(forKey: e.id) ?? [:]
             leader!.awaiting[e.id] = a
             leader!.finishing[e.id] = e
+            leader!.finishedSinceMarks = true
+            reply(e, outcome: vote ? .committed : .aborted, decided: false)
             decide(e.id)
         } else {
             finish(e, outcome: vote ? .committed : .aborted)
         }
     }
 
-    /// A may-abort transaction has every vote: the outcome is the AND.
+    /// A may-abort transaction has every vote: the outcome is the AND. (The
+    /// coordinator already answered its client from the same votes: each
+    /// is in its shard's committed log, so the outcome is fixed; this record
+    /// makes the writes visible here.)
     func decide(_ id: TxnId) {
         guard let a = leader!.awaiting[id], a.votes.count == a.execution.shards.count - 1 else { return }
         leader!.awaiting[id] = nil
@@ -312,8 +317,6 @@ extension ShardNode {
         output.appends.append(.outcome(id, committed: commit))
         leader!.finishing[id] = a.execution
         if commit { overlay(a.execution) }
-        leader!.finishedSinceMarks = true
-        reply(a.execution, outcome: commit ? .committed : .aborted)
     }
 
     /// Logs a finished part, makes its writes visible to later ones, and
@@ -332,9 +335,10 @@ extension ShardNode {
         for w in e.writes { leader!.overlay[w.key] = (w.value, e.id) }
     }
 
-    /// Per stream: everything below the earliest unfinished transaction,
-    /// and nothing beyond the leader's clock. (Run after finishes and on
-    /// the timer: between runs a lower floor is only less promised.)
+    /// Per stream: everything below the earliest part not yet run (parts
+    /// waiting for votes have their execution logged already), and nothing
+    /// beyond the leader's clock. (Run after finishes and on the timer:
+    /// between runs a lower floor is only less promised.)
     private func updateFloor() {
         var lo = Array(repeating: now, count: config.workers)
         var seen = Array(repeating: false, count: config.workers)
@@ -345,10 +349,6 @@ extension ShardNode {
             lo[Int(s.id.worker)] = min(lo[Int(s.id.worker)], s.ts - 1)
             found += 1
             if found == config.workers { break }
-        }
-        for a in leader!.awaiting.values {
-            let w = Int(a.execution.id.worker)
-            lo[w] = min(lo[w], a.execution.ts - 1)
         }
         for w in 0..<config.workers { leader!.floor[w] = max(leader!.floor[w], lo[w]) }
     }
@@ -386,7 +386,11 @@ extension ShardNode {
             }
         case .outcome(let id, _):
             leader!.finishing[id] = nil
-            if let e = state.txns[id]?.execution { settle(e) }
+            if let rec = state.txns[id] {
+                settle(rec.execution)
+                // Final now: the coordinator may retire it (no shard needs this vote any more).
+                replyFromRecord(rec)
+            }
         case .marks:
             leader!.marksChanged = true
         case .retire:
@@ -427,13 +431,15 @@ extension ShardNode {
         }
     }
 
-    private func reply(_ e: Execution, outcome: Outcome) {
-        let r = TxnReply(id: e.id, shard: shard, term: leader!.term, ts: e.ts, outcome: outcome, reads: e.reads,
-                         receivedAt: e.receivedAt, executedAt: now, marks: state.marks)
+    private func reply(_ e: Execution, outcome: Outcome, decided: Bool = true) {
+        let r = TxnReply(id: e.id, shard: shard, term: leader!.term, ts: e.ts, outcome: outcome, decided: decided,
+                         reads: e.reads, receivedAt: e.receivedAt, executedAt: now, marks: state.marks)
         send(.reply(r), to: e.id.coordinator)
     }
 
+    /// A finished part answers with its outcome; one waiting for votes with
+    /// its own vote (the coordinator takes the AND of the shards' answers).
     private func replyFromRecord(_ rec: TxnRecord) {
-        reply(rec.execution, outcome: rec.outcome ?? .aborted)
+        reply(rec.execution, outcome: rec.outcome ?? (rec.execution.vote ? .committed : .aborted), decided: rec.outcome != nil)
     }
 }

@@ -30,7 +30,7 @@ import Testing
                 RecoveredTxn(txn: t, proposals: [ShardStamp(shard: 0, ts: 1_000_007)]),
             ]))),
             ("message.reply", WatermarkEnvelope(to: 9, .reply(TxnReply(
-                id: t.id, shard: 1, term: 2, ts: 1_000_007, outcome: .committed,
+                id: t.id, shard: 1, term: 2, ts: 1_000_007, outcome: .committed, decided: false,
                 reads: [ReadResult(key: "b", value: 5), ReadResult(key: "z", value: nil)],
                 receivedAt: 999_000, executedAt: 1_000_010, marks: [1_000_000, 1_000_020])))),
             ("message.marks", WatermarkEnvelope(to: 9, .marks(shard: 1, term: 2, marks: [7, 1 << 40]))),
