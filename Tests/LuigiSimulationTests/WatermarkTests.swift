@@ -71,3 +71,20 @@ import Testing
         #expect(cluster.completions.count == 100)
     }
 }
+
+@Suite struct WatermarkReadmeTests {
+    /// The README's Swift example, as written there.
+    @Test func readmeExampleRuns() throws {
+        var options = ShardedCluster.Options()
+        options.shards = 2
+        options.replicas = 3
+        let cluster = try ShardedCluster(options)
+        let id = try cluster.submit([0: [.check("a", atLeast: 0), .add("a", -5)], 1: [.add("b", 5), .read("b")]])
+        _ = try cluster.runUntilIdle(limitUs: 10_000_000)
+        try cluster.run(forUs: 100_000)
+        try cluster.checkInvariants()
+        #expect(cluster.result(of: id)?.outcome == .committed)
+        #expect(try cluster.value("b", shard: 1) == 5)
+        #expect(try cluster.value("a", shard: 0) == -5)
+    }
+}
