@@ -35,6 +35,9 @@ EXTENSION_SOURCES = [
     "_luigi_cluster",
     "_luigi_raft",
     "_luigi_raft_cluster",
+    "_luigi_watermark",
+    "_luigi_sharded",
+    "_luigi_wm_roles",
     "_luigi_module",
 ]
 

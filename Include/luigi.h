@@ -732,7 +732,7 @@ typedef struct luigi_sharded_cluster luigi_sharded_cluster;
 
 #define LUIGI_SHARDED_OPTIONS_VERSION 1
 #define LUIGI_PROTOCOL_WATERMARK 0
-#define LUIGI_PROTOCOL_2PC       1 /* the baseline: fault-free runs only */
+#define LUIGI_PROTOCOL_2PC       1 /* the baseline: fault-free runs only (faults: LUIGI_ERR_STATE) */
 #define LUIGI_PROFILE_SAME_REGION     0 /* one-way delay 2 +- 0.5 ms, Pareto jitter */
 #define LUIGI_PROFILE_SAME_CONTINENT  1 /* 30 +- 5 ms */
 #define LUIGI_PROFILE_CROSS_CONTINENT 2 /* 80 +- 10 ms */
@@ -754,7 +754,7 @@ typedef struct luigi_sharded_options {
     uint64_t seed;
     uint64_t skew_us;      /* each node's clock is off by up to +-skew_us (<= 10 s) */
     double drift_ppm;      /* and runs fast or slow by up to this (<= 10000) */
-    double drop_rate;      /* each in [0, 1) */
+    double drop_rate;      /* each in [0, 1); 0 under LUIGI_PROTOCOL_2PC */
     double duplicate_rate;
     double reorder_rate;
 } luigi_sharded_options;
@@ -773,6 +773,7 @@ typedef struct luigi_sharded_stats {
     uint64_t committed;
     uint64_t aborted;
     uint64_t in_flight;
+    uint64_t unacknowledged;   /* submitted through a coordinator that crashed */
     uint64_t replies;
     uint64_t fast_path;        /* replies whose agreed ts was the coordinator's */
     uint64_t retries;          /* coordinator re-sends */

@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
     cp "$work/seeds/$t/." "$work/corpus/" -r 2>/dev/null
 
     dict=()
-    case $t in raft_step_* | wal) dict=(-dict="$here/chunks.dict") ;; esac
+    case $t in raft_step_* | wal | shard_step | coordinator_step) dict=(-dict="$here/chunks.dict") ;; esac
     execs=0
     runs=0
     start=$SECONDS

@@ -135,7 +135,7 @@ private func checkSpan(_ us: UInt64) throws {
         let cluster = try sharded(c)
         guard shard < UInt64(cluster.options.shards) else { throw ABIError.outOfRange("no shard \(shard)") }
         guard let l = cluster.leader(of: shard) else { throw LuigiError.state("shard \(shard) has no leader now") }
-        cluster.crash(l)
+        try cluster.crash(l)
         return l
     }
 }
@@ -149,7 +149,7 @@ private func checkNode(_ cluster: ShardedCluster, _ node: UInt64) throws {
     guarded {
         let cluster = try sharded(c)
         try checkNode(cluster, node)
-        cluster.crash(node)
+        try cluster.crash(node)
     }
 }
 
@@ -174,7 +174,7 @@ private func checkNode(_ cluster: ShardedCluster, _ node: UInt64) throws {
         guard count == 0 || nodes != nil else { throw ABIError.invalidArgument("nodes is NULL") }
         let list = count == 0 ? [] : Array(UnsafeBufferPointer(start: nodes, count: count))
         for n in list { try checkNode(cluster, n) }
-        cluster.partition([list])
+        try cluster.partition([list])
     }
 }
 
@@ -254,6 +254,7 @@ private func checkNode(_ cluster: ShardedCluster, _ node: UInt64) throws {
         out.pointee = luigi_sharded_stats(
             version: UInt32(LUIGI_SHARDED_STATS_VERSION), reserved: 0, now_us: s.nowUs, round_trip_us: s.roundTripUs,
             submitted: s.submitted, committed: s.committed, aborted: s.aborted, in_flight: s.inFlight,
+            unacknowledged: s.unacknowledged,
             replies: s.replies, fast_path: s.fastPath, retries: s.retries, conflict_retries: s.conflictRetries,
             ops_applied: s.opsApplied, messages: s.messages, dropped: s.dropped, latency_p50_rtt: s.latencyP50,
             latency_p99_rtt: s.latencyP99, watermark_wait_p50_rtt: s.watermarkWaitP50)

@@ -46,6 +46,9 @@ public final class ShardedCluster {
             else {
                 throw LuigiError.invalidArgument("shards 1...64, replicas 1...9, workers 1...64, coordinators 1...64, window 1...100000")
             }
+            guard proto == .watermark || (drop == 0 && duplicate == 0 && reorder == 0) else {
+                throw LuigiError.invalidArgument("the two-phase baseline runs fault-free only (drop, duplicate and reorder must be 0)")
+            }
             guard skewUs <= 10_000_000, driftPpm.isFinite, driftPpm >= 0, driftPpm <= 10_000 else {
                 throw LuigiError.invalidArgument("skew must be at most 10 s and drift in [0, 10,000] ppm (each node draws its own within ±)")
             }
@@ -168,18 +171,20 @@ public final class ShardedCluster {
     }
 
     private var incarnation: [Int: UInt64] = [:]
+    /// What crashed coordinators had counted (the summary keeps it).
+    private(set) var crashedCoordinatorStats: [Coordinator.Stats] = []
 
     /// Crashes coordinator slot `c`: its transactions in flight are never
     /// acknowledged (the shards finish them alone), and a new coordinator
     /// with a new id takes its clients. Refused after the last incarnation.
     public func crashCoordinator(_ c: Int) throws {
-        guard coordinators.indices.contains(c), options.proto == .watermark else {
-            throw LuigiError.invalidArgument("no watermark coordinator \(c)")
-        }
+        try faultsAllowed("crash a coordinator")
+        guard coordinators.indices.contains(c) else { throw LuigiError.invalidArgument("no coordinator \(c)") }
         let next = incarnation[c, default: 0] + 1
         guard next < Self.incarnations else { throw LuigiError.state("coordinator \(c) has no incarnation left") }
         incarnation[c] = next
         let old = coordinators[c].id
+        if let stats = (coordinators[c] as? Coordinator)?.stats { crashedCoordinatorStats.append(stats) }
         network.discard(to: old)
         slotOf = slotOf.filter { $0.key.coordinator != old }
         busy[c] = []
@@ -247,7 +252,8 @@ public final class ShardedCluster {
     }
 
     /// Crashes a replica: its volatile state is gone, its persisted log stays.
-    public func crash(_ id: UInt64) {
+    public func crash(_ id: UInt64) throws {
+        try faultsAllowed("crash a replica")
         guard let r = replicas[id] else { return }
         r.host = nil
         r.driver = nil
@@ -262,18 +268,31 @@ public final class ShardedCluster {
 
     public func crashedReplicas() -> [UInt64] { replicas.keys.sorted().filter { !isAlive($0) } }
 
-    public func partition(_ groups: [[UInt64]]) {
+    public func partition(_ groups: [[UInt64]]) throws {
+        try faultsAllowed("partition the network")
         var table: [UInt64: Int] = [:]
         for (i, g) in groups.enumerated() { for id in g { table[id] = i } }
         network.partition(groupOf: table)
     }
 
     /// Cuts the link between two nodes (both directions) until `heal`.
-    public func cut(_ a: UInt64, _ b: UInt64) { network.cut(a, b) }
+    public func cut(_ a: UInt64, _ b: UInt64) throws {
+        try faultsAllowed("cut a link")
+        network.cut(a, b)
+    }
+
+    /// The two-phase baseline has no timeouts or failover: it runs
+    /// fault-free only, and refuses every fault.
+    private func faultsAllowed(_ what: String) throws {
+        guard options.proto == .watermark else {
+            throw LuigiError.state("cannot \(what): the two-phase baseline runs fault-free only")
+        }
+    }
 
     public func heal() { network.heal() }
 
     public func setNetworkFaults(drop: Double, duplicate: Double, reorder: Double) throws {
+        if drop != 0 || duplicate != 0 || reorder != 0 { try faultsAllowed("set network faults") }
         try network.setFaults(NetworkFaults(drop: drop, duplicate: duplicate, reorder: reorder, maxDelay: 0,
                                             jitter: options.profile.jitter))
     }

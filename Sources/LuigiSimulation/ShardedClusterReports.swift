@@ -14,6 +14,9 @@ public struct ShardedSummary: Equatable, Sendable {
     public var committed: UInt64 = 0
     public var aborted: UInt64 = 0
     public var inFlight: UInt64 = 0
+    /// Submitted through coordinators that crashed before acknowledging
+    /// (their shards finish them; no client hears).
+    public var unacknowledged: UInt64 = 0
     public var replies: UInt64 = 0
     /// Replies whose agreed timestamp was the coordinator's own.
     public var fastPath: UInt64 = 0
@@ -83,7 +86,8 @@ extension ShardedCluster {
         var s = ShardedSummary()
         s.nowUs = now
         s.roundTripUs = options.profile.roundTripUs
-        for c in coordinatorStats() {
+        for c in crashedCoordinatorStats { s.unacknowledged += c.submitted - c.committed - c.aborted }
+        for c in coordinatorStats() + crashedCoordinatorStats {
             s.submitted += c.submitted; s.committed += c.committed; s.aborted += c.aborted
             s.replies += c.replies; s.fastPath += c.fastPath; s.retries += c.retries
         }

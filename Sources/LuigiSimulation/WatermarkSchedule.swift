@@ -66,7 +66,7 @@ public enum WatermarkSchedule {
                     if o.replicas == 3, let l = c.leader(of: s),
                         c.crashedReplicas().allSatisfy({ !c.replicaIDs(s).contains($0) })
                     {
-                        c.crash(l)
+                        try c.crash(l)
                     }
                 case 4:
                     for id in c.crashedReplicas() { try c.restart(id) }
@@ -74,12 +74,12 @@ public enum WatermarkSchedule {
                     let s = UInt64.random(in: 0..<UInt64(o.shards), using: &r)
                     switch Int.random(in: 0..<3, using: &r) {
                     case 0:
-                        c.partition([[c.replicaIDs(s)[Int.random(in: 0..<o.replicas, using: &r)]]])
+                        try c.partition([[c.replicaIDs(s)[Int.random(in: 0..<o.replicas, using: &r)]]])
                     case 1:
                         // The leader loses its followers but still reaches
                         // other shards: a deposed leader keeps talking.
                         if let l = c.leader(of: s) {
-                            for f in c.replicaIDs(s) where f != l { c.cut(l, f) }
+                            for f in c.replicaIDs(s) where f != l { try c.cut(l, f) }
                         }
                     default:
                         c.heal()

@@ -56,7 +56,12 @@ struct LeaderState {
     var queue: [TxnId: Queued] = [:]
     /// The queue's keys in the total order.
     var order: [Stamp] = []
-    var awaiting: [TxnId: Awaiting] = [:]
+    /// Parts that ran and wait for votes: they hold their keys.
+    private(set) var awaiting: [TxnId: Awaiting] = [:]
+    /// Per key, the queued and awaiting parts that touch it, in the total
+    /// order, and whether they write it: a part may run once no earlier one
+    /// conflicts with it on any of its keys.
+    private var uses: [String: [(stamp: Stamp, writes: Bool)]] = [:]
     /// Votes that arrived before this shard ran the transaction.
     var earlyVotes: [TxnId: [UInt64: Bool]] = [:]
     /// Run here in this term, the record not yet applied: a retry must not
@@ -96,7 +101,56 @@ struct LeaderState {
     mutating func enqueue(_ q: Queued) {
         queue[q.part.id] = q
         insertOrder(Stamp(ts: q.ts, id: q.part.id))
+        addUses(Stamp(ts: q.ts, id: q.part.id), q.reads, q.writes)
         releaseDirty = releaseDirty || q.agreed
+    }
+
+    mutating func startAwaiting(_ a: Awaiting) {
+        awaiting[a.execution.id] = a
+        addUses(Stamp(ts: a.execution.ts, id: a.execution.id), a.reads, a.writes)
+    }
+
+    mutating func updateAwaiting(_ a: Awaiting) { awaiting[a.execution.id] = a }
+
+    mutating func stopAwaiting(_ id: TxnId) -> Awaiting? {
+        guard let a = awaiting.removeValue(forKey: id) else { return nil }
+        removeUses(Stamp(ts: a.execution.ts, id: id), a.reads, a.writes)
+        releaseDirty = true
+        return a
+    }
+
+    /// No earlier queued or awaiting part conflicts with this one: it reads
+    /// nothing an earlier one writes, and writes nothing an earlier one touches.
+    func mayRun(_ s: Stamp, _ reads: Set<String>, _ writes: Set<String>) -> Bool {
+        for k in writes where uses[k]?.first?.stamp != s { return false }
+        for k in reads where !writes.contains(k) {
+            for u in uses[k] ?? [] {
+                if u.stamp == s { break }
+                if u.writes { return false }
+            }
+        }
+        return true
+    }
+
+    private mutating func addUses(_ s: Stamp, _ reads: Set<String>, _ writes: Set<String>) {
+        for k in reads.union(writes) {
+            var list = uses[k] ?? []
+            var lo = 0, hi = list.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if list[mid].stamp < s { lo = mid + 1 } else { hi = mid }
+            }
+            list.insert((s, writes.contains(k)), at: lo)
+            uses[k] = list
+        }
+    }
+
+    private mutating func removeUses(_ s: Stamp, _ reads: Set<String>, _ writes: Set<String>) {
+        for k in reads.union(writes) {
+            guard var list = uses[k], let i = list.firstIndex(where: { $0.stamp == s }) else { continue }
+            list.remove(at: i)
+            uses[k] = list.isEmpty ? nil : list
+        }
     }
 
     mutating func insertOrder(_ s: Stamp) { order.insertSorted(s) }
@@ -110,15 +164,18 @@ struct LeaderState {
     mutating func reposition(_ id: TxnId, to ts: UInt64) {
         guard var q = queue[id], ts != q.ts else { return }
         removeOrder(Stamp(ts: q.ts, id: id))
+        removeUses(Stamp(ts: q.ts, id: id), q.reads, q.writes)
         q.ts = ts
         queue[id] = q
         insertOrder(Stamp(ts: ts, id: id))
+        addUses(Stamp(ts: ts, id: id), q.reads, q.writes)
         releaseDirty = true
     }
 
     mutating func dequeue(_ id: TxnId) -> Queued? {
         guard let q = queue.removeValue(forKey: id) else { return nil }
         removeOrder(Stamp(ts: q.ts, id: id))
+        removeUses(Stamp(ts: q.ts, id: id), q.reads, q.writes)
         return q
     }
 

@@ -17,7 +17,7 @@ extension ShardNode {
         l.lastMarksAppended = state.marks
         for (id, rec) in state.txns where rec.outcome == nil {
             let e = rec.execution
-            l.awaiting[id] = .init(execution: e, durable: true, reads: Set(e.reads.map(\.key)), writes: Set(e.writes.map(\.key)))
+            l.startAwaiting(.init(execution: e, durable: true, reads: Set(e.reads.map(\.key)), writes: Set(e.writes.map(\.key))))
         }
         l.recoveryPending = Set((0..<UInt64(config.shardCount)).filter { $0 != shard })
         leader = l
@@ -57,6 +57,7 @@ extension ShardNode {
         guard leader!.admit(s, term: t), !leader!.serving, leader!.recoveryPending.contains(s) else { return }
         for r in txns where r.txn.shards.contains(shard) {
             var entry = leader!.recovered[r.txn.id] ?? (r.txn, [:])
+            guard entry.txn == r.txn else { continue }  // one id, one transaction
             for p in r.proposals where entry.proposals[p.shard] == nil { entry.proposals[p.shard] = p.ts }
             leader!.recovered[r.txn.id] = entry
         }
@@ -135,6 +136,8 @@ extension ShardNode {
     func onPropose(_ txn: Txn, from: UInt64, ts: UInt64, ask: Bool) {
         let id = txn.id
         if var q = leader!.queue[id] {
+            // The same id must mean the same transaction.
+            guard q.txn == txn else { return }
             if q.peers[from] == nil && !q.agreed {
                 q.peers[from] = ts
                 leader!.queue[id] = q
@@ -157,18 +160,22 @@ extension ShardNode {
 
     func onVote(_ id: TxnId, shards: [UInt64], from: UInt64, commit: Bool, ask: Bool) {
         if var a = leader!.awaiting[id] {
+            // Only the transaction's own shards vote on it.
+            guard a.execution.shards == shards else { return }
             if a.votes[from] == nil { a.votes[from] = commit }
-            leader!.awaiting[id] = a
+            leader!.updateAwaiting(a)
             if ask && a.durable { sendVote(id, ask: false, only: from) }
             decide(id)
             return
         }
         if let e = state.txns[id]?.execution {
+            guard e.shards == shards else { return }
             if ask { send(.vote(id: id, shards: e.shards, from: shard, term: leader!.term, commit: e.vote, ask: false), to: from) }
             return
         }
         guard !state.isRetired(id) else { return }
-        // Not run here yet: keep the vote for when it is.
+        // Not run here yet: keep the vote (with the shards it names) for when it is.
+        if let q = leader!.queue[id], q.txn.shards != shards { return }
         if leader!.earlyVotes[id] == nil && leader!.earlyVotes.count >= config.earlyCapacity { return }
         leader!.earlyVotes[id, default: [:]][from] = leader!.earlyVotes[id]?[from] ?? commit
     }
@@ -227,34 +234,17 @@ extension ShardNode {
     }
 
     /// Runs every agreed transaction whose time has come, in the total
-    /// order, skipping past those that wait on an earlier conflicting one.
+    /// order, skipping past those that wait on an earlier conflicting one
+    /// (queued, or run and waiting for votes).
     private func release() {
         leader!.releaseDirty = false
         leader!.releasedAt = now
-        var blockedReads = Set<String>(), blockedWrites = Set<String>()
-        for a in leader!.awaiting.values {
-            blockedReads.formUnion(a.reads)
-            blockedWrites.formUnion(a.writes)
-        }
-        var ready: [TxnId] = []
-        for s in leader!.order {
-            guard s.ts <= now, let q = leader!.queue[s.id] else { break }
-            let conflict = !q.reads.isDisjoint(with: blockedWrites) || !q.writes.isDisjoint(with: blockedWrites)
-                || !q.writes.isDisjoint(with: blockedReads)
-            if q.agreed && !conflict {
-                ready.append(s.id)
-                // A part that will wait for votes holds its keys until the outcome.
-                if q.txn.mayAbort && !q.single {
-                    blockedReads.formUnion(q.reads)
-                    blockedWrites.formUnion(q.writes)
-                }
-            } else {
-                blockedReads.formUnion(q.reads)
-                blockedWrites.formUnion(q.writes)
-            }
-        }
-        for id in ready {
-            if let q = leader!.dequeue(id) { run(q) }
+        let due = leader!.order.prefix { $0.ts <= now }
+        for s in due {
+            guard let q = leader!.queue[s.id], q.agreed, leader!.mayRun(s, q.reads, q.writes),
+                let q = leader!.dequeue(s.id)
+            else { continue }
+            run(q)
         }
     }
 
@@ -294,8 +284,9 @@ extension ShardNode {
         if pending {
             output.appends.append(.exec(e))
             var a = LeaderState.Awaiting(execution: e, reads: q.reads, writes: q.writes)
-            a.votes = leader!.earlyVotes.removeValue(forKey: e.id) ?? [:]
-            leader!.awaiting[e.id] = a
+            // Early votes count only from the transaction's other shards.
+            a.votes = (leader!.earlyVotes.removeValue(forKey: e.id) ?? [:]).filter { e.shards.contains($0.key) && $0.key != shard }
+            leader!.startAwaiting(a)
             leader!.finishing[e.id] = e
             leader!.finishedSinceMarks = true
             reply(e, outcome: vote ? .committed : .aborted, decided: false)
@@ -311,8 +302,7 @@ extension ShardNode {
     /// makes the writes visible here.)
     func decide(_ id: TxnId) {
         guard let a = leader!.awaiting[id], a.votes.count == a.execution.shards.count - 1 else { return }
-        leader!.awaiting[id] = nil
-        leader!.releaseDirty = true
+        _ = leader!.stopAwaiting(id)
         let commit = a.execution.vote && a.votes.values.allSatisfy { $0 }
         output.appends.append(.outcome(id, committed: commit))
         leader!.finishing[id] = a.execution
@@ -378,7 +368,7 @@ extension ShardNode {
             if e.pending {
                 guard var a = leader!.awaiting[e.id], !a.durable else { return }
                 a.durable = true
-                leader!.awaiting[e.id] = a
+                leader!.updateAwaiting(a)
                 sendVote(e.id, ask: false)
             } else {
                 leader!.finishing[e.id] = nil
@@ -427,7 +417,7 @@ extension ShardNode {
         }
         if only == nil {
             a.lastSent = now
-            leader!.awaiting[id] = a
+            leader!.updateAwaiting(a)
         }
     }
 

@@ -215,6 +215,7 @@ public final class ShardNode {
         case .propose(let t, let from, let term, let ts, _):
             try t.validate()
             try WatermarkLimits.check(ts, "proposal")
+            guard ts >= 1 else { throw LuigiError.invalidArgument("a proposal of 0 (every proposal is above a floor >= 0)") }
             try WatermarkLimits.check(term, "term")
             try checkTxn(t.id, t.shards)
             try checkPeer(from, t.shards)
@@ -238,7 +239,10 @@ public final class ShardNode {
                 guard r.proposals.allSatisfy({ r.txn.shards.contains($0.shard) }) else {
                     throw LuigiError.invalidArgument("a recovered proposal names a shard outside its transaction")
                 }
-                for p in r.proposals { try WatermarkLimits.check(p.ts, "proposal") }
+                for p in r.proposals {
+                    try WatermarkLimits.check(p.ts, "proposal")
+                    guard p.ts >= 1 else { throw LuigiError.invalidArgument("a recovered proposal of 0") }
+                }
             }
         case .reply, .marks:
             break

@@ -60,6 +60,21 @@ def test_raft_cluster_example_runs() -> None:
     assert "entries: True" in out
 
 
+def test_watermark_bank_example_runs() -> None:
+    out = run_example("watermark_bank.py")
+    assert_shows(
+        out,
+        "== watermark commit, a leader crash mid-run",
+        "crashed; node ",
+        "== two-phase commit (the baseline), fault-free",
+        "== side by side",
+        "fast path rate",
+    )
+    assert out.count("check(): every invariant holds") == 2
+    assert out.count("money: 200000 of 200000") == 2
+    assert "LOST" not in out
+
+
 def test_c_example_links_against_the_shipped_library(tmp_path: "os.PathLike[str]") -> None:
     """What a C user of the pip-installed package does: compile against
     include_dir() and link the libluigi.so that ships inside the package."""

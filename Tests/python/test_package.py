@@ -57,6 +57,7 @@ def test_py_typed_and_stubs_ship() -> None:
         (ln.TransactionStateError, (RuntimeError,)),
         (ln.NotConvergedError, ()),
         (ln.LuigiIndexError, (IndexError,)),
+        (ln.InvariantViolation, ()),
     ],
 )
 def test_exception_hierarchy(cls: type[Exception], bases: tuple[type[Exception], ...]) -> None:
@@ -74,7 +75,16 @@ def test_types_are_not_constructible_where_they_should_not_be() -> None:
 
 
 def test_types_are_final() -> None:
-    for cls in (ln.VectorClock, ln.Replica, ln.Transaction, ln.Update, ln.SimulatedCluster):
+    for cls in (
+        ln.VectorClock,
+        ln.Replica,
+        ln.Transaction,
+        ln.Update,
+        ln.SimulatedCluster,
+        ln.ShardedCluster,
+        ln.WatermarkCoordinator,
+        ln.WatermarkShard,
+    ):
         with pytest.raises(TypeError):
             type("Sub", (cls,), {})
 

@@ -17,6 +17,10 @@ public enum FuzzSeeds {
         case "raft_step_follower": return followerScripts()
         case "raft_step_candidate": return candidateScripts()
         case "raft_step_leader": return leaderScripts()
+        case "watermark_message": return watermarkMessages().map { fuzzUnseal($0.encoded()) }
+        case "shard_record": return shardRecords().map { fuzzUnseal($0.encoded()) }
+        case "shard_step": return shardStepScripts()
+        case "coordinator_step": return coordinatorStepScripts()
         default: return []
         }
     }

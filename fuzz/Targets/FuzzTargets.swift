@@ -23,6 +23,10 @@ public enum FuzzTargets {
             ("raft_step_follower", { fuzzRaftStep(.follower, $0) }),
             ("raft_step_candidate", { fuzzRaftStep(.candidate, $0) }),
             ("raft_step_leader", { fuzzRaftStep(.leader, $0) }),
+            ("watermark_message", fuzzWatermarkMessage),
+            ("shard_record", fuzzShardRecord),
+            ("shard_step", fuzzShardStep),
+            ("coordinator_step", fuzzCoordinatorStep),
         ]
     }
 

@@ -1,5 +1,5 @@
-"""luigi_node: Python bindings for Luigi's coordination-free replicas and
-its Raft replicated log.
+"""luigi_node: Python bindings for Luigi's coordination-free replicas, its
+Raft replicated log and its watermark commit of multi-shard transactions.
 
 The heavy lifting happens in libluigi.so (Swift, behind the C ABI in
 ``luigi.h``); ``luigi_node._luigi`` is a thin CPython extension over that
@@ -28,6 +28,7 @@ class CausalOrder(enum.IntEnum):
 from ._errors import (  # noqa: E402
     DecodeError,
     InvalidHandleError,
+    InvariantViolation,
     LuigiError,
     LuigiIndexError,
     LuigiIOError,
@@ -41,15 +42,19 @@ from ._errors import (  # noqa: E402
     TypeConflictError,
 )
 from ._raft import Entry, HardState, KVOperation, RaftStatus  # noqa: E402
+from ._watermark import TxnId, TxnOp, TxnResult  # noqa: E402
 from ._luigi import (  # noqa: E402
     RaftCluster,
     RaftNode,
     Ready,
     Replica,
+    ShardedCluster,
     SimulatedCluster,
     Transaction,
     Update,
     VectorClock,
+    WatermarkCoordinator,
+    WatermarkShard,
 )
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,6 +87,12 @@ __all__ = [
     "KVOperation",
     "RaftStatus",
     "RaftCluster",
+    "ShardedCluster",
+    "WatermarkCoordinator",
+    "WatermarkShard",
+    "TxnId",
+    "TxnResult",
+    "TxnOp",
     "LuigiError",
     "LuigiValueError",
     "InvalidHandleError",
@@ -95,4 +106,5 @@ __all__ = [
     "LuigiIOError",
     "LuigiTimeoutError",
     "NotLinearizableError",
+    "InvariantViolation",
 ]

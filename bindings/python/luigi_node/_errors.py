@@ -23,6 +23,7 @@ __all__ = [
     "LuigiIOError",
     "LuigiTimeoutError",
     "NotLinearizableError",
+    "InvariantViolation",
 ]
 
 
@@ -80,3 +81,16 @@ class LuigiTimeoutError(LuigiError, TimeoutError):
 class NotLinearizableError(LuigiError):
     """RaftCluster.check_history(): the recorded client history has no
     linearization (or the checker could not decide); the message explains."""
+
+
+class InvariantViolation(LuigiError):
+    """ShardedCluster.check(): the run broke an invariant of its protocol.
+    ``invariant`` names it, ``detail`` gives the evidence."""
+
+    def __init__(self, invariant: str, detail: str) -> None:
+        super().__init__(invariant, detail)  # args stay (invariant, detail): pickles
+        self.invariant = invariant
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.invariant}: {self.detail}"

@@ -37,6 +37,11 @@
  * Python only through these return values, on the calling thread: the
  * library never calls into Python.
  *
+ * Watermark commit. A ShardedCluster owns one lock, held with the GIL
+ * released around its long calls (run, run_until_idle, check). The pure
+ * roles (WatermarkCoordinator, WatermarkShard) never release the GIL (every
+ * call is short), so, like VectorClock, the GIL alone serialises them.
+ *
  * Files (this header holds what more than one of them needs; every function
  * shared between files is LUIGI_INTERNAL, so the extension exports only
  * PyInit__luigi):
@@ -47,6 +52,10 @@
  *  - _luigi_cluster.c: SimulatedCluster;
  *  - _luigi_raft.c: RaftNode, Ready, and the helpers RaftCluster shares;
  *  - _luigi_raft_cluster.c: RaftCluster;
+ *  - _luigi_watermark.c: what the watermark types share (op tuples, ids,
+ *    the byte formats of luigi.h, string options);
+ *  - _luigi_sharded.c: ShardedCluster;  _luigi_wm_roles.c: WatermarkCoordinator
+ *    and WatermarkShard;
  *  - _luigi_module.c: the module state's lifecycle, type creation, PyInit.
  */
 #ifndef LUIGI_NODE_INTERNAL_H
@@ -98,6 +107,9 @@ typedef struct {
     PyTypeObject *RaftNodeType;
     PyTypeObject *ReadyType;
     PyTypeObject *RaftClusterType;
+    PyTypeObject *ShardedClusterType;
+    PyTypeObject *WmCoordinatorType;
+    PyTypeObject *WmShardType;
     PyObject *LuigiError;
     PyObject *LuigiValueError;
     PyObject *InvalidHandleError;
@@ -111,6 +123,7 @@ typedef struct {
     PyObject *LuigiIOError;
     PyObject *LuigiTimeoutError;
     PyObject *NotLinearizableError;
+    PyObject *InvariantViolation;
     PyObject *CausalOrder;
     PyObject *EntryType;      /* luigi_node._raft.Entry (a frozen dataclass) */
     PyObject *RaftStatusType; /* luigi_node._raft.RaftStatus (a frozen dataclass) */
@@ -118,6 +131,8 @@ typedef struct {
     PyObject *HardStateType;  /* luigi_node._raft.HardState (a frozen dataclass) */
     PyObject *role_names[4];  /* interned "follower", ... indexed by LUIGI_ROLE_* */
     PyObject *entry_kinds[2]; /* interned "normal", "conf_change" by LUIGI_ENTRY_* */
+    PyObject *TxnIdType;      /* luigi_node._watermark.TxnId (a NamedTuple) */
+    PyObject *TxnResultType;  /* luigi_node._watermark.TxnResult (a NamedTuple) */
 } module_state;
 
 static inline module_state *
@@ -234,6 +249,8 @@ LUIGI_INTERNAL int as_u32(module_state *st, PyObject *obj, const char *what, uin
 LUIGI_INTERNAL int opt_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out);
 LUIGI_INTERNAL int opt_u32(module_state *st, PyObject *obj, const char *what, uint32_t *out);
 LUIGI_INTERNAL int as_key(PyObject *obj, const char **data, size_t *len);
+LUIGI_INTERNAL int collect_ids(module_state *st, PyObject *iterable, const char *what,
+                               uint64_t **out, size_t *count);
 LUIGI_INTERNAL PyObject *int128_to_long(int64_t hi, uint64_t lo);
 LUIGI_INTERNAL int read_chunk(const uint8_t *p, size_t n, size_t *i, const uint8_t **data,
                               size_t *len);
@@ -327,6 +344,31 @@ LUIGI_INTERNAL PyObject *make_raft_status(module_state *st, luigi_status rc,
 LUIGI_INTERNAL int get_bytes(PyObject *obj, Py_buffer *view);
 LUIGI_INTERNAL int get_path(PyObject *obj, PyObject **out);
 
+/* ======================================== watermark: shared (_luigi_watermark.c) */
+
+/* A transaction's ops as the library takes them. `owner` (a tuple copy of
+ * the caller's sequence, whose items are tuples) keeps every key's UTF-8
+ * alive and unchanged, so the array stays valid while the GIL is released. */
+typedef struct {
+    PyObject *owner;
+    luigi_wm_op *ops;
+    size_t count;
+} wm_ops;
+
+LUIGI_INTERNAL int wm_collect_ops(module_state *st, PyObject *seq, wm_ops *out);
+LUIGI_INTERNAL void wm_release_ops(wm_ops *ops);
+LUIGI_INTERNAL int wm_choose(module_state *st, PyObject *obj, const char *what,
+                             const char *const *names, uint32_t count, uint32_t *out);
+LUIGI_INTERNAL int wm_rule(module_state *st, PyObject *obj, uint32_t *out);
+LUIGI_INTERNAL int wm_opt_u64(module_state *st, PyObject *obj, const char *what, uint64_t *out);
+LUIGI_INTERNAL PyObject *wm_txn_id(module_state *st, const luigi_wm_txn_id *id);
+LUIGI_INTERNAL int wm_as_txn_id(module_state *st, PyObject *obj, luigi_wm_txn_id *out);
+LUIGI_INTERNAL PyObject *wm_reads(module_state *st, const uint8_t *p, size_t n, size_t *i,
+                                  size_t count);
+LUIGI_INTERNAL PyObject *wm_messages(module_state *st, const luigi_buffer *buf);
+LUIGI_INTERNAL PyObject *wm_completions(module_state *st, const luigi_buffer *buf);
+LUIGI_INTERNAL PyObject *wm_records(module_state *st, const luigi_buffer *buf);
+
 /* ======================================== type specs (_luigi_module.c creates the types) */
 
 LUIGI_INTERNAL extern PyType_Spec VectorClock_spec;   /* _luigi_clock.c */
@@ -337,5 +379,8 @@ LUIGI_INTERNAL extern PyType_Spec Cluster_spec;       /* _luigi_cluster.c */
 LUIGI_INTERNAL extern PyType_Spec RaftNode_spec;      /* _luigi_raft.c */
 LUIGI_INTERNAL extern PyType_Spec Ready_spec;         /* _luigi_raft.c */
 LUIGI_INTERNAL extern PyType_Spec RaftCluster_spec;   /* _luigi_raft_cluster.c */
+LUIGI_INTERNAL extern PyType_Spec ShardedCluster_spec; /* _luigi_sharded.c */
+LUIGI_INTERNAL extern PyType_Spec WmCoordinator_spec;  /* _luigi_wm_roles.c */
+LUIGI_INTERNAL extern PyType_Spec WmShard_spec;        /* _luigi_wm_roles.c */
 
 #endif /* LUIGI_NODE_INTERNAL_H */

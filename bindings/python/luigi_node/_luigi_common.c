@@ -197,6 +197,42 @@ as_key(PyObject *obj, const char **data, size_t *len)
     return 0;
 }
 
+/* An iterable of ids (voters, nodes, coordinators: named by `what`) as a
+ * PyMem array the caller frees. The iterable is copied into a tuple first,
+ * so an item's __index__ cannot shrink what is being walked. */
+int
+collect_ids(module_state *st, PyObject *iterable, const char *what, uint64_t **out,
+            size_t *count)
+{
+    if (Py_TYPE(iterable)->tp_iter == NULL && !PySequence_Check(iterable)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an iterable of ints, not %.100s", what,
+                     Py_TYPE(iterable)->tp_name);
+        return -1;
+    }
+    PyObject *items = PySequence_Tuple(iterable);
+    if (items == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    uint64_t *ids = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
+    if (ids == NULL) {
+        Py_DECREF(items);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (as_u64(st, PyTuple_GET_ITEM(items, i), what, &ids[i]) < 0) {
+            PyMem_Free(ids);
+            Py_DECREF(items);
+            return -1;
+        }
+    }
+    Py_DECREF(items);
+    *out = ids;
+    *count = (size_t)n;
+    return 0;
+}
+
 /* counter_hi:counter_lo (128-bit two's complement) as an exact Python int. */
 PyObject *
 int128_to_long(int64_t hi, uint64_t lo)

@@ -51,7 +51,8 @@ luigi_exec(PyObject *module)
              import_attr(errors, "LuigiIndexError", &st->LuigiIndexError) |
              import_attr(errors, "LuigiIOError", &st->LuigiIOError) |
              import_attr(errors, "LuigiTimeoutError", &st->LuigiTimeoutError) |
-             import_attr(errors, "NotLinearizableError", &st->NotLinearizableError);
+             import_attr(errors, "NotLinearizableError", &st->NotLinearizableError) |
+             import_attr(errors, "InvariantViolation", &st->InvariantViolation);
     Py_DECREF(errors);
     if (rc != 0) {
         return -1;
@@ -66,6 +67,16 @@ luigi_exec(PyObject *module)
          import_attr(raft_types, "decode_history", &st->decode_history) |
          import_attr(raft_types, "HardState", &st->HardStateType);
     Py_DECREF(raft_types);
+    if (rc != 0) {
+        return -1;
+    }
+    PyObject *watermark_types = PyImport_ImportModule("luigi_node._watermark");
+    if (watermark_types == NULL) {
+        return -1;
+    }
+    rc = import_attr(watermark_types, "TxnId", &st->TxnIdType) |
+         import_attr(watermark_types, "TxnResult", &st->TxnResultType);
+    Py_DECREF(watermark_types);
     if (rc != 0) {
         return -1;
     }
@@ -100,7 +111,10 @@ luigi_exec(PyObject *module)
         add_type(module, &Cluster_spec, &st->ClusterType) < 0 ||
         add_type(module, &RaftNode_spec, &st->RaftNodeType) < 0 ||
         add_type(module, &Ready_spec, &st->ReadyType) < 0 ||
-        add_type(module, &RaftCluster_spec, &st->RaftClusterType) < 0) {
+        add_type(module, &RaftCluster_spec, &st->RaftClusterType) < 0 ||
+        add_type(module, &ShardedCluster_spec, &st->ShardedClusterType) < 0 ||
+        add_type(module, &WmCoordinator_spec, &st->WmCoordinatorType) < 0 ||
+        add_type(module, &WmShard_spec, &st->WmShardType) < 0) {
         return -1;
     }
     if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
@@ -125,6 +139,9 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->RaftNodeType);
     Py_VISIT(st->ReadyType);
     Py_VISIT(st->RaftClusterType);
+    Py_VISIT(st->ShardedClusterType);
+    Py_VISIT(st->WmCoordinatorType);
+    Py_VISIT(st->WmShardType);
     Py_VISIT(st->LuigiError);
     Py_VISIT(st->LuigiValueError);
     Py_VISIT(st->InvalidHandleError);
@@ -139,10 +156,13 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->LuigiIOError);
     Py_VISIT(st->LuigiTimeoutError);
     Py_VISIT(st->NotLinearizableError);
+    Py_VISIT(st->InvariantViolation);
     Py_VISIT(st->EntryType);
     Py_VISIT(st->RaftStatusType);
     Py_VISIT(st->decode_history);
     Py_VISIT(st->HardStateType);
+    Py_VISIT(st->TxnIdType);
+    Py_VISIT(st->TxnResultType);
     for (int i = 0; i < 4; i++) {
         Py_VISIT(st->role_names[i]);
     }
@@ -167,6 +187,9 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->RaftNodeType);
     Py_CLEAR(st->ReadyType);
     Py_CLEAR(st->RaftClusterType);
+    Py_CLEAR(st->ShardedClusterType);
+    Py_CLEAR(st->WmCoordinatorType);
+    Py_CLEAR(st->WmShardType);
     Py_CLEAR(st->LuigiError);
     Py_CLEAR(st->LuigiValueError);
     Py_CLEAR(st->InvalidHandleError);
@@ -181,10 +204,13 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->LuigiIOError);
     Py_CLEAR(st->LuigiTimeoutError);
     Py_CLEAR(st->NotLinearizableError);
+    Py_CLEAR(st->InvariantViolation);
     Py_CLEAR(st->EntryType);
     Py_CLEAR(st->RaftStatusType);
     Py_CLEAR(st->decode_history);
     Py_CLEAR(st->HardStateType);
+    Py_CLEAR(st->TxnIdType);
+    Py_CLEAR(st->TxnResultType);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(st->role_names[i]);
     }

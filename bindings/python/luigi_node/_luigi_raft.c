@@ -380,34 +380,6 @@ check_raft_options(module_state *st, PyObject *election, PyObject *heartbeat, Py
     return 0;
 }
 
-/* An iterable of node ids as a PyMem array. */
-static int
-collect_ids(module_state *st, PyObject *iterable, const char *what, uint64_t **out, size_t *count)
-{
-    PyObject *seq = PySequence_Fast(iterable, "voters must be an iterable of node ids");
-    if (seq == NULL) {
-        return -1;
-    }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    uint64_t *ids = PyMem_Malloc((size_t)(n > 0 ? n : 1) * sizeof(uint64_t));
-    if (ids == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (as_u64(st, PySequence_Fast_GET_ITEM(seq, i), what, &ids[i]) < 0) {
-            PyMem_Free(ids);
-            Py_DECREF(seq);
-            return -1;
-        }
-    }
-    Py_DECREF(seq);
-    *out = ids;
-    *count = (size_t)n;
-    return 0;
-}
-
 static PyObject *
 RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
@@ -439,7 +411,7 @@ RaftNode_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     uint64_t *voters = NULL;
     size_t voter_count = 0;
-    if (collect_ids(st, voters_obj, "voter id", &voters, &voter_count) < 0) {
+    if (collect_ids(st, voters_obj, "voters", &voters, &voter_count) < 0) {
         return NULL;
     }
     PyObject *path = NULL;

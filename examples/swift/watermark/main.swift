@@ -17,7 +17,7 @@ func bank(_ proto: ShardedProtocol, crash: Bool) throws -> ShardedSummary {
     if crash {
         try cluster.run(forUs: 40_000)
         if let leader = cluster.leader(of: 1) {
-            cluster.crash(leader)
+            try cluster.crash(leader)
             try cluster.run(forUs: 200_000)
             try cluster.restart(leader)
         }
