@@ -775,7 +775,7 @@ typedef struct luigi_sharded_stats {
     uint64_t in_flight;
     uint64_t unacknowledged;   /* submitted through a coordinator that crashed */
     uint64_t replies;
-    uint64_t fast_path;        /* replies whose agreed ts was the coordinator's */
+    uint64_t fast_path;        /* replies whose agreed ts was the coordinator's (all of a single-shard txn) */
     uint64_t retries;          /* coordinator re-sends */
     uint64_t conflict_retries; /* 2PC: attempts aborted by a lock conflict */
     uint64_t ops_applied;      /* on one live replica of every shard */

@@ -87,7 +87,8 @@ public final class Coordinator {
         public var submitted: UInt64 = 0
         public var committed: UInt64 = 0
         public var aborted: UInt64 = 0
-        /// Replies whose agreed timestamp equals the coordinator's proposal.
+        /// Replies whose agreed timestamp equals the coordinator's proposal
+        /// (every reply of a single-shard transaction: nothing to agree on).
         public var fastPath: UInt64 = 0
         public var replies: UInt64 = 0
         public var retries: UInt64 = 0
@@ -221,7 +222,8 @@ public final class Coordinator {
         if t.replies[r.shard].map({ $0.term <= r.term }) ?? true {
             if t.replies[r.shard] == nil {
                 stats.replies += 1
-                if r.ts == t.ts { stats.fastPath += 1 }
+                // Nothing to agree on for one shard: its leader stamps it itself.
+                if r.ts == t.ts || t.txn.parts.count == 1 { stats.fastPath += 1 }
                 if t.attempts == 1 { estimators[Int(r.shard)].add(sentAt: t.submittedAt, receivedAt: r.receivedAt) }
             }
             t.replies[r.shard] = r

@@ -8,8 +8,8 @@ import Glibc
 // luigi-watermark-sim: seeded sweeps of the watermark protocol with every
 // invariant checked (make soak), and one benchmark run printed as JSON.
 //
-//   luigi-watermark-sim sweep [first-seed] [count] [transactions]
-//   luigi-watermark-sim bench [--key value ...]   (see `Bench.Config`)
+//   luigi-watermark-sim sweep [first-seed] [count] [transactions]   (LUIGI_SEED=n: that seed alone)
+//   luigi-watermark-sim bench [--key value ...]   (see runBench)
 
 func usage() -> Never {
     print("""
@@ -31,8 +31,10 @@ let args = Array(CommandLine.arguments.dropFirst())
 guard let command = args.first else { usage() }
 switch command {
 case "sweep":
-    let first = args.count > 1 ? UInt64(args[1]) ?? 0 : 0
-    let count = args.count > 2 ? UInt64(args[2]) ?? 100 : 100
+    // LUIGI_SEED=n replays the one schedule a failure printed.
+    let replay = getenv("LUIGI_SEED").flatMap { UInt64(String(cString: $0)) }
+    let first = replay ?? (args.count > 1 ? UInt64(args[1]) ?? 0 : 0)
+    let count = replay != nil ? 1 : (args.count > 2 ? UInt64(args[2]) ?? 100 : 100)
     let txns = args.count > 3 ? Int(args[3]) ?? 40 : 40
     var failures = 0, committed = 0, aborted = 0, orphans = 0
     var trace: UInt64 = 0
