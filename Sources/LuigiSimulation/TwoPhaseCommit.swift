@@ -170,28 +170,14 @@ public final class TwoPhaseShard: ClusterReplica, RaftStateMachine {
         held[id] = (r, w)
         for k in r { readers[k, default: []].insert(id) }
         for k in w { writer[k] = id }
-        var view: [String: Int64] = [:]
-        var reads: [ReadResult] = []
-        var ok = true
-        for op in part.ops {
-            switch op {
-            case .read(let k): reads.append(ReadResult(key: k, value: view[k] ?? store[k]))
-            case .write(let k, let v): view[k] = v
-            case .add(let k, let d):
-                let (sum, o) = (view[k] ?? store[k] ?? 0).addingReportingOverflow(d)
-                if o { ok = false } else { view[k] = sum }
-            case .check(let k, let least):
-                let v = view[k] ?? store[k]
-                reads.append(ReadResult(key: k, value: v))
-                if (v ?? 0) < least { ok = false }
-            }
-        }
-        guard ok else {
+        let run = PartRun(part.ops) { store[$0] }
+        let reads = run.reads
+        guard run.vote else {
             release(id)
             vote(part, yes: false, conflict: false, reads: reads)
             return
         }
-        let writes = w.sorted().map { WriteResult(key: $0, value: view[$0] ?? 0) }
+        let writes = run.writes(w.sorted())
         myReads[id] = reads
         proposals.append(part.shards.count == 1 ? .onePhase(id, writes: writes, reads: reads.count)
                                                 : .prepared(id, writes: writes, reads: reads.count))

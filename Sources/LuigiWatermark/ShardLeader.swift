@@ -251,31 +251,9 @@ extension ShardNode {
     /// Runs a part at its agreed timestamp against the leader's view
     /// (committed state plus writes not yet committed).
     private func run(_ q: LeaderState.Queued) {
-        var view: [String: Int64?] = [:]
-        func get(_ k: String) -> Int64? {
-            if let v = view[k] { return v }
-            return leader!.read(k, state)
-        }
-        var vote = true
-        var reads: [ReadResult] = []
-        for op in q.part.ops {
-            switch op {
-            case .read(let k):
-                reads.append(ReadResult(key: k, value: get(k)))
-            case .write(let k, let v):
-                view[k] = .some(v)
-            case .add(let k, let d):
-                let (sum, overflow) = (get(k) ?? 0).addingReportingOverflow(d)
-                if overflow { vote = false } else { view[k] = .some(sum) }
-            case .check(let k, let atLeast):
-                let v = get(k)
-                reads.append(ReadResult(key: k, value: v))
-                if (v ?? 0) < atLeast { vote = false }
-            }
-        }
-        let writes = q.writes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map {
-            WriteResult(key: $0, value: (view[$0] ?? nil) ?? 0)
-        }
+        let part = PartRun(q.part.ops) { leader!.read($0, state) }
+        let vote = part.vote, reads = part.reads
+        let writes = part.writes(q.writes.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
         for k in q.reads { leader!.readFrontier[k] = max(leader!.readFrontier[k] ?? 0, q.ts) }
         for k in q.writes { leader!.writeFrontier[k] = max(leader!.writeFrontier[k] ?? 0, q.ts) }
         let pending = q.txn.mayAbort && !q.single
