@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "LuigiReplicaRaft", targets: ["LuigiReplicaRaft"]),
         .library(name: "LuigiWatermark", targets: ["LuigiWatermark"]),
         .library(name: "LuigiWatermarkRaft", targets: ["LuigiWatermarkRaft"]),
+        .library(name: "LuigiTableLog", targets: ["LuigiTableLog"]),
         .library(name: "LuigiHost", targets: ["LuigiHost"]),
         .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
@@ -34,10 +35,15 @@ let package = Package(
         // watermark shard replica fed by its shard's Raft group.
         .target(name: "LuigiReplicaRaft", dependencies: ["LuigiAlgebraic", "LuigiRaft"]),
         .target(name: "LuigiWatermarkRaft", dependencies: ["LuigiWatermark", "LuigiRaft"]),
+        // Raft plugins: versioned table metadata (optimistic commits against a base version).
+        .target(name: "LuigiTableLog", dependencies: ["LuigiBase", "LuigiRaft"]),
         // One import for the whole Swift API (re-exports the kernels and bridges above).
         .target(
             name: "LuigiCore",
-            dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft", "LuigiWatermark", "LuigiWatermarkRaft"]
+            dependencies: [
+                "LuigiBase", "LuigiAlgebraic", "LuigiRaft", "LuigiReplicaRaft", "LuigiWatermark", "LuigiWatermarkRaft",
+                "LuigiTableLog",
+            ]
         ),
         // The sans-I/O host loop around the kernels, shared by every driver.
         .target(name: "LuigiHost", dependencies: ["LuigiBase", "LuigiRaft"]),

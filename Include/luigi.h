@@ -73,6 +73,7 @@ typedef int32_t luigi_status;
 #define LUIGI_ERR_OUT_OF_RANGE      10  /* index outside [0, count) */
 #define LUIGI_ERR_IO                11  /* disk failure (ENOSPC, EIO) or corrupt files */
 #define LUIGI_ERR_TIMEOUT           12  /* gave up waiting; the outcome is unknown */
+#define LUIGI_ERR_CONFLICT          13  /* lost to another write (stale base version, reused id) */
 #define LUIGI_ERR_INTERNAL          99  /* a bug in Luigi: please report */
 
 /* Text of the last failure on the calling thread ("" if none). The pointer is

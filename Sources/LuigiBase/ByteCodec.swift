@@ -39,6 +39,11 @@ public struct ByteWriter {
         raw(data)
     }
 
+    /// A UTF-8 string, length-prefixed.
+    public mutating func string(_ s: String) { blob(s.utf8) }
+
+    public mutating func flag(_ b: Bool) { u8(b ? 1 : 0) }
+
     /// Header: 4 magic bytes (the last is the format version).
     public mutating func magic(_ tag: [UInt8]) { raw(tag) }
 
@@ -161,6 +166,14 @@ public struct ByteReader {
             throw LuigiError.decode("invalid UTF-8")
         }
         return s
+    }
+
+    public mutating func flag() throws -> Bool {
+        switch try u8() {
+        case 0: return false
+        case 1: return true
+        default: throw LuigiError.decode("bad flag")
+        }
     }
 
     public func expectEnd(_ what: String) throws {

@@ -9,11 +9,14 @@ public enum LuigiError: Error, Equatable, CustomStringConvertible {
     case state(String)
     case notConverged(String)
     case timeout(String)
+    /// A write lost to another one: `current` is the version it must now
+    /// be based on (a stale base, or an id already used for other contents).
+    case conflict(String, current: UInt64)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .decode(let m), .notAlgebraic(let m), .typeConflict(let m),
-            .overflow(let m), .state(let m), .notConverged(let m), .timeout(let m):
+            .overflow(let m), .state(let m), .notConverged(let m), .timeout(let m), .conflict(let m, _):
             return m
         }
     }

@@ -5,5 +5,6 @@
 @_exported import LuigiBase
 @_exported import LuigiRaft
 @_exported import LuigiReplicaRaft
+@_exported import LuigiTableLog
 @_exported import LuigiWatermark
 @_exported import LuigiWatermarkRaft

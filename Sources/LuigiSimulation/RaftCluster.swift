@@ -367,34 +367,52 @@ public final class RaftCluster {
     public func execute(_ command: KVStateMachine.Command, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
         guard options.makeMachine == nil else { throw LuigiError.state("commands need the key-value machine") }
         let op = history.invoke(client: client, kind: Self.kind(command), at: now)
-        let request = nextRequest
-        nextRequest &+= 1
-        // The client hears the result from whichever node applies it first.
-        func result() -> [UInt8]? {
-            for id in nodeIDs { if let r = members[id]?.host?.takeResult(of: request) { return r } }
-            return nil
+        guard let result = try executeAll([command.encoded()], timeout: timeout)[0] else {
+            return nil  // outcome unknown: it may still commit later
         }
-        defer { for id in nodeIDs { members[id]?.host?.forget(request) } }
-        var proposed = false
-        for _ in 0..<timeout {
-            if !proposed, let l = leader, let host = members[l]?.host {
-                for id in nodeIDs { members[id]?.host?.awaitResult(of: request) }
-                if (try? host.propose(command.encoded(), request: request, group: Self.group)) != nil {
-                    proposed = true
-                    try process()
+        history.complete(op, result: Self.observed(command, result), at: now)
+        return result
+    }
+
+    /// Runs commands of the attached state machine through the log at once:
+    /// each is proposed through the current leader (again through the next
+    /// one, if none was there yet) framed with a request id of its own, and
+    /// its result is what applying it produced on whichever node applied it
+    /// first. Nil for a command that did not complete within `timeout`
+    /// ticks: its outcome is unknown (it may still commit later).
+    public func executeAll(_ commands: [[UInt8]], timeout: Int = 200) throws -> [[UInt8]?] {
+        let requests = commands.map { _ in
+            defer { nextRequest &+= 1 }
+            return nextRequest
+        }
+        var results = [[UInt8]?](repeating: nil, count: commands.count)
+        var proposed = [Bool](repeating: false, count: commands.count)
+        var open = commands.count
+        defer { for id in nodeIDs { for r in requests { members[id]?.host?.forget(r) } } }
+        func collect() {
+            for i in results.indices where results[i] == nil {
+                for id in nodeIDs {
+                    guard let result = members[id]?.host?.takeResult(of: requests[i]) else { continue }
+                    results[i] = result
+                    open -= 1
+                    break
                 }
             }
-            if let result = result() {
-                history.complete(op, result: Self.observed(command, result), at: now)
-                return result
+        }
+        for round in 0...timeout {
+            // Every node (a restarted one too) reports what it applies.
+            for id in nodeIDs { for (i, r) in requests.enumerated() where results[i] == nil { members[id]?.host?.awaitResult(of: r) } }
+            if proposed.contains(false), let l = leader, let host = members[l]?.host {
+                for i in commands.indices where !proposed[i] {
+                    proposed[i] = (try? host.propose(commands[i], request: requests[i], group: Self.group)) != nil
+                }
+                try process()
             }
+            collect()
+            if open == 0 || round == timeout { break }
             try tick()
         }
-        if let result = result() {
-            history.complete(op, result: Self.observed(command, result), at: now)
-            return result
-        }
-        return nil  // outcome unknown: it may still commit later
+        return results
     }
 
     /// A linearizable read through ReadIndex: the leader confirms with a
@@ -403,6 +421,20 @@ public final class RaftCluster {
     public func linearizableGet(_ key: String, client: UInt64 = 0, timeout: Int = 200) throws -> [UInt8]? {
         guard options.makeMachine == nil else { throw LuigiError.state("reads need the key-value machine") }
         let op = history.invoke(client: client, kind: .get(key: key), at: now)
+        let value = try linearizableRead(timeout: timeout) { machine in
+            guard let kv = machine as? KVStateMachine else { throw LuigiError.state("reads need the key-value machine") }
+            return kv.read(key)
+        }
+        guard let value else { return nil }
+        history.complete(op, result: Self.observed(.get(key: key), value), at: now)
+        return value
+    }
+
+    /// Runs `read` on the leader's state machine once ReadIndex confirmed it
+    /// still leads and it applied everything committed before the call: the
+    /// answer reflects every write completed before. Nil on timeout; an
+    /// error `read` throws is passed on.
+    public func linearizableRead<T>(timeout: Int = 200, _ read: (RaftStateMachine) throws -> T) throws -> T? {
         let context = Array("read-\(nextRequest)".utf8)
         nextRequest &+= 1
         var askedOf: UInt64? = nil
@@ -414,12 +446,10 @@ public final class RaftCluster {
                     try processCollectingReads(context) { readIndex = $0 }
                 }
             }
-            if let index = readIndex, let l = askedOf, let member = members[l], member.raft != nil,
-                let kv = member.machine as? KVStateMachine, kv.appliedIndex >= index
+            if let index = readIndex, let l = askedOf, let member = members[l], let raft = member.raft,
+                raft.status.applied >= index
             {
-                let value = kv.read(key)
-                history.complete(op, result: Self.observed(.get(key: key), value), at: now)
-                return value
+                return try read(member.machine)
             }
             if let l = askedOf, members[l]?.raft == nil || members[l]?.raft?.role != .leader {
                 askedOf = nil  // that leader is gone: ask again

@@ -12,10 +12,6 @@ extension ByteWriter {
         varint(id.seq)
     }
 
-    package mutating func string(_ s: String) { blob(Array(s.utf8)) }
-
-    package mutating func flag(_ b: Bool) { u8(b ? 1 : 0) }
-
     package mutating func list(_ values: [UInt64]) {
         varint(UInt64(values.count))
         for v in values { varint(v) }
@@ -93,14 +89,6 @@ extension ByteReader {
         let k = try utf8()
         guard k.utf8.count <= WatermarkLimits.maxKeyBytes else { throw LuigiError.decode("key longer than 1 KiB") }
         return k
-    }
-
-    package mutating func flag() throws -> Bool {
-        switch try u8() {
-        case 0: return false
-        case 1: return true
-        default: throw LuigiError.decode("bad flag")
-        }
     }
 
     /// Shard ids: sorted, unique, non-empty, each below the limit.
