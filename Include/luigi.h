@@ -673,6 +673,124 @@ luigi_status luigi_raft_cluster_history_len(const luigi_raft_cluster *cluster, s
  * from the store it recovered (check_history accounts for it). */
 luigi_status luigi_raft_cluster_history(const luigi_raft_cluster *cluster, luigi_buffer *out);
 
+/* ------------------------------------------ table log: versioned table metadata */
+
+/*
+ * Table metadata as a Raft state machine (docs/ARCHITECTURE.md, "Table
+ * log"): each table is a log of versions, each version the set of live data
+ * files. A commit names the version it is based on, a transaction id, and
+ * the files it adds and removes. Every node checks it in this order, on the
+ * log's own state, so all decide alike:
+ *  1. the table exists (else LUIGI_ERR_INVALID_ARGUMENT);
+ *  2. a transaction id already committed with the same files (in any order)
+ *     returns its original version, even after later commits; the same id
+ *     with other files is refused with LUIGI_ERR_CONFLICT;
+ *  3. the base version is the latest (else LUIGI_ERR_CONFLICT, naming it);
+ *  4. every removed file is live, and no added file is unless the same
+ *     commit removes it (else LUIGI_ERR_INVALID_ARGUMENT);
+ *  5. the new version is latest + 1.
+ * A refused commit changes nothing. Checks cost O(files in the commit), not
+ * O(history). Versions stay readable up to a table's retention; a
+ * transaction id is remembered as long as its version is, and an older
+ * retry is refused by check 3, so no retry ever applies twice.
+ *
+ * luigi_meta_cluster_new starts a simulated Raft cluster whose nodes run the
+ * table log. It is a luigi_raft_cluster: every luigi_raft_cluster_* call
+ * works on it (faults, crash, restart, leader transfer, membership), except
+ * the key-value ones (put/get/delete/cas/history), which return
+ * LUIGI_ERR_STATE. luigi_meta_* commands go through the log and are proposed
+ * again, with the same transaction id, until they complete (across leader
+ * changes) or `timeout` ticks (1..10000000) pass: then LUIGI_ERR_TIMEOUT,
+ * the outcome is unknown, and retrying the same commit is safe. Reads go
+ * through ReadIndex on the leader: linearizable.
+ */
+
+#define LUIGI_META_MAX_NAME        255      /* table name */
+#define LUIGI_META_MAX_TXN_ID      256
+#define LUIGI_META_MAX_PATH        4096
+#define LUIGI_META_MAX_PARTITION   1024
+#define LUIGI_META_MAX_STATS       65536
+#define LUIGI_META_MAX_SCHEMA      1048576
+#define LUIGI_META_MAX_FILES       100000   /* adds + removes in one commit */
+#define LUIGI_META_LATEST          UINT64_MAX
+
+/* A data file. Strings are UTF-8 without NUL; rows and size at most
+ * 2^63-1. Statistics are opaque: NULL means absent (a non-NULL pointer with
+ * length 0 is present and empty). */
+typedef struct luigi_meta_file {
+    const char *path;          /* 1..LUIGI_META_MAX_PATH bytes */
+    size_t path_len;
+    uint64_t rows;
+    uint64_t size;             /* bytes */
+    const char *partition;     /* "" (NULL, 0) when unpartitioned */
+    size_t partition_len;
+    const uint8_t *min_stats;
+    size_t min_stats_len;
+    const uint8_t *max_stats;
+    size_t max_stats_len;
+} luigi_meta_file;
+
+#define LUIGI_META_COMMIT_VERSION 1
+
+typedef struct luigi_meta_commit_request {
+    uint32_t version;          /* LUIGI_META_COMMIT_VERSION */
+    const char *table;
+    size_t table_len;
+    uint64_t base_version;
+    const char *txn_id;        /* 1..LUIGI_META_MAX_TXN_ID bytes */
+    size_t txn_id_len;
+    const luigi_meta_file *adds;
+    size_t add_count;
+    const char *const *removes; /* paths of live files */
+    const size_t *remove_lens;
+    size_t remove_count;
+} luigi_meta_commit_request;
+
+/* One commit's outcome in luigi_meta_commit_many. */
+typedef struct luigi_meta_outcome {
+    luigi_status status;       /* LUIGI_OK, LUIGI_ERR_CONFLICT, LUIGI_ERR_INVALID_ARGUMENT
+                                * or LUIGI_ERR_TIMEOUT (outcome unknown) */
+    uint32_t duplicate;        /* 1: a retry; version is the original one */
+    uint64_t version;          /* LUIGI_OK: the version it made */
+    uint64_t latest;           /* LUIGI_ERR_CONFLICT: the table's latest version */
+} luigi_meta_outcome;
+
+/* A cluster of options->nodes nodes running the table log (see above). */
+luigi_status luigi_meta_cluster_new(const luigi_raft_cluster_options *options, luigi_raft_cluster **out);
+/* Creates a table at version 0 with no files; `retain` versions stay
+ * readable (0: all). Creating it again with the same schema and retention
+ * succeeds; with others, LUIGI_ERR_CONFLICT. */
+luigi_status luigi_meta_create_table(luigi_raft_cluster *cluster, const char *name, size_t name_len,
+                                     const uint8_t *schema, size_t schema_len, uint64_t retain,
+                                     uint64_t timeout);
+/* Commits; *out_version is the version made (a retry: the original one).
+ * On LUIGI_ERR_CONFLICT, and only then, *out_latest (if not NULL) receives
+ * the table's latest version: the base to retry on. */
+luigi_status luigi_meta_commit(luigi_raft_cluster *cluster, const luigi_meta_commit_request *request,
+                               uint64_t timeout, uint64_t *out_version, uint64_t *out_latest);
+/* Proposes `count` commits at once, as concurrent writers would, and waits
+ * for all: out_outcomes[i] is request i's. Returns LUIGI_OK once every
+ * outcome is written; a malformed request refuses the whole call first
+ * (nothing proposed, nothing written). */
+luigi_status luigi_meta_commit_many(luigi_raft_cluster *cluster, const luigi_meta_commit_request *requests,
+                                    size_t count, uint64_t timeout, luigi_meta_outcome *out_outcomes);
+luigi_status luigi_meta_latest(luigi_raft_cluster *cluster, const char *table, size_t table_len,
+                               uint64_t timeout, uint64_t *out_version);
+/* The live files at `version` (LUIGI_META_LATEST: the latest), in path byte
+ * order. A version outside the retained ones: LUIGI_ERR_INVALID_ARGUMENT.
+ * Encoding (integers little-endian): u32 count, then per file: u32 length +
+ * path, u64 rows, u64 size, u32 length + partition, then min and max
+ * statistics each as u8 present (0/1), u32 length, bytes. */
+luigi_status luigi_meta_files(luigi_raft_cluster *cluster, const char *table, size_t table_len,
+                              uint64_t version, uint64_t timeout, luigi_buffer *out);
+/* The readable versions, oldest first: u32 count, then per version: u64
+ * version, u32 files added, u32 files removed, u32 length + transaction id
+ * (empty for version 0). */
+luigi_status luigi_meta_versions(luigi_raft_cluster *cluster, const char *table, size_t table_len,
+                                 uint64_t timeout, luigi_buffer *out);
+luigi_status luigi_meta_schema(luigi_raft_cluster *cluster, const char *table, size_t table_len,
+                               uint64_t timeout, luigi_buffer *out);
+
 /* ------------------------------------------- watermark commit (the Luigi protocol) */
 
 /*

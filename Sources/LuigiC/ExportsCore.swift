@@ -32,6 +32,7 @@ import Musl
     case LUIGI_ERR_OUT_OF_RANGE: return staticCString("LUIGI_ERR_OUT_OF_RANGE\0")
     case LUIGI_ERR_IO: return staticCString("LUIGI_ERR_IO\0")
     case LUIGI_ERR_TIMEOUT: return staticCString("LUIGI_ERR_TIMEOUT\0")
+    case LUIGI_ERR_CONFLICT: return staticCString("LUIGI_ERR_CONFLICT\0")
     case LUIGI_ERR_INTERNAL: return staticCString("LUIGI_ERR_INTERNAL\0")
     default: return staticCString("LUIGI_UNKNOWN_STATUS\0")
     }

@@ -13,7 +13,7 @@ import Musl
 
 func raftCluster(_ h: OpaquePointer?) throws -> RaftCluster { try handles.get(h, .raftCluster, as: RaftCluster.self) }
 
-private func ticks(_ timeout: UInt64) throws -> Int {
+func ticks(_ timeout: UInt64) throws -> Int {
     guard timeout >= 1 && timeout <= 10_000_000 else {
         throw ABIError.invalidArgument("timeout must be in 1...10000000 ticks, got \(timeout)")
     }
@@ -32,33 +32,38 @@ private func timedOut(_ what: String, _ timeout: UInt64) -> LuigiError {
         reorder_rate: 0, data_dir: nil)
 }
 
+/// The Swift options a caller's `luigi_raft_cluster_options` describe, all checked.
+func raftClusterOptions(_ options: UnsafePointer<luigi_raft_cluster_options>?) throws -> RaftCluster.Options {
+    guard let o = options?.pointee else { throw ABIError.invalidArgument("options is NULL") }
+    guard o.version == UInt32(LUIGI_RAFT_CLUSTER_OPTIONS_VERSION) else {
+        throw ABIError.invalidArgument(
+            "options.version is \(o.version); this library supports \(LUIGI_RAFT_CLUSTER_OPTIONS_VERSION)")
+    }
+    guard o.pre_vote <= 1, o.check_quorum <= 1 else { throw ABIError.invalidArgument("pre_vote and check_quorum are 0 or 1") }
+    guard o.election_tick <= 1_000_000, o.max_delay <= 1_000 else { throw ABIError.invalidArgument("an option is out of range") }
+    var opts = RaftCluster.Options(nodes: Int(o.nodes), seed: o.seed)
+    opts.electionTick = Int(o.election_tick)
+    opts.heartbeatTick = Int(o.heartbeat_tick)
+    opts.preVote = o.pre_vote == 1
+    opts.checkQuorum = o.check_quorum == 1
+    opts.compactAfter = Int(o.compact_after)
+    opts.faults = NetworkFaults(
+        drop: o.drop_rate, duplicate: o.duplicate_rate, reorder: o.reorder_rate, maxDelay: Int(o.max_delay))
+    if let dir = o.data_dir {
+        let root = try utf8(dir, strlen(dir), "data_dir")
+        opts.openStorage = { id in
+            try DurableRaftStorage(directory: "\(root)/node-\(id)")
+        }
+    }
+    return opts
+}
+
 @c @implementation public func luigi_raft_cluster_new(
     _ options: UnsafePointer<luigi_raft_cluster_options>!, _ out: UnsafeMutablePointer<OpaquePointer?>!
 ) -> luigi_status {
     guarded {
         let out = try required(out, "out")
-        guard let o = options?.pointee else { throw ABIError.invalidArgument("options is NULL") }
-        guard o.version == UInt32(LUIGI_RAFT_CLUSTER_OPTIONS_VERSION) else {
-            throw ABIError.invalidArgument(
-                "options.version is \(o.version); this library supports \(LUIGI_RAFT_CLUSTER_OPTIONS_VERSION)")
-        }
-        guard o.pre_vote <= 1, o.check_quorum <= 1 else { throw ABIError.invalidArgument("pre_vote and check_quorum are 0 or 1") }
-        guard o.election_tick <= 1_000_000, o.max_delay <= 1_000 else { throw ABIError.invalidArgument("an option is out of range") }
-        var opts = RaftCluster.Options(nodes: Int(o.nodes), seed: o.seed)
-        opts.electionTick = Int(o.election_tick)
-        opts.heartbeatTick = Int(o.heartbeat_tick)
-        opts.preVote = o.pre_vote == 1
-        opts.checkQuorum = o.check_quorum == 1
-        opts.compactAfter = Int(o.compact_after)
-        opts.faults = NetworkFaults(
-            drop: o.drop_rate, duplicate: o.duplicate_rate, reorder: o.reorder_rate, maxDelay: Int(o.max_delay))
-        if let dir = o.data_dir {
-            let root = try utf8(dir, strlen(dir), "data_dir")
-            opts.openStorage = { id in
-                try DurableRaftStorage(directory: "\(root)/node-\(id)")
-            }
-        }
-        out.pointee = handles.insert(try RaftCluster(opts), .raftCluster)
+        out.pointee = handles.insert(try RaftCluster(try raftClusterOptions(options)), .raftCluster)
     }
 }
 

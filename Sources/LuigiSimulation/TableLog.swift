@@ -30,21 +30,22 @@ public final class TableLog {
 
     /// Creates a table (idempotent for the same schema and retention).
     public func createTable(_ name: String, schema: [UInt8] = [], retain: UInt64 = 0, timeout: Int = 1_000) throws {
-        _ = try run([.createTable(name: name, schema: schema, retain: retain)], timeout: timeout)[0].version()
+        _ = try run(.createTable(name: name, schema: schema, retain: retain), timeout: timeout).version()
     }
 
     /// Commits and returns the new version (a retry: the original one).
     /// Throws `.conflict` (stale base, reused id; its `current` is the latest
     /// version), `.invalidArgument`, or `.timeout`.
     public func commit(_ request: CommitRequest, timeout: Int = 1_000) throws -> UInt64 {
-        try run([.commit(request)], timeout: timeout)[0].version()
+        try run(.commit(request), timeout: timeout).version()
     }
 
     /// Commits concurrently (proposed together, as many writers would):
-    /// each request's outcome, in order. Requests that break a limit are
-    /// refused before anything is proposed.
-    public func commitAll(_ requests: [CommitRequest], timeout: Int = 1_000) throws -> [TableOutcome] {
-        try run(requests.map { .commit($0) }, timeout: timeout)
+    /// each request's outcome, in order; nil for one that did not complete
+    /// within `timeout` ticks (unknown: retrying it is safe). Requests that
+    /// break a limit are refused before anything is proposed.
+    public func commitAll(_ requests: [CommitRequest], timeout: Int = 1_000) throws -> [TableOutcome?] {
+        try runAll(requests.map { .commit($0) }, timeout: timeout)
     }
 
     public func latest(_ table: String, timeout: Int = 1_000) throws -> UInt64 {
@@ -64,10 +65,18 @@ public final class TableLog {
         try read(timeout) { try $0.table(table).schema }
     }
 
+    /// Runs one command; `.timeout` when its outcome stays unknown.
+    private func run(_ command: TableCommand, timeout: Int) throws -> TableOutcome {
+        guard let outcome = try runAll([command], timeout: timeout)[0] else {
+            throw LuigiError.timeout("a table-log command did not complete within \(timeout) ticks; its outcome is unknown")
+        }
+        return outcome
+    }
+
     /// Runs commands through the log, proposing again those whose outcome
     /// is unknown after each attempt, until all are known or `timeout` ticks
     /// have passed.
-    private func run(_ commands: [TableCommand], timeout: Int) throws -> [TableOutcome] {
+    private func runAll(_ commands: [TableCommand], timeout: Int) throws -> [TableOutcome?] {
         guard timeout >= 1 else { throw LuigiError.invalidArgument("timeout must be at least 1 tick") }
         let encoded = try commands.map { try $0.validated().encoded() }
         var outcomes = [TableOutcome?](repeating: nil, count: commands.count)
@@ -80,10 +89,7 @@ public final class TableLog {
                 if let result { outcomes[i] = try TableOutcome(decoding: result) }
             }
         }
-        return try outcomes.map {
-            guard let o = $0 else { throw LuigiError.timeout("a table-log command did not complete within \(timeout) ticks; its outcome is unknown") }
-            return o
-        }
+        return outcomes
     }
 
     private func read<T>(_ timeout: Int, _ body: (TableLogMachine) throws -> T) throws -> T {
