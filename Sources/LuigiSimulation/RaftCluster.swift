@@ -275,6 +275,31 @@ public final class RaftCluster {
         }
     }
 
+    /// Ticks until some node leads and has committed everything in its log
+    /// (its no-op included); returns it.
+    @discardableResult
+    public func electLeader(maxTicks: Int = 500) throws -> UInt64 {
+        for _ in 0..<maxTicks {
+            if let l = leader, let s = status(l), s.commit >= s.lastIndex { return l }
+            try tick()
+        }
+        throw LuigiError.notConverged("no leader after \(maxTicks) ticks")
+    }
+
+    /// Ticks until every live node holds and has applied the leader's whole log.
+    public func settle(maxTicks: Int = 2_000) throws {
+        for _ in 0..<maxTicks {
+            if let l = leader, let ls = status(l), ls.commit == ls.lastIndex {
+                let live = nodeIDs.filter { isAlive($0) }
+                if live.allSatisfy({ status($0)?.applied == ls.commit && status($0)?.lastIndex == ls.lastIndex }) {
+                    return
+                }
+            }
+            try tick()
+        }
+        throw LuigiError.notConverged("not settled after \(maxTicks) ticks")
+    }
+
     /// Delivers every message in flight (ignoring delays) until none is left,
     /// without ticking: the cluster does all the work it can right now.
     public func stabilize(maxRounds: Int = 10_000) throws {
