@@ -79,7 +79,7 @@ else
 fi
 
 # --- build and run the examples and the C tests ------------------------------
-for src in "$ROOT"/examples/c/{quickstart,bad_input,raft_transport,watermark}.c "$ROOT/Tests/c/extreme_step.c"; do
+for src in "$ROOT"/examples/c/{quickstart,bad_input,raft_transport,watermark,table_log}.c "$ROOT/Tests/c/extreme_step.c"; do
     name="$(basename "$src" .c)"
     if "$CC" "${CFLAGS[@]}" "$src" -o "$OUT/$name" "$LIB" -Wl,-rpath,"$LIBDIR" -lm \
         >"$LOG/$name.build.log" 2>&1; then

@@ -16,7 +16,9 @@
  *   plugin callback, lengths of 2^63 or above LUIGI_MAX_LENGTH, and the
  *   watermark cluster and roles (bad options and ops, unknown nodes and
  *   shards, misaddressed messages, every bit flip of the golden vectors in
- *   Tests/golden/watermark_v1.hex, which must otherwise step cleanly).
+ *   Tests/golden/watermark_v1.hex, which must otherwise step cleanly), and
+ *   the table log (malformed commits, limits, unknown tables, versions
+ *   past retention, a key-value cluster handed to luigi_meta_*).
  *
  * Each section runs in its own child process, so a crash is reported as a
  * failed section (with its signal) instead of ending the run. The last line
@@ -1997,6 +1999,106 @@ static void s_watermark(void)
 
 /* ---------------------------------------------------------------- main */
 
+/* Table log: every malformed request is refused with its status before
+ * anything reaches the log, outputs stay untouched, the table unchanged. */
+static void s_table_log(void)
+{
+    const luigi_status IA = LUIGI_ERR_INVALID_ARGUMENT;
+    luigi_raft_cluster_options o;
+    luigi_raft_cluster_options_init(&o);
+    luigi_raft_cluster *c = NULL, *kv = NULL;
+    EXPECT(luigi_meta_cluster_new(NULL, &c), IA);
+    EXPECT(luigi_meta_cluster_new(&o, NULL), IA);
+    luigi_raft_cluster_options bad = o;
+    bad.version = 9;
+    EXPECT(luigi_meta_cluster_new(&bad, &c), IA);
+    MUST(luigi_meta_cluster_new(&o, &c));
+    MUST(luigi_raft_cluster_new(&o, &kv));
+    MUST(luigi_raft_cluster_tick(c, 50));
+    MUST(luigi_meta_create_table(c, KEY("t"), NULL, 0, 0, 1000));
+    luigi_meta_file good = {.path = "a", .path_len = 1, .rows = 1, .size = 1};
+    luigi_meta_commit_request r = {.version = LUIGI_META_COMMIT_VERSION, .table = "t", .table_len = 1,
+                                   .base_version = 0, .txn_id = "x", .txn_id_len = 1, .adds = &good, .add_count = 1};
+    uint64_t version = 0, latest = 0;
+    MUST(luigi_meta_commit(c, &r, 1000, &version, &latest));
+
+    /* Handles and NULLs. */
+    uint64_t v = 77, l = 78;
+    EXPECT(luigi_meta_latest(kv, KEY("t"), 1000, &v), LUIGI_ERR_STATE);
+    EXPECT(luigi_meta_latest(NULL, KEY("t"), 1000, &v), IA);
+    EXPECT(luigi_meta_latest((luigi_raft_cluster *)(uintptr_t)0x1234, KEY("t"), 1000, &v), LUIGI_ERR_INVALID_HANDLE);
+    EXPECT(luigi_meta_latest(c, KEY("t"), 1000, NULL), IA);
+    EXPECT(luigi_meta_commit(c, NULL, 1000, &v, &l), IA);
+    EXPECT(luigi_meta_commit(c, &r, 1000, NULL, &l), IA);
+    EXPECT(luigi_meta_commit_many(c, &r, 1, 1000, NULL), IA);
+    EXPECT(luigi_meta_commit_many(c, NULL, 1, 1000, (luigi_meta_outcome *)&v), IA);
+    EXPECT(luigi_meta_files(c, KEY("t"), LUIGI_META_LATEST, 1000, NULL), IA);
+    EXPECT(luigi_raft_cluster_put(c, KEY("k"), (const uint8_t *)"v", 1, 100), LUIGI_ERR_STATE);
+    TRUE(v == 77 && l == 78);
+
+    /* Timeouts, unknown tables, versions not kept. */
+    luigi_buffer buf = {0};
+    EXPECT(luigi_meta_latest(c, KEY("t"), 0, &v), IA);
+    EXPECT(luigi_meta_latest(c, KEY("t"), 10000001, &v), IA);
+    EXPECT(luigi_meta_latest(c, KEY("nope"), 1000, &v), IA);
+    EXPECT(luigi_meta_files(c, KEY("t"), 5, 1000, &buf), IA);
+    TRUE(buf.data == NULL && buf.len == 0);
+    EXPECT(luigi_meta_create_table(c, KEY(""), NULL, 0, 0, 1000), IA);
+    EXPECT(luigi_meta_create_table(c, KEY("t"), (const uint8_t *)"s", 1, 0, 1000), LUIGI_ERR_CONFLICT);
+    EXPECT(luigi_meta_create_table(c, "\xff", 1, NULL, 0, 0, 1000), IA);
+
+    /* Malformed commits: each refused before the log, outputs untouched. */
+    luigi_meta_file f;
+    luigi_meta_commit_request q;
+#define REFUSED(setup, want)                                                            \
+    do {                                                                                \
+        f = good; f.path = "b";                                                         \
+        q = r; q.base_version = 1; q.txn_id = "y"; q.adds = &f;                         \
+        setup;                                                                          \
+        v = 77; l = 78;                                                                 \
+        EXPECT(luigi_meta_commit(c, &q, 1000, &v, &l), want);                           \
+        TRUE(v == 77 && (want == LUIGI_ERR_CONFLICT || l == 78));                       \
+    } while (0)
+    REFUSED(q.version = 2, IA);
+    REFUSED(f.path_len = 0, IA);
+    REFUSED(f.path = NULL, IA);
+    REFUSED((f.path = "a\0b", f.path_len = 3), IA);
+    REFUSED((f.path = "\xc3\x28", f.path_len = 2), IA);
+    REFUSED(f.rows = (uint64_t)INT64_MAX + 1, IA);
+    REFUSED(f.size = UINT64_MAX, IA);
+    REFUSED(f.path_len = (size_t)1 << 63, IA);
+    REFUSED((f.min_stats = NULL, f.min_stats_len = 4), IA);
+    REFUSED((f.partition = NULL, f.partition_len = 1), IA);
+    REFUSED(q.add_count = LUIGI_META_MAX_FILES + 1, IA);
+    REFUSED(q.add_count = (size_t)-1, IA);
+    REFUSED(q.adds = NULL, IA);
+    REFUSED((q.remove_count = 1, q.removes = NULL), IA);
+    REFUSED((q.txn_id = "", q.txn_id_len = 0), IA);
+    REFUSED((q.table = "nope", q.table_len = 4), IA);
+    REFUSED(q.base_version = 0, LUIGI_ERR_CONFLICT);
+    REFUSED(f.path = "a", IA); /* already live */
+    luigi_meta_file twice[2] = {good, good};
+    twice[0].path = twice[1].path = "c";
+    REFUSED(q.adds = twice; q.add_count = 2, IA);
+    const char *gone[1] = {"gone"};
+    size_t gone_len[1] = {4};
+    REFUSED((q.removes = gone, q.remove_lens = gone_len, q.remove_count = 1), IA);
+    REFUSED(q.txn_id = "x", LUIGI_ERR_CONFLICT); /* a used id with other files */
+#undef REFUSED
+    luigi_meta_outcome outcomes[2];
+    EXPECT(luigi_meta_commit_many(c, &r, 65537, 1000, outcomes), IA);
+    luigi_meta_commit_request pair[2] = {r, r};
+    pair[1].version = 0;
+    EXPECT(luigi_meta_commit_many(c, pair, 2, 1000, outcomes), IA);
+    MUST(luigi_meta_latest(c, KEY("t"), 1000, &v));
+    TRUE(v == 1);
+    MUST(luigi_meta_files(c, KEY("t"), LUIGI_META_LATEST, 1000, &buf));
+    TRUE(buf.len == 4 + 4 + 1 + 16 + 4 + 10);
+    luigi_buffer_free(&buf);
+    luigi_raft_cluster_free(kv);
+    luigi_raft_cluster_free(c);
+}
+
 typedef struct section {
     const char *name;
     void (*run)(void);
@@ -2020,6 +2122,7 @@ static const section SECTIONS[] = {
     {"raft ready batches: foreign, repeated, re-entrant; groups", s_raft_ready_misuse},
     {"lengths of 2^63 and above LUIGI_MAX_LENGTH", s_lengths},
     {"watermark commit: options, ops, roles, golden vectors", s_watermark},
+    {"table log: handles, limits, malformed commits", s_table_log},
 };
 
 int main(void)
