@@ -13,6 +13,7 @@ SWIFT_RELEASE_FLAGS := $(SWIFT_RELEASE_COMMON) --product luigi
 LIB := .build/release/libluigi.so
 SIM := .build/release/luigi-watermark-sim
 EXAMPLE := .build/release/luigi-watermark-example
+TABLELOG_BENCH := .build/release/luigi-tablelog-bench
 SWEEP ?= 2000
 CFLAGS_EXAMPLE := -std=c11 -Wall -Wextra -Werror -O2 -IInclude
 SWIFT_SOURCES := $(shell find Sources Include -type f) Package.swift
@@ -37,6 +38,10 @@ $(SIM): $(SWIFT_SOURCES) $(wildcard benchmarks/watermark/*.swift)
 
 $(EXAMPLE): $(SWIFT_SOURCES) $(wildcard examples/swift/watermark/*.swift)
 	swift build $(SWIFT_RELEASE_COMMON) --product luigi-watermark-example
+	@touch $@
+
+$(TABLELOG_BENCH): $(SWIFT_SOURCES) $(wildcard benchmarks/tablelog/*.swift)
+	swift build $(SWIFT_RELEASE_COMMON) --product luigi-tablelog-bench
 	@touch $@
 
 # A venv with the package installed from this tree (pip install .).
@@ -75,8 +80,8 @@ soak: $(SIM)
 	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
 	$(SIM) sweep 100000 50000
 
-bench: venv $(SIM)
-	LUIGI_WATERMARK_SIM=$(CURDIR)/$(SIM) bash benchmarks/run.sh $(VPY)
+bench: venv $(SIM) $(TABLELOG_BENCH)
+	LUIGI_WATERMARK_SIM=$(CURDIR)/$(SIM) LUIGI_TABLELOG_BENCH=$(CURDIR)/$(TABLELOG_BENCH) bash benchmarks/run.sh $(VPY)
 
 clean:
 	rm -rf .build $(VENV) build examples/c/out

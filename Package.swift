@@ -75,6 +75,11 @@ let package = Package(
             dependencies: ["LuigiCore", "LuigiHost", "LuigiStorage"],
             path: "benchmarks/raft"
         ),
+        .executableTarget(
+            name: "luigi-tablelog-bench",
+            dependencies: ["LuigiCore", "LuigiSimulation", "LuigiStorage"],
+            path: "benchmarks/tablelog"
+        ),
         .testTarget(
             name: "LuigiCoreTests",
             dependencies: ["LuigiCore", "LuigiBase", "LuigiAlgebraic", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -12,7 +12,10 @@
 #   6. runs watermark commit beside two-phase commit over Raft
 #      (benchmarks/watermark_bench.py with luigi-watermark-sim, from
 #      $LUIGI_WATERMARK_SIM: make bench builds it) and writes
-#      benchmarks/results/watermark.json and WATERMARK.md.
+#      benchmarks/results/watermark.json and WATERMARK.md;
+#   7. runs the table log (luigi-tablelog-bench, from $LUIGI_TABLELOG_BENCH:
+#      make bench builds it) beside SQLite (benchmarks/tablelog_bench.py) and
+#      writes benchmarks/results/tablelog.json and TABLELOG.md.
 # --quick runs fewer repetitions (a smoke test, not for publishing).
 set -euo pipefail
 
@@ -68,4 +71,9 @@ SIM="${LUIGI_WATERMARK_SIM:-$ROOT/.build/release/luigi-watermark-sim}"
 [[ -x "$SIM" ]] || { echo "no simulator at $SIM (run: make sim)" >&2; exit 1; }
 (cd "$HERE" && "$PY" watermark_bench.py "$SIM" "$OUT" "${QUICK[@]}")
 
-echo "== wrote $OUT/results.json, RESULTS.md, raft.json, RAFT.md, watermark.json and WATERMARK.md in $(( $(date +%s) - started )) s"
+echo "== Table log: durable commits and validation cost (luigi-tablelog-bench) vs SQLite"
+TABLELOG="${LUIGI_TABLELOG_BENCH:-$ROOT/.build/release/luigi-tablelog-bench}"
+[[ -x "$TABLELOG" ]] || { echo "no table-log benchmark at $TABLELOG (run: make bench)" >&2; exit 1; }
+(cd "$HERE" && "$PY" tablelog_bench.py "$TABLELOG" "$OUT" "${QUICK[@]}")
+
+echo "== wrote $OUT/results.json, RESULTS.md, raft.json, RAFT.md, watermark.json, WATERMARK.md, tablelog.json and TABLELOG.md in $(( $(date +%s) - started )) s"

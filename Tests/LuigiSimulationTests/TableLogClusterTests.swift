@@ -242,3 +242,23 @@ import Glibc
         #expect(throws: LuigiError.self) { try TableLog(RaftCluster(RaftCluster.Options(nodes: 1, seed: 1))) }
     }
 }
+
+@Suite struct TableLogReadmeTests {
+    /// The README's Swift example, as written there.
+    @Test func readmeExample() throws {
+        let cluster = try RaftCluster(TableLog.clusterOptions(RaftCluster.Options(nodes: 3, seed: 1)))
+        let log = try TableLog(cluster)
+        try log.createTable("events", schema: Array("id BIGINT".utf8))
+        let v = try log.commit(CommitRequest(table: "events", baseVersion: 0, txnId: "load-1",
+                                             adds: [DataFile(path: "part-0.parquet", rows: 1000, size: 1 << 20)]))
+        // a stale base throws LuigiError.conflict(_, current: latest); the same txnId returns v again
+        let files = try log.files("events", at: v)  // linearizable (ReadIndex), any retained version
+        #expect(v == 1)
+        #expect(files.map(\.path) == ["part-0.parquet"])
+        #expect(throws: LuigiError.conflict("stale base: the commit is based on version 0 of events, whose latest version is 1", current: 1)) {
+            try log.commit(CommitRequest(table: "events", baseVersion: 0, txnId: "load-2", adds: [DataFile(path: "p1", rows: 1, size: 1)]))
+        }
+        #expect(try log.commit(CommitRequest(table: "events", baseVersion: 0, txnId: "load-1",
+                                             adds: [DataFile(path: "part-0.parquet", rows: 1000, size: 1 << 20)])) == v)
+    }
+}
