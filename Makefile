@@ -74,10 +74,12 @@ test-watermark: $(SIM) $(EXAMPLE)
 	if [[ "$$a" == "$$b" ]]; then echo "deterministic: $$a"; else echo "NOT deterministic: $$a / $$b"; exit 1; fi
 	$(EXAMPLE)
 
-# Long randomized sweeps: the Raft fault schedules (make test runs 1,500) and
-# the watermark schedules (make test runs $(SWEEP)).
+# Long randomized sweeps: the Raft fault schedules (make test runs 1,500), the
+# table log's racing writers (make test runs 10 schedules) and the watermark
+# schedules (make test runs $(SWEEP)).
 soak: $(SIM)
 	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
+	LUIGI_SWEEP_SCALE=100 swift test -c release --filter TableLogClusterTests
 	$(SIM) sweep 100000 50000
 
 bench: venv $(SIM) $(TABLELOG_BENCH)

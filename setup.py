@@ -35,6 +35,7 @@ EXTENSION_SOURCES = [
     "_luigi_cluster",
     "_luigi_raft",
     "_luigi_raft_cluster",
+    "_luigi_meta",
     "_luigi_watermark",
     "_luigi_sharded",
     "_luigi_wm_roles",

@@ -697,10 +697,11 @@ luigi_status luigi_raft_cluster_history(const luigi_raft_cluster *cluster, luigi
  * luigi_meta_cluster_new starts a simulated Raft cluster whose nodes run the
  * table log. It is a luigi_raft_cluster: every luigi_raft_cluster_* call
  * works on it (faults, crash, restart, leader transfer, membership), except
- * the key-value ones (put/get/delete/cas/history), which return
- * LUIGI_ERR_STATE. luigi_meta_* commands go through the log and are proposed
- * again, with the same transaction id, until they complete (across leader
- * changes) or `timeout` ticks (1..10000000) pass: then LUIGI_ERR_TIMEOUT,
+ * the key-value ones (put, get, delete, cas, check_history, history_len,
+ * history), which return LUIGI_ERR_STATE. luigi_meta_* commands go through
+ * the log and are proposed again, with the same transaction id, until they
+ * complete (across leader changes) or `timeout` ticks (1..10000000) pass:
+ * then LUIGI_ERR_TIMEOUT,
  * the outcome is unknown, and retrying the same commit is safe. Reads go
  * through ReadIndex on the leader: linearizable.
  */

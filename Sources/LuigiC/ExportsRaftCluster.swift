@@ -13,6 +13,15 @@ import Musl
 
 func raftCluster(_ h: OpaquePointer?) throws -> RaftCluster { try handles.get(h, .raftCluster, as: RaftCluster.self) }
 
+/// The client history exists only on a cluster running the key-value machine.
+private func history(_ h: OpaquePointer?) throws -> KVHistory {
+    let cluster = try raftCluster(h)
+    guard cluster.options.makeMachine == nil else {
+        throw LuigiError.state("this cluster runs another state machine than the key-value one: it records no history")
+    }
+    return cluster.history
+}
+
 func ticks(_ timeout: UInt64) throws -> Int {
     guard timeout >= 1 && timeout <= 10_000_000 else {
         throw ABIError.invalidArgument("timeout must be in 1...10000000 ticks, got \(timeout)")
@@ -262,7 +271,7 @@ private func member(_ c: RaftCluster, _ node: UInt64) throws -> UInt64 {
         let outLinearizable = try required(outLinearizable, "out_linearizable")
         let outExplanation = try required(outExplanation, "out_explanation")
         let explanation: String
-        switch try raftCluster(c).history.check() {
+        switch try history(c).check() {
         case .linearizable: explanation = ""
         case .notLinearizable(let why, _): explanation = why
         case .unknown(let reason): explanation = "undecided: \(reason)"
@@ -275,7 +284,7 @@ private func member(_ c: RaftCluster, _ node: UInt64) throws -> UInt64 {
 @c @implementation public func luigi_raft_cluster_history_len(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<Int>!)
     -> luigi_status
 {
-    output(out, "out_len") { try raftCluster(c).history.operations.count }
+    output(out, "out_len") { try history(c).operations.count }
 }
 
 @c @implementation public func luigi_raft_cluster_history(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!)
@@ -284,7 +293,7 @@ private func member(_ c: RaftCluster, _ node: UInt64) throws -> UInt64 {
     guarded {
         let out = try required(out, "out")
         var w = ByteWriter()
-        for op in try raftCluster(c).history.operations {
+        for op in try history(c).operations {
             var flags: Int32 = op.response != nil ? LUIGI_KV_COMPLETED : 0
             var value: [UInt8] = []
             var expected: [UInt8] = []

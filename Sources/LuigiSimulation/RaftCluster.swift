@@ -463,11 +463,13 @@ public final class RaftCluster {
         let context = Array("read-\(nextRequest)".utf8)
         nextRequest &+= 1
         var askedOf: UInt64? = nil
+        var askedAt = 0
         var readIndex: UInt64? = nil
-        for _ in 0..<timeout {
+        for round in 0..<timeout {
             if askedOf == nil, let l = leader, let raft = members[l]?.raft {
                 if (try? raft.readIndex(context: context)) != nil {
                     askedOf = l
+                    askedAt = round
                     try processCollectingReads(context) { readIndex = $0 }
                 }
             }
@@ -479,6 +481,8 @@ public final class RaftCluster {
             if let l = askedOf, members[l]?.raft == nil || members[l]?.raft?.role != .leader {
                 askedOf = nil  // that leader is gone: ask again
                 readIndex = nil
+            } else if readIndex == nil, round - askedAt >= 2 * options.electionTick {
+                askedOf = nil  // the quorum round was lost (a dropped message): ask again
             }
             try tickCollectingReads(context) { readIndex = $0 }
         }

@@ -68,7 +68,8 @@ import Glibc
     /// version reads as the fold of the requests before it, and every node
     /// ends with the same tables.
     @Test func writersRaceThroughLeaderCrashes() throws {
-        for seed in seeds(10) {
+        let scale = Int(getenvString("LUIGI_SWEEP_SCALE") ?? "") ?? 1  // make soak: 100
+        for seed in seeds(10 * scale) {
             do { try Self.race(seed: seed) } catch {
                 Issue.record("seed \(seed) (LUIGI_SEED=\(seed) to replay): \(error)")
             }

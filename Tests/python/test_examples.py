@@ -75,6 +75,23 @@ def test_watermark_bank_example_runs() -> None:
     assert "LOST" not in out
 
 
+def test_tablelog_race_example_runs() -> None:
+    out = run_example("tablelog_race.py")  # exits non-zero on any mismatch
+    assert_shows(
+        out,
+        "== two writers on table 'events', 3 nodes",
+        "crashed under 1 commit(s) whose outcome is unknown",
+        "is retried as it is",
+        "restarted; leader node",
+        "conflicts retried on the latest version",
+        "== versions of 'events'",
+        "every acknowledged commit is in the log exactly once",
+        "rows: 1266 of 1266 ingested",
+        "every version's files equal the fold of the acknowledged commits",
+    )
+    assert "MISMATCH" not in out
+
+
 def test_c_example_links_against_the_shipped_library(tmp_path: "os.PathLike[str]") -> None:
     """What a C user of the pip-installed package does: compile against
     include_dir() and link the libluigi.so that ships inside the package."""

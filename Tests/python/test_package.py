@@ -58,6 +58,7 @@ def test_py_typed_and_stubs_ship() -> None:
         (ln.NotConvergedError, ()),
         (ln.LuigiIndexError, (IndexError,)),
         (ln.InvariantViolation, ()),
+        (ln.ConflictError, ()),
     ],
 )
 def test_exception_hierarchy(cls: type[Exception], bases: tuple[type[Exception], ...]) -> None:
@@ -84,6 +85,7 @@ def test_types_are_final() -> None:
         ln.ShardedCluster,
         ln.WatermarkCoordinator,
         ln.WatermarkShard,
+        ln.TableLog,
     ):
         with pytest.raises(TypeError):
             type("Sub", (cls,), {})

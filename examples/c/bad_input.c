@@ -2024,6 +2024,7 @@ static void s_table_log(void)
 
     /* Handles and NULLs. */
     uint64_t v = 77, l = 78;
+    luigi_buffer buf0 = {0};
     EXPECT(luigi_meta_latest(kv, KEY("t"), 1000, &v), LUIGI_ERR_STATE);
     EXPECT(luigi_meta_latest(NULL, KEY("t"), 1000, &v), IA);
     EXPECT(luigi_meta_latest((luigi_raft_cluster *)(uintptr_t)0x1234, KEY("t"), 1000, &v), LUIGI_ERR_INVALID_HANDLE);
@@ -2034,6 +2035,12 @@ static void s_table_log(void)
     EXPECT(luigi_meta_commit_many(c, NULL, 1, 1000, (luigi_meta_outcome *)&v), IA);
     EXPECT(luigi_meta_files(c, KEY("t"), LUIGI_META_LATEST, 1000, NULL), IA);
     EXPECT(luigi_raft_cluster_put(c, KEY("k"), (const uint8_t *)"v", 1, 100), LUIGI_ERR_STATE);
+    size_t history_len = 5;
+    int linearizable = 5;
+    EXPECT(luigi_raft_cluster_history_len(c, &history_len), LUIGI_ERR_STATE);
+    EXPECT(luigi_raft_cluster_history(c, &buf0), LUIGI_ERR_STATE);
+    EXPECT(luigi_raft_cluster_check_history(c, &linearizable, &buf0), LUIGI_ERR_STATE);
+    TRUE(history_len == 5 && linearizable == 5 && buf0.data == NULL);
     TRUE(v == 77 && l == 78);
 
     /* Timeouts, unknown tables, versions not kept. */

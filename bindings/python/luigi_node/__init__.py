@@ -1,5 +1,6 @@
 """luigi_node: Python bindings for Luigi's coordination-free replicas, its
-Raft replicated log and its watermark commit of multi-shard transactions.
+Raft replicated log, its watermark commit of multi-shard transactions and its
+table log (versioned table metadata).
 
 The heavy lifting happens in libluigi.so (Swift, behind the C ABI in
 ``luigi.h``); ``luigi_node._luigi`` is a thin CPython extension over that
@@ -26,6 +27,7 @@ class CausalOrder(enum.IntEnum):
 # The extension looks up CausalOrder on this (partially initialised) module
 # while it is being imported, so CausalOrder must be defined above this line.
 from ._errors import (  # noqa: E402
+    ConflictError,
     DecodeError,
     InvalidHandleError,
     InvariantViolation,
@@ -43,6 +45,7 @@ from ._errors import (  # noqa: E402
 )
 from ._raft import Entry, HardState, KVOperation, RaftStatus  # noqa: E402
 from ._watermark import TxnId, TxnOp, TxnResult  # noqa: E402
+from ._tablelog import CommitRequest, DataFile, TableVersion  # noqa: E402
 from ._luigi import (  # noqa: E402
     RaftCluster,
     RaftNode,
@@ -50,6 +53,7 @@ from ._luigi import (  # noqa: E402
     Replica,
     ShardedCluster,
     SimulatedCluster,
+    TableLog,
     Transaction,
     Update,
     VectorClock,
@@ -93,6 +97,10 @@ __all__ = [
     "TxnId",
     "TxnResult",
     "TxnOp",
+    "TableLog",
+    "DataFile",
+    "TableVersion",
+    "CommitRequest",
     "LuigiError",
     "LuigiValueError",
     "InvalidHandleError",
@@ -105,6 +113,7 @@ __all__ = [
     "LuigiIndexError",
     "LuigiIOError",
     "LuigiTimeoutError",
+    "ConflictError",
     "NotLinearizableError",
     "InvariantViolation",
 ]

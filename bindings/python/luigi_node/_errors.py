@@ -9,6 +9,8 @@ class derives from it too, so ``except ValueError`` and friends keep working.
 
 from __future__ import annotations
 
+from typing import Optional
+
 __all__ = [
     "LuigiError",
     "LuigiValueError",
@@ -22,6 +24,7 @@ __all__ = [
     "LuigiIndexError",
     "LuigiIOError",
     "LuigiTimeoutError",
+    "ConflictError",
     "NotLinearizableError",
     "InvariantViolation",
 ]
@@ -76,6 +79,24 @@ class LuigiIOError(LuigiError, OSError):
 class LuigiTimeoutError(LuigiError, TimeoutError):
     """LUIGI_ERR_TIMEOUT: gave up waiting (e.g. RaftCluster.put); the outcome
     of the operation is unknown: it may still take effect later."""
+
+
+class ConflictError(LuigiError):
+    """LUIGI_ERR_CONFLICT: lost to another write (TableLog: a stale base
+    version, or a transaction id already committed with other files; a
+    table created again with another schema or retention). ``latest`` is
+    the table's latest version, the base to retry on, when the call reports
+    it (commits), else ``None``."""
+
+    latest: Optional[int]
+
+    def __init__(self, message: str = "", latest: Optional[int] = None) -> None:
+        super().__init__(message, latest)  # args stay (message, latest): pickles
+        self.message = message
+        self.latest = latest
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class NotLinearizableError(LuigiError):

@@ -37,6 +37,13 @@
  * Python only through these return values, on the calling thread: the
  * library never calls into Python.
  *
+ * Table log. A TableLog keeps its RaftCluster alive and uses its lock: every
+ * call runs the cluster (reads go through ReadIndex), so each holds the lock
+ * with the GIL released. Its arguments (DataFile and CommitRequest fields)
+ * are first copied into C arrays that borrow the UTF-8 and bytes of objects
+ * an owner list keeps alive, so nothing Python is touched while the lock is
+ * held.
+ *
  * Watermark commit. A ShardedCluster owns one lock, held with the GIL
  * released around its long calls (run, run_until_idle, check). The pure
  * roles (WatermarkCoordinator, WatermarkShard) never release the GIL (every
@@ -51,7 +58,8 @@
  *  - _luigi_replica.c: Replica and Transaction;
  *  - _luigi_cluster.c: SimulatedCluster;
  *  - _luigi_raft.c: RaftNode, Ready, and the helpers RaftCluster shares;
- *  - _luigi_raft_cluster.c: RaftCluster;
+ *  - _luigi_raft_cluster.c: RaftCluster;  _luigi_meta.c: TableLog (the table
+ *    log over a RaftCluster(state_machine="tables"));
  *  - _luigi_watermark.c: what the watermark types share (op tuples, ids,
  *    the byte formats of luigi.h, string options);
  *  - _luigi_sharded.c: ShardedCluster;  _luigi_wm_roles.c: WatermarkCoordinator
@@ -110,6 +118,7 @@ typedef struct {
     PyTypeObject *ShardedClusterType;
     PyTypeObject *WmCoordinatorType;
     PyTypeObject *WmShardType;
+    PyTypeObject *TableLogType;
     PyObject *LuigiError;
     PyObject *LuigiValueError;
     PyObject *InvalidHandleError;
@@ -122,6 +131,7 @@ typedef struct {
     PyObject *LuigiIndexError;
     PyObject *LuigiIOError;
     PyObject *LuigiTimeoutError;
+    PyObject *ConflictError;
     PyObject *NotLinearizableError;
     PyObject *InvariantViolation;
     PyObject *CausalOrder;
@@ -133,6 +143,9 @@ typedef struct {
     PyObject *entry_kinds[2]; /* interned "normal", "conf_change" by LUIGI_ENTRY_* */
     PyObject *TxnIdType;      /* luigi_node._watermark.TxnId (a NamedTuple) */
     PyObject *TxnResultType;  /* luigi_node._watermark.TxnResult (a NamedTuple) */
+    PyObject *DataFileType;      /* luigi_node._tablelog.DataFile (a frozen dataclass) */
+    PyObject *TableVersionType;  /* luigi_node._tablelog.TableVersion (a frozen dataclass) */
+    PyObject *CommitRequestType; /* luigi_node._tablelog.CommitRequest (a frozen dataclass) */
 } module_state;
 
 static inline module_state *
@@ -149,9 +162,13 @@ state_of_type(PyTypeObject *type)
 
 /* ---------------------------------------- errors (_luigi_common.c) */
 
+LUIGI_INTERNAL PyObject *status_exception(module_state *st, luigi_status status,
+                                          const char *message, const uint64_t *latest);
 LUIGI_INTERNAL PyObject *raise_status_message(module_state *st, luigi_status status,
                                               const char *message);
 LUIGI_INTERNAL PyObject *raise_status(module_state *st, luigi_status status);
+LUIGI_INTERNAL PyObject *raise_status_latest(module_state *st, luigi_status status,
+                                             const uint64_t *latest);
 
 /* The usual ends of a call: its result when `s` is LUIGI_OK, else the
  * exception for `s`. */
@@ -344,6 +361,18 @@ LUIGI_INTERNAL PyObject *make_raft_status(module_state *st, luigi_status rc,
 LUIGI_INTERNAL int get_bytes(PyObject *obj, Py_buffer *view);
 LUIGI_INTERNAL int get_path(PyObject *obj, PyObject **out);
 
+/* ======================================== RaftCluster (_luigi_raft_cluster.c) */
+
+#define STATE_MACHINE_KV     0 /* luigi_raft_cluster_new: the key-value store */
+#define STATE_MACHINE_TABLES 1 /* luigi_meta_cluster_new: the table log */
+
+typedef struct {
+    PyObject_HEAD
+    luigi_raft_cluster *cluster;
+    PyThread_type_lock lock; /* guards the cluster (a TableLog over it uses it too) */
+    uint32_t state_machine;  /* STATE_MACHINE_* */
+} RaftClusterObject;
+
 /* ======================================== watermark: shared (_luigi_watermark.c) */
 
 /* A transaction's ops as the library takes them. `owner` (a tuple copy of
@@ -382,5 +411,6 @@ LUIGI_INTERNAL extern PyType_Spec RaftCluster_spec;   /* _luigi_raft_cluster.c *
 LUIGI_INTERNAL extern PyType_Spec ShardedCluster_spec; /* _luigi_sharded.c */
 LUIGI_INTERNAL extern PyType_Spec WmCoordinator_spec;  /* _luigi_wm_roles.c */
 LUIGI_INTERNAL extern PyType_Spec WmShard_spec;        /* _luigi_wm_roles.c */
+LUIGI_INTERNAL extern PyType_Spec TableLog_spec;      /* _luigi_meta.c */
 
 #endif /* LUIGI_NODE_INTERNAL_H */

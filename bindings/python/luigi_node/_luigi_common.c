@@ -5,10 +5,14 @@
 
 /* ------------------------------------------------------------ errors */
 
-/* The one place where a luigi_status becomes a Python exception, with the
- * given message (NULL or empty: just the status name). */
+/* The one place where a luigi_status becomes a Python exception: a new
+ * instance of its class, with the given message (NULL or empty: just the
+ * status name). For LUIGI_ERR_CONFLICT, `latest` (NULL: not reported) is the
+ * table's latest version, the ConflictError's .latest. NULL with an exception
+ * set when even that cannot be built. */
 PyObject *
-raise_status_message(module_state *st, luigi_status status, const char *message)
+status_exception(module_state *st, luigi_status status, const char *message,
+                 const uint64_t *latest)
 {
     PyObject *cls;
     switch (status) {
@@ -23,19 +27,51 @@ raise_status_message(module_state *st, luigi_status status, const char *message)
     case LUIGI_ERR_OUT_OF_RANGE: cls = st->LuigiIndexError; break;
     case LUIGI_ERR_IO: cls = st->LuigiIOError; break;
     case LUIGI_ERR_TIMEOUT: cls = st->LuigiTimeoutError; break;
+    case LUIGI_ERR_CONFLICT: cls = st->ConflictError; break;
     default: cls = st->LuigiError; break; /* BUFFER_TOO_SMALL, INTERNAL, unknown */
     }
     const char *name = luigi_status_name(status);
     if (name == NULL || name[0] == '\0') {
         name = "LUIGI_ERR_UNKNOWN";
     }
+    PyObject *text;
     if (message != NULL && message[0] != '\0') {
-        PyErr_Format(cls, "%s [%s]", message, name);
+        text = PyUnicode_FromFormat("%s [%s]", message, name);
     }
     else {
-        PyErr_Format(cls, "%s (status %d)", name, (int)status);
+        text = PyUnicode_FromFormat("%s (status %d)", name, (int)status);
+    }
+    if (text == NULL) {
+        return NULL;
+    }
+    PyObject *exc;
+    if (status == LUIGI_ERR_CONFLICT) {
+        PyObject *version = latest != NULL ? PyLong_FromUnsignedLongLong(*latest) : Py_NewRef(Py_None);
+        exc = version == NULL ? NULL : PyObject_CallFunctionObjArgs(cls, text, version, NULL);
+        Py_XDECREF(version);
+    }
+    else {
+        exc = PyObject_CallFunctionObjArgs(cls, text, NULL);
+    }
+    Py_DECREF(text);
+    return exc;
+}
+
+/* Raises `exc` (a new reference, or NULL with an exception set); returns NULL. */
+static PyObject *
+raise_instance(PyObject *exc)
+{
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
     }
     return NULL;
+}
+
+PyObject *
+raise_status_message(module_state *st, luigi_status status, const char *message)
+{
+    return raise_instance(status_exception(st, status, message, NULL));
 }
 
 /* The exception for a failed call: its status and the thread's last error. */
@@ -43,6 +79,13 @@ PyObject *
 raise_status(module_state *st, luigi_status status)
 {
     return raise_status_message(st, status, luigi_last_error_message());
+}
+
+/* As raise_status, with the latest version a LUIGI_ERR_CONFLICT reported. */
+PyObject *
+raise_status_latest(module_state *st, luigi_status status, const uint64_t *latest)
+{
+    return raise_instance(status_exception(st, status, luigi_last_error_message(), latest));
 }
 
 /* ------------------------------------------------------------ locks */

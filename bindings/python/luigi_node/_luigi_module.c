@@ -51,6 +51,7 @@ luigi_exec(PyObject *module)
              import_attr(errors, "LuigiIndexError", &st->LuigiIndexError) |
              import_attr(errors, "LuigiIOError", &st->LuigiIOError) |
              import_attr(errors, "LuigiTimeoutError", &st->LuigiTimeoutError) |
+             import_attr(errors, "ConflictError", &st->ConflictError) |
              import_attr(errors, "NotLinearizableError", &st->NotLinearizableError) |
              import_attr(errors, "InvariantViolation", &st->InvariantViolation);
     Py_DECREF(errors);
@@ -77,6 +78,17 @@ luigi_exec(PyObject *module)
     rc = import_attr(watermark_types, "TxnId", &st->TxnIdType) |
          import_attr(watermark_types, "TxnResult", &st->TxnResultType);
     Py_DECREF(watermark_types);
+    if (rc != 0) {
+        return -1;
+    }
+    PyObject *table_types = PyImport_ImportModule("luigi_node._tablelog");
+    if (table_types == NULL) {
+        return -1;
+    }
+    rc = import_attr(table_types, "DataFile", &st->DataFileType) |
+         import_attr(table_types, "TableVersion", &st->TableVersionType) |
+         import_attr(table_types, "CommitRequest", &st->CommitRequestType);
+    Py_DECREF(table_types);
     if (rc != 0) {
         return -1;
     }
@@ -114,7 +126,8 @@ luigi_exec(PyObject *module)
         add_type(module, &RaftCluster_spec, &st->RaftClusterType) < 0 ||
         add_type(module, &ShardedCluster_spec, &st->ShardedClusterType) < 0 ||
         add_type(module, &WmCoordinator_spec, &st->WmCoordinatorType) < 0 ||
-        add_type(module, &WmShard_spec, &st->WmShardType) < 0) {
+        add_type(module, &WmShard_spec, &st->WmShardType) < 0 ||
+        add_type(module, &TableLog_spec, &st->TableLogType) < 0) {
         return -1;
     }
     if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
@@ -142,6 +155,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->ShardedClusterType);
     Py_VISIT(st->WmCoordinatorType);
     Py_VISIT(st->WmShardType);
+    Py_VISIT(st->TableLogType);
     Py_VISIT(st->LuigiError);
     Py_VISIT(st->LuigiValueError);
     Py_VISIT(st->InvalidHandleError);
@@ -155,6 +169,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->CausalOrder);
     Py_VISIT(st->LuigiIOError);
     Py_VISIT(st->LuigiTimeoutError);
+    Py_VISIT(st->ConflictError);
     Py_VISIT(st->NotLinearizableError);
     Py_VISIT(st->InvariantViolation);
     Py_VISIT(st->EntryType);
@@ -163,6 +178,9 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->HardStateType);
     Py_VISIT(st->TxnIdType);
     Py_VISIT(st->TxnResultType);
+    Py_VISIT(st->DataFileType);
+    Py_VISIT(st->TableVersionType);
+    Py_VISIT(st->CommitRequestType);
     for (int i = 0; i < 4; i++) {
         Py_VISIT(st->role_names[i]);
     }
@@ -190,6 +208,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->ShardedClusterType);
     Py_CLEAR(st->WmCoordinatorType);
     Py_CLEAR(st->WmShardType);
+    Py_CLEAR(st->TableLogType);
     Py_CLEAR(st->LuigiError);
     Py_CLEAR(st->LuigiValueError);
     Py_CLEAR(st->InvalidHandleError);
@@ -203,6 +222,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->CausalOrder);
     Py_CLEAR(st->LuigiIOError);
     Py_CLEAR(st->LuigiTimeoutError);
+    Py_CLEAR(st->ConflictError);
     Py_CLEAR(st->NotLinearizableError);
     Py_CLEAR(st->InvariantViolation);
     Py_CLEAR(st->EntryType);
@@ -211,6 +231,9 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->HardStateType);
     Py_CLEAR(st->TxnIdType);
     Py_CLEAR(st->TxnResultType);
+    Py_CLEAR(st->DataFileType);
+    Py_CLEAR(st->TableVersionType);
+    Py_CLEAR(st->CommitRequestType);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(st->role_names[i]);
     }

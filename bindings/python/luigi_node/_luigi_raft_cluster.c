@@ -1,30 +1,33 @@
-/* _luigi_raft_cluster.c — luigi_node.RaftCluster. */
+/* _luigi_raft_cluster.c — luigi_node.RaftCluster (RaftClusterObject is in
+ * _luigi.h: a TableLog (_luigi_meta.c) uses its handle and lock). */
 
 #include "_luigi.h"
 
 /* ============================================================ RaftCluster */
 
-typedef struct {
-    PyObject_HEAD
-    luigi_raft_cluster *cluster;
-    PyThread_type_lock lock; /* guards the cluster */
-} RaftClusterObject;
+/* The names of STATE_MACHINE_*, by code. */
+static const char *const state_machines[2] = {"kv", "tables"};
 
 static PyObject *
 RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"nodes", "seed", "data_dir", "election_tick", "heartbeat_tick",
                              "pre_vote", "check_quorum", "compact_after", "drop", "duplicate",
-                             "reorder", "max_delay", NULL};
+                             "reorder", "max_delay", "state_machine", NULL};
     module_state *st = state_of_type(type);
     PyObject *nodes = NULL, *seed = NULL, *data_dir = Py_None, *election = NULL, *heartbeat = NULL;
-    PyObject *compact_after = NULL, *max_delay = NULL;
+    PyObject *compact_after = NULL, *max_delay = NULL, *machine_obj = NULL;
     int pre_vote = 1, check_quorum = 1;
     double drop = 0.0, duplicate = 0.0, reorder = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$OOOOppOdddO:RaftCluster", kwlist, &nodes,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$OOOOppOdddOO:RaftCluster", kwlist, &nodes,
                                      &seed, &data_dir, &election, &heartbeat, &pre_vote,
                                      &check_quorum, &compact_after, &drop, &duplicate, &reorder,
-                                     &max_delay)) {
+                                     &max_delay, &machine_obj)) {
+        return NULL;
+    }
+    uint32_t machine = STATE_MACHINE_KV;
+    if (machine_obj != NULL &&
+        wm_choose(st, machine_obj, "state_machine", state_machines, 2, &machine) < 0) {
         return NULL;
     }
     luigi_raft_cluster_options o;
@@ -55,9 +58,15 @@ RaftCluster_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_XDECREF(path);
         return NULL;
     }
+    self->state_machine = machine;
     luigi_status s;
     Py_BEGIN_ALLOW_THREADS /* durable nodes open their logs */
-    s = luigi_raft_cluster_new(&o, &self->cluster);
+    if (machine == STATE_MACHINE_TABLES) {
+        s = luigi_meta_cluster_new(&o, &self->cluster);
+    }
+    else {
+        s = luigi_raft_cluster_new(&o, &self->cluster);
+    }
     Py_END_ALLOW_THREADS
     Py_XDECREF(path);
     if (s != LUIGI_OK) {
@@ -569,19 +578,37 @@ static PyMethodDef RaftCluster_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+RaftCluster_get_state_machine(PyObject *op, void *Py_UNUSED(closure))
+{
+    return PyUnicode_FromString(state_machines[((RaftClusterObject *)op)->state_machine]);
+}
+
+static PyGetSetDef RaftCluster_getset[] = {
+    {"state_machine", RaftCluster_get_state_machine, NULL,
+     "What every node runs: \"kv\" (the key-value store) or \"tables\" (the table\n"
+     "log: use it through TableLog).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyType_Slot RaftCluster_slots[] = {
     {Py_tp_doc, "RaftCluster(nodes=3, *, seed=0, data_dir=None, election_tick=10, "
                 "heartbeat_tick=1, pre_vote=True, check_quorum=True, compact_after=0, "
-                "drop=0.0, duplicate=0.0, reorder=0.0, max_delay=0)\n--\n\n"
-                "Raft nodes 1..nodes running a key-value state machine on virtual time,\n"
-                "over a seeded network that can drop, duplicate, delay and reorder\n"
-                "messages; with crash/restart, partitions and membership changes. Every\n"
+                "drop=0.0, duplicate=0.0, reorder=0.0, max_delay=0, state_machine='kv')\n--\n\n"
+                "Raft nodes 1..nodes running a state machine (see state_machine) on\n"
+                "virtual time, over a seeded network that can drop, duplicate, delay and\n"
+                "reorder messages; with crash/restart, partitions and membership changes. Every\n"
                 "step checks Raft's safety properties (a violation raises LuigiError).\n"
                 "data_dir: None keeps logs in memory; a directory gives node i a durable\n"
-                "log in data_dir/node-<i>."},
+                "log in data_dir/node-<i>.\n"
+                "state_machine: \"kv\" (the key-value store: put, get, delete, cas,\n"
+                "history) or \"tables\" (the table log: wrap the cluster in TableLog; the\n"
+                "key-value methods then raise TransactionStateError)."},
     {Py_tp_new, RaftCluster_new},
     {Py_tp_dealloc, RaftCluster_dealloc},
     {Py_tp_methods, RaftCluster_methods},
+    {Py_tp_getset, RaftCluster_getset},
     {0, NULL},
 };
 
