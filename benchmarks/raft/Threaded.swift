@@ -4,6 +4,7 @@
 // thread only; threads pass encoded messages through blocking inboxes.
 import LuigiCore
 import LuigiHost
+import LuigiStorage
 import Synchronization
 
 #if canImport(Glibc)
@@ -157,7 +158,7 @@ func nodeLoop(_ host: RaftHost, inbox: Inbox, peers: [UInt64: Inbox], client: Cl
 /// Three nodes, one thread each; node 1 campaigns and then serves the client.
 /// Afterwards the main thread lets the followers catch up and checks that
 /// every node applied the same commands.
-func runThreadedCluster(concurrency: Int, commits total: Int, payload: Int, storages: [CountingStorage], sendEarly: Bool)
+func runThreadedCluster(concurrency: Int, commits total: Int, payload: Int, storages: [SyncCountingStorage], sendEarly: Bool)
     throws -> Run
 {
     let ids: [UInt64] = [1, 2, 3]

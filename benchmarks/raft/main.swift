@@ -52,30 +52,6 @@ struct Run {
     }
 }
 
-/// Counts syncs by wrapping the storage (durable runs).
-final class CountingStorage: RaftStorage {
-    let inner: RaftStorage
-    var syncs = 0
-    var syncNanos: UInt64 = 0
-    init(_ inner: RaftStorage) { self.inner = inner }
-    func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
-    func entries(_ lo: UInt64, _ hi: UInt64, maxBytes: Int) throws -> [RaftEntry] { try inner.entries(lo, hi, maxBytes: maxBytes) }
-    func term(_ index: UInt64) throws -> UInt64 { try inner.term(index) }
-    func firstIndex() throws -> UInt64 { try inner.firstIndex() }
-    func lastIndex() throws -> UInt64 { try inner.lastIndex() }
-    func snapshot() throws -> Snapshot { try inner.snapshot() }
-    func append(_ entries: [RaftEntry]) throws { try inner.append(entries) }
-    func setHardState(_ state: HardState) throws { try inner.setHardState(state) }
-    func applySnapshot(_ snapshot: Snapshot) throws { try inner.applySnapshot(snapshot) }
-    func compact(to index: UInt64, conf: ConfState, data: [UInt8]) throws { try inner.compact(to: index, conf: conf, data: data) }
-    func sync() throws {
-        syncs += 1
-        let t = nowNanos()
-        try inner.sync()
-        syncNanos += nowNanos() - t
-    }
-}
-
 /// The benchmark's state machine: counts and hashes the commands it
 /// applies (FNV-1a over index and bytes), so every node's applied log can be
 /// compared at the end; `onApply` lets the leader's client time its proposals.
@@ -142,7 +118,7 @@ struct Trio {
 
 /// One thread, one queue of encoded messages: the library's CPU cost alone,
 /// including encoding and decoding every message.
-func runCluster(concurrency: Int, commits total: Int, payloadSize: Int, storages: [CountingStorage]) throws -> Run {
+func runCluster(concurrency: Int, commits total: Int, payloadSize: Int, storages: [SyncCountingStorage]) throws -> Run {
     var queue: [Envelope] = []
     let trio = try Trio(storages: storages, send: { queue += $0 })
     var proposedAt: [UInt64: UInt64] = [:]
@@ -214,8 +190,8 @@ let onlyConcurrency = CommandLine.arguments.firstIndex(of: "--concurrency").flat
 var memoryRuns: [Run] = []
 for concurrency in durableOnly ? [] : [1, 64, 1024, 4096] {
     let commits = quick ? 2_000 : (concurrency == 1 ? 20_000 : 200_000)
-    let storages = (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) }
-    _ = try runCluster(concurrency: concurrency, commits: min(commits, 2_000), payloadSize: 16, storages: (0..<3).map { _ in CountingStorage(MemoryRaftStorage()) })  // warm-up
+    let storages = (0..<3).map { _ in SyncCountingStorage(MemoryRaftStorage()) }
+    _ = try runCluster(concurrency: concurrency, commits: min(commits, 2_000), payloadSize: 16, storages: (0..<3).map { _ in SyncCountingStorage(MemoryRaftStorage()) })  // warm-up
     memoryRuns.append(try runCluster(concurrency: concurrency, commits: commits, payloadSize: 16, storages: storages))
 }
 
@@ -234,7 +210,7 @@ for concurrency in [1, 256] where onlyConcurrency == nil || onlyConcurrency == c
     for sendEarly in [false, true] {
         let commits = quick ? (concurrency == 1 ? 300 : 3_000) : (concurrency == 1 ? 1_000 : 20_000)
         let dir = root + "/c\(concurrency)-\(sendEarly ? "early" : "after")"
-        let storages = try (1...3).map { CountingStorage(try DurableRaftStorage(directory: dir + "/node-\($0)")) }
+        let storages = try (1...3).map { SyncCountingStorage(try DurableRaftStorage(directory: dir + "/node-\($0)")) }
         durableRuns.append(
             try runThreadedCluster(
                 concurrency: concurrency, commits: commits, payload: 256, storages: storages, sendEarly: sendEarly))

@@ -62,39 +62,24 @@ func dataFile(_ path: String, _ n: Int) -> DataFile {
         minStats: [UInt8](repeating: UInt8(n & 0xFF), count: 16), maxStats: [UInt8](repeating: 0xFF, count: 16))
 }
 
-/// Counts fdatasyncs across the nodes.
-final class SyncCounter: @unchecked Sendable { var syncs = 0 }
-
-final class CountingStorage: RaftStorage {
-    let inner: RaftStorage
-    let counter: SyncCounter
-    init(_ inner: RaftStorage, _ counter: SyncCounter) {
-        self.inner = inner
-        self.counter = counter
-    }
-    func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
-    func entries(_ lo: UInt64, _ hi: UInt64, maxBytes: Int) throws -> [RaftEntry] { try inner.entries(lo, hi, maxBytes: maxBytes) }
-    func term(_ index: UInt64) throws -> UInt64 { try inner.term(index) }
-    func firstIndex() throws -> UInt64 { try inner.firstIndex() }
-    func lastIndex() throws -> UInt64 { try inner.lastIndex() }
-    func snapshot() throws -> Snapshot { try inner.snapshot() }
-    func append(_ entries: [RaftEntry]) throws { try inner.append(entries) }
-    func setHardState(_ state: HardState) throws { try inner.setHardState(state) }
-    func applySnapshot(_ snapshot: Snapshot) throws { try inner.applySnapshot(snapshot) }
-    func compact(to index: UInt64, conf: ConfState, data: [UInt8]) throws { try inner.compact(to: index, conf: conf, data: data) }
-    func sync() throws {
-        counter.syncs += 1
-        try inner.sync()
+/// The nodes' storages, opened through the cluster, with their syncs counted.
+final class SyncStorages: @unchecked Sendable {  // used from the one benchmark thread
+    private var opened: [SyncCountingStorage] = []
+    var syncs: Int { opened.reduce(0) { $0 + $1.syncs } }
+    func open(_ directory: String) throws -> RaftStorage {
+        let s = SyncCountingStorage(try DurableRaftStorage(directory: directory))
+        opened.append(s)
+        return s
     }
 }
 
 func durable() throws -> String {
     let writers = intOption("--writers", 1), tables = intOption("--tables", 1), target = intOption("--commits", 300)
     let dir = option("--dir")
-    let counter = SyncCounter()
+    let storages = SyncStorages()
     var o = RaftCluster.Options(nodes: 3, seed: 1)
     o.compactAfter = 10_000
-    o.openStorage = { id in CountingStorage(try DurableRaftStorage(directory: "\(dir)/node-\(id)"), counter) }
+    o.openStorage = { id in try storages.open("\(dir)/node-\(id)") }
     let cluster = try RaftCluster(TableLog.clusterOptions(o))
     try cluster.electLeader()
     let log = try TableLog(cluster)
@@ -104,7 +89,7 @@ func durable() throws -> String {
     var committed = 0, conflicts = 0, rounds = 0
     var latencies: [UInt64] = []
     var acknowledged: [String: [String]] = [:]  // table -> txn ids, in version order
-    let syncsBefore = counter.syncs
+    let syncsBefore = storages.syncs
     let start = nowNanos()
     while committed < target {
         rounds += 1
@@ -132,7 +117,7 @@ func durable() throws -> String {
         }
     }
     let seconds = Double(nowNanos() - start) / 1e9
-    let syncs = counter.syncs - syncsBefore
+    let syncs = storages.syncs - syncsBefore
     // The work was done: every node holds the same tables, and each table
     // lists exactly the acknowledged commits, in order, with their files.
     try cluster.settle()
