@@ -88,6 +88,7 @@ public struct TableState: Equatable, Sendable {
                 return .invalid("file \(f.path) is already live in \(name) at version \(latest)")
             }
         }
+        guard latest < UInt64.max else { return .invalid("table \(name) has reached the last version number") }
         latest += 1
         for f in removed { live[f.path] = nil }
         for f in r.adds { live[f.path] = f }
@@ -188,7 +189,8 @@ public struct TableState: Equatable, Sendable {
 
     /// Decodes one table and rebuilds what is derived (live files, the id
     /// map), checking that the history is whole: records for exactly
-    /// max(oldest, 1)...latest, each one's removed files live before it.
+    /// max(oldest, 1)...latest, each one's removed files live before it and
+    /// its added files not live after its removes.
     static func decode(from r: inout ByteReader) throws -> TableState {
         var t = TableState(name: try r.utf8(), schema: try r.blob(), retain: try r.varint())
         t.latest = try r.varint()
@@ -213,10 +215,18 @@ public struct TableState: Equatable, Sendable {
             }
             let record = VersionRecord(version: version, txnId: txn, adds: adds, removed: removed)
             if version > t.oldest {
-                guard removed.allSatisfy({ t.live[$0.path] == $0 }) else {
-                    throw LuigiError.decode("table \(t.name): version \(version) removes a file that is not live")
+                // The fold, checked as a commit is: each removed file live
+                // (once), no added file live after the removes (nor added twice).
+                for f in removed {
+                    guard t.live.removeValue(forKey: f.path) == f else {
+                        throw LuigiError.decode("table \(t.name): version \(version) removes a file that is not live")
+                    }
                 }
-                fold(record, into: &t.live)
+                for f in adds {
+                    guard t.live.updateValue(f, forKey: f.path) == nil else {
+                        throw LuigiError.decode("table \(t.name): version \(version) adds a file that is already live")
+                    }
+                }
             }
             t.records.append(record)
         }

@@ -21,6 +21,8 @@ public enum FuzzSeeds {
         case "shard_record": return shardRecords().map { fuzzUnseal($0.encoded()) }
         case "shard_step": return shardStepScripts()
         case "coordinator_step": return coordinatorStepScripts()
+        case "table_command": return tableCommandSeeds()
+        case "table_snapshot": return tableSnapshotSeeds()
         default: return []
         }
     }

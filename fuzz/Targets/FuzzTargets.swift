@@ -27,6 +27,8 @@ public enum FuzzTargets {
             ("shard_record", fuzzShardRecord),
             ("shard_step", fuzzShardStep),
             ("coordinator_step", fuzzCoordinatorStep),
+            ("table_command", fuzzTableCommand),
+            ("table_snapshot", fuzzTableSnapshot),
         ]
     }
 
@@ -53,6 +55,9 @@ public enum FuzzMagic {
     public static let raftMessage = header(RaftMessage(kind: .heartbeat, to: 1, from: 2, term: 1).encoded())
     /// From the snapshot file `DurableRaftStorage` writes when it creates a directory.
     public static var snapshotFile: [UInt8] { header(FuzzDisk.bootstrapSnapshot.bytes) }
+    /// "LTL" v1 (a table-log command; unsealed) and "LTS" v1 (a table-log snapshot).
+    public static let tableCommand = header(TableCommand.createTable(name: "t", schema: [], retain: 0).encoded())
+    public static let tableSnapshot = header(TableLogMachine().snapshot())
 
     static func header(_ encoded: [UInt8]) -> [UInt8] { Array(encoded.prefix(4)) }
 }
