@@ -120,7 +120,7 @@ def sqlite_durable(writers: int, tables: int, target: int) -> dict[str, Any]:
         lock = threading.Lock()
         counts = {"committed": 0, "conflicts": 0}
         latencies: list[int] = []
-        acknowledged: dict[str, list[str]] = {}
+        acknowledged: dict[str, list[tuple[int, str]]] = {}  # table -> (version, txn id)
 
         def writer(w: int) -> None:
             db = sqlite_open(path, "FULL")
@@ -139,7 +139,7 @@ def sqlite_durable(writers: int, tables: int, target: int) -> dict[str, Any]:
                     with lock:
                         counts["committed"] += 1
                         latencies.append(elapsed)
-                        acknowledged.setdefault(table, []).append(txn)
+                        acknowledged.setdefault(table, []).append((base, txn))
                 except Conflict as c:
                     base = c.latest
                     with lock:
@@ -153,7 +153,8 @@ def sqlite_durable(writers: int, tables: int, target: int) -> dict[str, Any]:
         for t in threads:
             t.join()
         seconds = (time.perf_counter_ns() - start) / 1e9
-        for table, txns in acknowledged.items():  # the work was done
+        for table, acks in acknowledged.items():  # the work was done
+            txns = [txn for _, txn in sorted(acks)]
             got = [r[0] for r in setup.execute("SELECT txn_id FROM versions WHERE tbl = ? ORDER BY version", (table,))]
             live = setup.execute("SELECT COUNT(*) FROM files WHERE tbl = ? AND removed IS NULL", (table,)).fetchone()[0]
             assert got == txns and live == len(txns), f"SQLite {table}: the acknowledged commits are not all there"
