@@ -30,8 +30,8 @@ private func dataFile(_ f: luigi_meta_file) throws -> DataFile {
         maxStats: try optionalBytes(f.max_stats, f.max_stats_len, "max_stats"))
 }
 
-/// A caller's request, every pointer and count checked, then its shape
-/// (`CommitRequest.validated`).
+/// A caller's request, every pointer and count checked (its shape is
+/// checked by the client before anything is proposed).
 private func commitRequest(_ r: luigi_meta_commit_request) throws -> CommitRequest {
     try checkVersion(r.version, LUIGI_META_COMMIT_VERSION, "LUIGI_META_COMMIT_VERSION")
     let addCount = try count(r.add_count, "add_count"), removeCount = try count(r.remove_count, "remove_count")
@@ -41,11 +41,9 @@ private func commitRequest(_ r: luigi_meta_commit_request) throws -> CommitReque
     }
     let adds = try (0..<addCount).map { try dataFile(r.adds![$0]) }
     let removes = try (0..<removeCount).map { try utf8(r.removes![$0], r.remove_lens![$0], "removes[\($0)]") }
-    let request = CommitRequest(
+    return CommitRequest(
         table: try utf8(r.table, r.table_len, "table"), baseVersion: r.base_version,
         txnId: try utf8(r.txn_id, r.txn_id_len, "txn_id"), adds: adds, removes: removes)
-    _ = try request.validated()
-    return request
 }
 
 @c @implementation public func luigi_meta_cluster_new(

@@ -44,11 +44,6 @@ public struct CommitRequest: Equatable, Sendable {
         c.removes.sort(by: pathOrder)
         return c
     }
-
-    /// The same files (adds and removes, in any order): what a retry with a
-    /// known transaction id is compared on. The base version is not part of
-    /// it: a client may retry with a refreshed base.
-    func sameFiles(as other: CommitRequest) -> Bool { adds == other.adds && removes == other.removes }
 }
 
 /// A command of the table log, as the Raft log carries it:

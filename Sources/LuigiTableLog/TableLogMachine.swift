@@ -26,7 +26,7 @@ public final class TableLogMachine: RaftStateMachine {
         appliedIndex = entry.index
         guard entry.kind == .normal, !entry.data.isEmpty else { return [] }
         do {
-            return execute(try TableCommand(decoding: entry.data)).encoded()
+            return run(try TableCommand(decoding: entry.data)).encoded()  // decoding validates
         } catch {
             return TableOutcome.invalid("\(error)").encoded()
         }
@@ -34,8 +34,11 @@ public final class TableLogMachine: RaftStateMachine {
 
     /// Runs one command (validated first: a malformed one is `.invalid`).
     public func execute(_ command: TableCommand) -> TableOutcome {
-        let canonical: TableCommand
-        do { canonical = try command.validated() } catch { return .invalid("\(error)") }
+        do { return run(try command.validated()) } catch { return .invalid("\(error)") }
+    }
+
+    /// Runs a command already in canonical form (`TableCommand.validated`).
+    private func run(_ canonical: TableCommand) -> TableOutcome {
         switch canonical {
         case .createTable(let name, let schema, let retain):
             if let t = tables[name] {

@@ -63,6 +63,8 @@ public struct TableState: Equatable, Sendable {
     /// table, in the documented order, and applies it when it passes.
     /// A refused request changes nothing.
     mutating func commit(_ r: CommitRequest) -> TableOutcome {
+        // A retry is compared on its files only, not its base: a client may
+        // retry with a refreshed base.
         if let v = txns[r.txnId], let record = record(v) {
             guard record.adds == r.adds && record.removed.map(\.path) == r.removes else {
                 return .conflict(latest: latest, message:
