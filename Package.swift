@@ -18,9 +18,21 @@ let package = Package(
         .library(name: "LuigiHost", targets: ["LuigiHost"]),
         .library(name: "LuigiStorage", targets: ["LuigiStorage"]),
         .library(name: "LuigiSimulation", targets: ["LuigiSimulation"]),
+        .library(name: "LuigiWire", targets: ["LuigiWire"]),
+        .library(name: "LuigiClient", targets: ["LuigiClient"]),
+        .library(name: "LuigiNode", targets: ["LuigiNode"]),
     ],
     dependencies: [
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        // luigi-node: TCP (SwiftNIO), HMAC auth (swift-crypto), CLI, logs, metrics, lifecycle, config file.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
     ],
     targets: [
         // The CPU's CRC-32C instruction, behind a runtime check (C: Swift has no intrinsic for it).
@@ -49,6 +61,32 @@ let package = Package(
         .target(name: "LuigiHost", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiStorage", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore", "LuigiHost"]),
+        // The node's wire: frames, the HMAC handshake, client requests and replies. Pure (no sockets).
+        .target(name: "LuigiWire", dependencies: ["LuigiBase", .product(name: "Crypto", package: "swift-crypto")]),
+        // The blocking client (POSIX sockets, no event loop): Swift callers and the C ABI.
+        .target(name: "LuigiClient", dependencies: ["LuigiWire", "LuigiRaft"]),
+        // The node runtime: the shared host loop on SwiftNIO, storage off the event loop, HTTP, metrics.
+        .target(
+            name: "LuigiNode",
+            dependencies: [
+                "LuigiCore", "LuigiHost", "LuigiStorage", "LuigiWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "luigi-node",
+            dependencies: [
+                "LuigiNode", "LuigiClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ]
+        ),
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
             name: "LuigiC",

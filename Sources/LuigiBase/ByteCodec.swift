@@ -139,6 +139,14 @@ public struct ByteReader {
         return Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
     }
 
+    public mutating func u32le() throws -> UInt32 {
+        guard remaining >= 4 else { throw LuigiError.decode("unexpected end of input") }
+        var value: UInt32 = 0
+        for i in 0..<4 { value |= UInt32(bytes[offset + i]) << UInt32(8 * i) }
+        offset += 4
+        return value
+    }
+
     public mutating func u64le() throws -> UInt64 {
         guard remaining >= 8 else { throw LuigiError.decode("unexpected end of input") }
         var value: UInt64 = 0

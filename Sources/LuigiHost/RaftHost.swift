@@ -95,7 +95,12 @@ public final class RaftHost {
     /// Steps a message from a peer into its group. Undecodable bytes, an
     /// unknown group or a refused message throw and change nothing.
     public func receive(_ bytes: [UInt8]) throws {
-        let message = try RaftMessage(decoding: bytes)
+        try receive(try RaftMessage(decoding: bytes))
+    }
+
+    /// Steps an already decoded message into its group (a transport that
+    /// checks the sender first decodes once).
+    public func receive(_ message: RaftMessage) throws {
         guard let driver = drivers[message.group] else {
             throw LuigiError.invalidArgument("message for group \(message.group), which this host does not run")
         }

@@ -1,0 +1,222 @@
+import LuigiBase
+import LuigiWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A client of a Luigi cluster: linearizable put/get/delete/cas on a
+/// node's key-value Raft groups, over blocking sockets.
+///
+/// - Leader discovery: a request goes to the last known leader of its
+///   group (at first, the endpoints in turn); a `notLeader` reply names the
+///   leader, and the client follows it.
+/// - Exactly once: the client registers a session per group before its
+///   first write, and every write carries (session, seq). A retry after a
+///   timeout, a lost connection or a failover reuses the id, and the group
+///   applies it once.
+/// - Timeouts: each call has a deadline (`timeoutMillis`); past it the call
+///   throws `.timeout` and a write's outcome is unknown.
+///
+/// One call at a time per client (a call holds the client); use one client
+/// per thread for concurrency.
+public final class Client {
+    public struct Options: Sendable {
+        /// Per-call deadline unless the call gives its own.
+        public var timeoutMillis: Int = 5000
+        /// The group calls go to unless they name one.
+        public var group: UInt64 = 1
+        public init() {}
+    }
+
+    public let endpoints: [String]
+    public let options: Options
+    private let credentials: ClusterCredentials
+    private var sockets: [String: FrameSocket] = [:]
+    private var leaders: [UInt64: String] = [:]
+    private var sessionIds: [UInt64: UInt64] = [:]
+    private var nextSeq: UInt64 = 1
+    private var rotation = 0
+
+    public init(endpoints: [String], credentials: ClusterCredentials, options: Options = Options()) throws {
+        guard !endpoints.isEmpty else { throw LuigiError.invalidArgument("a client needs at least one endpoint") }
+        for endpoint in endpoints {
+            guard let colon = endpoint.lastIndex(of: ":"), colon != endpoint.startIndex,
+                UInt16(endpoint[endpoint.index(after: colon)...]) != nil
+            else { throw LuigiError.invalidArgument("endpoint '\(endpoint)' is not host:port") }
+        }
+        guard (1...Int(ClientLimits.maxTimeoutMillis)).contains(options.timeoutMillis) else {
+            throw LuigiError.invalidArgument("timeout \(options.timeoutMillis) ms outside 1...\(ClientLimits.maxTimeoutMillis)")
+        }
+        guard options.group >= 1 else { throw LuigiError.invalidArgument("group ids start at 1") }
+        self.endpoints = endpoints
+        self.credentials = credentials
+        self.options = options
+    }
+
+    deinit { close() }
+
+    /// Closes every connection (a later call reconnects).
+    public func close() {
+        for socket in sockets.values { socket.close() }
+        sockets = [:]
+    }
+
+    // MARK: - Key-value operations
+
+    public func put(_ key: String, _ value: [UInt8], group: UInt64? = nil, timeoutMillis: Int? = nil) throws {
+        _ = try write(.put(key: key, value: value), group: group, timeoutMillis: timeoutMillis)
+    }
+
+    /// The value, or nil when the key is absent.
+    public func get(_ key: String, group: UInt64? = nil, timeoutMillis: Int? = nil) throws -> [UInt8]? {
+        try ClientRequest.checkKey(key)
+        let result = try call(.get(key: key), group: group ?? options.group, deadline: deadline(timeoutMillis), session: 0)
+        guard let flag = result.first else { throw LuigiError.decode("empty get result") }
+        return flag == 1 ? Array(result.dropFirst()) : nil
+    }
+
+    /// True when the key existed.
+    @discardableResult
+    public func delete(_ key: String, group: UInt64? = nil, timeoutMillis: Int? = nil) throws -> Bool {
+        try write(.delete(key: key), group: group, timeoutMillis: timeoutMillis) == [1]
+    }
+
+    /// Sets `new` when the value equals `expected` (nil: absent); true when it did.
+    public func cas(
+        _ key: String, expected: [UInt8]?, new: [UInt8], group: UInt64? = nil, timeoutMillis: Int? = nil
+    ) throws -> Bool {
+        try write(.cas(key: key, expected: expected, new: new), group: group, timeoutMillis: timeoutMillis) == [1]
+    }
+
+    /// One node's /status document (JSON), from the first endpoint that answers.
+    public func status(timeoutMillis: Int? = nil) throws -> String {
+        let result = try call(.status, group: 0, deadline: deadline(timeoutMillis), session: 0, anyNode: true)
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    // MARK: - The request loop
+
+    private func deadline(_ ms: Int?) throws -> Deadline {
+        let ms = ms ?? options.timeoutMillis
+        guard (1...Int(ClientLimits.maxTimeoutMillis)).contains(ms) else {
+            throw LuigiError.invalidArgument("timeout \(ms) ms outside 1...\(ClientLimits.maxTimeoutMillis)")
+        }
+        return Deadline(millisecondsFromNow: ms)
+    }
+
+    private func write(_ op: ClientOperation, group: UInt64?, timeoutMillis: Int?) throws -> [UInt8] {
+        switch op {
+        case .put(let k, let v), .cas(let k, _, let v):
+            try ClientRequest.checkKey(k)
+            try ClientRequest.checkValue(v)
+            if case .cas(_, let e?, _) = op { try ClientRequest.checkValue(e) }
+        case .delete(let k): try ClientRequest.checkKey(k)
+        default: break
+        }
+        let group = group ?? options.group
+        let deadline = try deadline(timeoutMillis)
+        var freshSession = false
+        while true {
+            if sessionIds[group] == nil {
+                let result = try call(.register, group: group, deadline: deadline, session: 0)
+                var r = ByteReader(result)
+                sessionIds[group] = try r.u64le()
+                freshSession = true
+            }
+            do {
+                return try call(op, group: group, deadline: deadline, session: sessionIds[group]!)
+            } catch ExpiredSession.beforeFirstDelivery where !freshSession {
+                // The group forgot our session before this write reached
+                // it: nothing was applied, so a new session may send it.
+                sessionIds[group] = nil
+            } catch ExpiredSession.beforeFirstDelivery, ExpiredSession.afterDelivery {
+                throw LuigiError.timeout("the group forgot this client's session; the write's outcome is unknown")
+            }
+        }
+    }
+
+    private enum ExpiredSession: Error { case beforeFirstDelivery, afterDelivery }
+
+    /// Sends `op` until a definite answer or the deadline, following leader
+    /// hints and moving on from nodes that are down. The request id stays
+    /// the same across every attempt.
+    private func call(
+        _ op: ClientOperation, group: UInt64, deadline: Deadline, session: UInt64, anyNode: Bool = false
+    ) throws -> [UInt8] {
+        let seq = nextSeq
+        nextSeq += 1
+        let id = RequestID(client: session, seq: seq)
+        var sends = 0
+        var lastProblem = "no node answered"
+        var pause = 10
+        while deadline.millisecondsLeft > 0 {
+            let endpoint = anyNode ? nextEndpoint() : (leaders[group] ?? nextEndpoint())
+            do {
+                let socket = try connection(endpoint, deadline: deadline)
+                let request = ClientRequest(
+                    id: id, timeoutMillis: UInt32(min(deadline.millisecondsLeft, Int(ClientLimits.maxTimeoutMillis))),
+                    operation: op)
+                try socket.send([Frame(.request, group: group, payload: request.encoded())], until: deadline)
+                sends += 1
+                let reply = try awaitReply(id, on: socket, deadline: deadline)
+                switch reply.status {
+                case .ok:
+                    if !anyNode { leaders[group] = endpoint }
+                    return reply.result
+                case .notLeader:
+                    lastProblem = reply.message
+                    if !reply.leaderAddress.isEmpty && reply.leaderAddress != endpoint {
+                        leaders[group] = reply.leaderAddress
+                        continue
+                    }
+                    leaders[group] = nil
+                case .timeout, .unavailable:
+                    lastProblem = reply.message
+                    leaders[group] = nil
+                case .invalid:
+                    throw LuigiError.invalidArgument(reply.message)
+                case .expired:
+                    throw sends > 1 ? ExpiredSession.afterDelivery : ExpiredSession.beforeFirstDelivery
+                }
+            } catch let error as LuigiError {
+                if case .invalidArgument = error { throw error }
+                lastProblem = "\(endpoint): \(error)"
+                drop(endpoint)
+                if leaders[group] == endpoint { leaders[group] = nil }
+            }
+            // Back off a little before the next node: an election takes ~100 ms.
+            let sleepMs = min(pause, deadline.millisecondsLeft)
+            if sleepMs > 0 { usleep(UInt32(sleepMs) * 1000) }
+            pause = min(pause * 2, 200)
+        }
+        throw LuigiError.timeout("no outcome within the deadline (\(lastProblem)); a write may or may not have applied")
+    }
+
+    /// The reply to `id`, skipping late replies to earlier attempts.
+    private func awaitReply(_ id: RequestID, on socket: FrameSocket, deadline: Deadline) throws -> ClientReply {
+        while true {
+            let frame = try socket.receive(until: deadline)
+            if frame.kind == .refuse { throw LuigiError.state("refused: \(Handshake.reason(ofRefusal: frame))") }
+            guard frame.kind == .reply else { throw LuigiError.state("unexpected \(frame.kind) frame from the node") }
+            let reply = try ClientReply(decoding: frame.payload)
+            if reply.id == id { return reply }
+        }
+    }
+
+    private func nextEndpoint() -> String {
+        defer { rotation = (rotation + 1) % endpoints.count }
+        return endpoints[rotation]
+    }
+
+    private func connection(_ endpoint: String, deadline: Deadline) throws -> FrameSocket {
+        if let socket = sockets[endpoint] { return socket }
+        let socket = try FrameSocket.connect(to: endpoint, credentials: credentials, deadline: deadline)
+        sockets[endpoint] = socket
+        return socket
+    }
+
+    private func drop(_ endpoint: String) {
+        sockets.removeValue(forKey: endpoint)?.close()
+    }
+}

@@ -1,0 +1,99 @@
+import LuigiBase
+import LuigiWire
+
+/// "host:port", checked.
+public struct Address: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) throws {
+        guard !host.isEmpty, host.utf8.count <= 255, !host.contains(":") || host.hasPrefix("[") else {
+            throw LuigiError.invalidArgument("bad host '\(host)'")
+        }
+        guard (0...65535).contains(port) else { throw LuigiError.invalidArgument("port \(port) outside 0...65535") }
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses "host:port" (the last colon splits).
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]) else {
+            throw LuigiError.invalidArgument("address '\(text)' is not host:port")
+        }
+        try self.init(host: String(text[..<colon]), port: port)
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// Everything a node needs to start. Built by the CLI from flags and the
+/// config file; `validated()` checks it before anything opens.
+public struct NodeConfig: Sendable {
+    public var nodeId: UInt64
+    /// Where peers and clients connect.
+    public var listen: Address
+    /// /metrics, /health, /status (nil: no HTTP port).
+    public var http: Address?
+    /// One data directory per node; each group keeps its log under it.
+    public var dataDirectory: String
+    public var credentials: ClusterCredentials
+    /// Every member's node id and address, this node included.
+    public var members: [UInt64: Address]
+    /// The key-value Raft groups this node runs (ids 1...n).
+    public var groups: Int = 1
+    /// Milliseconds per Raft tick.
+    public var tickMillis: Int = 10
+    public var electionTicks: Int = 10
+    public var heartbeatTicks: Int = 1
+    /// Compact a group's log once this many entries are applied past its snapshot.
+    public var compactAfter: Int = 10_000
+    public var maxFramePayload: Int = Frame.defaultMaxPayload
+    /// Connections allowed at once (authenticated or not); more are closed on accept.
+    public var maxConnections: Int = 1024
+    /// Requests a client connection may have in flight; more are answered `unavailable`.
+    public var maxInflightPerConnection: Int = 4096
+    /// A connection must finish its handshake within this, and a started
+    /// frame must complete within it, or the connection is closed.
+    public var handshakeTimeoutMillis: Int = 2000
+    public var frameTimeoutMillis: Int = 10_000
+
+    public init(
+        nodeId: UInt64, listen: Address, http: Address?, dataDirectory: String, credentials: ClusterCredentials,
+        members: [UInt64: Address]
+    ) {
+        self.nodeId = nodeId
+        self.listen = listen
+        self.http = http
+        self.dataDirectory = dataDirectory
+        self.credentials = credentials
+        self.members = members
+    }
+
+    public func validated() throws -> NodeConfig {
+        guard nodeId != 0 else { throw LuigiError.invalidArgument("node id must not be 0") }
+        guard members[nodeId] != nil else {
+            throw LuigiError.invalidArgument("node \(nodeId) is not among the members \(members.keys.sorted())")
+        }
+        guard !members.keys.contains(0) else { throw LuigiError.invalidArgument("member id 0") }
+        guard !dataDirectory.isEmpty else { throw LuigiError.invalidArgument("data directory is empty") }
+        guard (1...1024).contains(groups) else { throw LuigiError.invalidArgument("groups \(groups) outside 1...1024") }
+        guard (1...10_000).contains(tickMillis) else { throw LuigiError.invalidArgument("tick \(tickMillis) ms outside 1...10000") }
+        guard heartbeatTicks >= 1, electionTicks > heartbeatTicks, electionTicks <= 100_000 else {
+            throw LuigiError.invalidArgument("need 1 <= heartbeat ticks < election ticks <= 100000")
+        }
+        guard compactAfter >= 1 else { throw LuigiError.invalidArgument("compact-after must be >= 1") }
+        guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
+            throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
+        }
+        guard maxConnections >= 1, maxInflightPerConnection >= 1 else {
+            throw LuigiError.invalidArgument("connection limits must be positive")
+        }
+        guard handshakeTimeoutMillis >= 1, frameTimeoutMillis >= 1 else {
+            throw LuigiError.invalidArgument("timeouts must be positive")
+        }
+        return self
+    }
+
+    /// Peers: every member but this node.
+    public var peers: [UInt64: Address] { members.filter { $0.key != nodeId } }
+}

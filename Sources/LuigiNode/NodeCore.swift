@@ -1,0 +1,328 @@
+import CoreMetrics
+import Logging
+import LuigiCore
+import LuigiHost
+import LuigiStorage
+import LuigiWire
+import NIOCore
+
+/// The node's Raft groups around the shared host loop (`RaftHost`), on a
+/// thread of their own: `loop` is a one-thread event loop used as a serial
+/// executor, separate from the network's loops. Every WAL append and
+/// fdatasync happens here (inside `RaftHost.process`), so a sync never
+/// blocks a socket; the network threads only hand frames in and write
+/// frames out. All state is touched on `loop` only.
+///
+/// Each group keeps its own WAL and snapshots (`<data>/group-<id>`): a
+/// group is recovered, compacted and snapshotted on its own, reusing the
+/// single-group storage as it is. The price is one fdatasync per group per
+/// batch; see ARCHITECTURE ("luigi-node") for the trade against one shared
+/// WAL.
+final class NodeCore: @unchecked Sendable {  // confined to `loop`
+    struct Pending {
+        enum Kind { case register, write, read }
+        var group: UInt64
+        var term: UInt64
+        var kind: Kind
+        var id: RequestID
+        var deadline: NIODeadline
+        var started: NIODeadline
+        var reply: @Sendable (ClientReply) -> Void
+    }
+
+    let loop: any EventLoop
+    let config: NodeConfig
+    let logger: Logger
+    let metrics: NodeMetrics
+    private let host: RaftHost
+    private var storages: [UInt64: DurableRaftStorage] = [:]
+    private var pending: [UInt64: Pending] = [:]
+    /// Host request ids start at a random point: an entry proposed before a
+    /// restart must not route its result to a request made after it.
+    private var nextRequest = UInt64.random(in: 1...(UInt64.max >> 2))
+    private var processScheduled = false
+    private var tickTask: RepeatedTask?
+    private var gauges: [UInt64: [String: Gauge]] = [:]
+    /// Set when a group's storage failed: the node stops serving (see /health).
+    private(set) var failure: String?
+    /// Hands frames to the link of a peer (thread-safe; set before `start`).
+    var sendToPeer: @Sendable (UInt64, [Frame]) -> Void = { _, _ in }
+
+    init(config: NodeConfig, loop: any EventLoop, logger: Logger, metrics: NodeMetrics) {
+        self.config = config
+        self.loop = loop
+        self.logger = logger
+        self.metrics = metrics
+        self.host = RaftHost(send: { _ in })
+    }
+
+    /// Opens every group's storage and starts ticking. Runs on `loop`.
+    func start() throws {
+        loop.preconditionInEventLoop()
+        host.sendsEarly = true
+        host.send = { [sendToPeer, metrics] envelopes in
+            // One write and flush per peer for the whole batch.
+            var byPeer: [UInt64: [Frame]] = [:]
+            for e in envelopes { byPeer[e.to, default: []].append(Frame(.raft, group: e.group, payload: e.bytes)) }
+            for (peer, frames) in byPeer { sendToPeer(peer, frames) }
+            metrics.framesOut.increment(by: envelopes.count)
+        }
+        host.afterAdvance = { [config] group, driver in
+            let status = driver.node.status
+            if status.applied >= status.firstIndex, Int(status.applied - status.firstIndex) + 1 >= config.compactAfter {
+                try driver.snapshotMachine()
+            }
+        }
+        let voters = config.members.keys.sorted()
+        for group in 1...UInt64(config.groups) {
+            let directory = "\(config.dataDirectory)/group-\(group)"
+            let storage: DurableRaftStorage
+            do {
+                storage = try DurableRaftStorage(directory: directory, conf: ConfState(voters: voters))
+            } catch {
+                throw LuigiError.state("cannot open \(directory): \(error)")
+            }
+            var raft = RaftConfig(id: config.nodeId)
+            raft.group = group
+            raft.electionTick = config.electionTicks
+            raft.heartbeatTick = config.heartbeatTicks
+            raft.seed = UInt64.random(in: 0...UInt64.max)
+            let driver = try RaftDriver(config: raft, storage: storage, voters: voters)
+            try host.add(driver, machine: SessionMachine(KVStateMachine()))
+            storages[group] = storage
+            logger.info(
+                "group opened",
+                metadata: [
+                    "group": "\(group)", "snapshot": "\(storage.recovery.snapshotIndex)",
+                    "last_index": "\(driver.node.status.lastIndex)",
+                ])
+        }
+        let interval = TimeAmount.milliseconds(Int64(config.tickMillis))
+        tickTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.tick()
+        }
+    }
+
+    /// Stops ticking, answers what is pending and closes the WALs. Runs on `loop`.
+    func stop() {
+        tickTask?.cancel()
+        tickTask = nil
+        for (request, p) in pending {
+            host.forget(request)
+            p.reply(ClientReply(id: p.id, status: .unavailable, message: "the node is shutting down"))
+        }
+        pending = [:]
+        for group in host.groups { host.remove(group) }
+        for storage in storages.values { storage.close() }
+        storages = [:]
+    }
+
+    // MARK: - Inputs (each runs on `loop`)
+
+    /// A Raft message from the authenticated peer `peer`. Its group, sender
+    /// and recipient must agree with the frame and the connection, or it is
+    /// dropped; a message the node refuses changes nothing.
+    func receive(_ frame: Frame, from peer: UInt64) {
+        metrics.framesIn.increment()
+        do {
+            let message = try RaftMessage(decoding: frame.payload)
+            guard message.group == frame.group, message.from == peer, message.to == config.nodeId else {
+                throw LuigiError.invalidArgument(
+                    "message \(message.from)->\(message.to) in group \(message.group) on \(peer)'s connection, frame group \(frame.group)")
+            }
+            try host.receive(message)
+        } catch {
+            metrics.badFrames.increment()
+            logger.debug("peer message refused", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            return
+        }
+        scheduleProcess()
+    }
+
+    /// A client's request for `group`; `reply` is called exactly once.
+    func submit(_ request: ClientRequest, group: UInt64, reply: @escaping @Sendable (ClientReply) -> Void) {
+        metrics.requests.increment()
+        let id = request.id
+        func answer(_ status: ReplyStatus, _ message: String = "", result: [UInt8] = [], leader: UInt64 = 0) {
+            if status != .ok { metrics.requestsFailed.increment() }
+            reply(
+                ClientReply(
+                    id: id, status: status, leaderId: leader,
+                    leaderAddress: config.members[leader]?.description ?? "", message: message, result: result))
+        }
+        if case .status = request.operation { return answer(.ok, result: Array(statusJSON().utf8)) }
+        if let failure { return answer(.unavailable, "node failed: \(failure)") }
+        guard let driver = host.driver(group) else {
+            return answer(.unavailable, "this node runs groups 1...\(config.groups), not \(group)")
+        }
+        let node = driver.node
+        guard node.role == .leader else {
+            return answer(.notLeader, "node \(config.nodeId) does not lead group \(group)", leader: node.leader)
+        }
+        let kind: Pending.Kind
+        let command: [UInt8]
+        switch request.operation {
+        case .register:
+            kind = .register
+            command = SessionMachine.registration()
+        case .get(let key):
+            kind = .read
+            command = KVStateMachine.Command.get(key: key).encoded()
+        case .put(let key, let value):
+            kind = .write
+            command = SessionMachine.frame(
+                KVStateMachine.Command.put(key: key, value: value).encoded(), session: id.client, seq: id.seq)
+        case .delete(let key):
+            kind = .write
+            command = SessionMachine.frame(KVStateMachine.Command.delete(key: key).encoded(), session: id.client, seq: id.seq)
+        case .cas(let key, let expected, let new):
+            kind = .write
+            command = SessionMachine.frame(
+                KVStateMachine.Command.cas(key: key, expected: expected, new: new).encoded(), session: id.client,
+                seq: id.seq)
+        case .status:
+            return  // answered above
+        }
+        let requestNumber = nextRequest
+        nextRequest &+= 1
+        do {
+            try host.propose(command, request: requestNumber, group: group)
+        } catch {
+            return answer(.notLeader, "proposal refused: \(error)", leader: node.leader)
+        }
+        let now = NIODeadline.now()
+        pending[requestNumber] = Pending(
+            group: group, term: node.term, kind: kind, id: id,
+            deadline: now + .milliseconds(Int64(request.timeoutMillis)), started: now, reply: reply)
+        scheduleProcess()
+    }
+
+    // MARK: - The loop
+
+    private func scheduleProcess() {
+        guard !processScheduled else { return }
+        processScheduled = true
+        loop.execute { [self] in
+            processScheduled = false
+            process()
+        }
+    }
+
+    private func tick() {
+        host.tick()
+        let now = NIODeadline.now()
+        for (request, p) in pending where p.deadline <= now {
+            finish(request, ClientReply(id: p.id, status: .timeout, message: "no outcome within the timeout; retry with the same request id"))
+        }
+        updateGauges()
+        scheduleProcess()
+    }
+
+    private func process() {
+        guard failure == nil else { return }
+        do {
+            try host.process()
+        } catch {
+            failure = "\(error)"
+            logger.critical("storage or state machine failed; the node stops serving", metadata: ["error": "\(error)"])
+            for (request, p) in pending {
+                finish(request, ClientReply(id: p.id, status: .unavailable, message: "node failed: \(error)"))
+            }
+            return
+        }
+        for (request, p) in pending {
+            if let result = host.takeResult(of: request) {
+                finish(request, reply(to: p, result: result))
+            } else if let node = host.driver(p.group)?.node, node.role != .leader || node.term != p.term {
+                // Lost leadership: the entry may still commit under the new
+                // leader, so the client retries there with the same id.
+                finish(
+                    request,
+                    ClientReply(
+                        id: p.id, status: .notLeader, leaderId: node.leader,
+                        leaderAddress: config.members[node.leader]?.description ?? "",
+                        message: "leadership changed before the request committed"))
+            }
+        }
+    }
+
+    private func reply(to p: Pending, result: [UInt8]) -> ClientReply {
+        if p.kind == .read { return ClientReply(id: p.id, status: .ok, result: result) }
+        switch try? SessionOutcome(decoding: result) {
+        case .registered(let session):
+            var w = ByteWriter()
+            w.u64le(session)
+            return ClientReply(id: p.id, status: .ok, result: w.bytes)
+        case .applied(let inner), .duplicate(let inner):
+            return ClientReply(id: p.id, status: .ok, result: inner)
+        case .expired(let why):
+            return ClientReply(id: p.id, status: .expired, message: why)
+        case nil:
+            return ClientReply(id: p.id, status: .unavailable, message: "unreadable session outcome")
+        }
+    }
+
+    private func finish(_ request: UInt64, _ reply: ClientReply) {
+        guard let p = pending.removeValue(forKey: request) else { return }
+        host.forget(request)
+        if reply.status != .ok { metrics.requestsFailed.increment() }
+        metrics.requestLatency.recordNanoseconds((NIODeadline.now() - p.started).nanoseconds)
+        p.reply(reply)
+    }
+
+    // MARK: - Status
+
+    private func updateGauges() {
+        for group in host.groups {
+            guard let status = host.driver(group)?.node.status else { continue }
+            var g = gauges[group] ?? [:]
+            for name in ["role", "term", "commit", "applied", "last_index"] where g[name] == nil {
+                g[name] = metrics.groupGauge(name, group: group)
+            }
+            gauges[group] = g
+            g["role"]?.record(Int64(status.role.rawValue))
+            g["term"]?.record(Int64(clamping: status.term))
+            g["commit"]?.record(Int64(clamping: status.commit))
+            g["applied"]?.record(Int64(clamping: status.applied))
+            g["last_index"]?.record(Int64(clamping: status.lastIndex))
+        }
+    }
+
+    /// The /status document: each group's role, term, commit, applied, and
+    /// (on a leader) each follower's lag in entries.
+    func statusJSON() -> String {
+        var groups: [String] = []
+        for group in host.groups {
+            guard let node = host.driver(group)?.node else { continue }
+            let s = node.status
+            var lag: [String] = []
+            if s.role == .leader {
+                for peer in s.conf.voters + s.conf.learners where peer != config.nodeId {
+                    let match = node.replicationState(of: peer)?.match ?? 0
+                    lag.append("\"\(peer)\":\(s.lastIndex >= match ? s.lastIndex - match : 0)")
+                }
+            }
+            groups.append(
+                "{\"group\":\(group),\"role\":\"\(s.role)\",\"term\":\(s.term),\"leader\":\(s.leader),"
+                    + "\"commit\":\(s.commit),\"applied\":\(s.applied),\"first_index\":\(s.firstIndex),"
+                    + "\"last_index\":\(s.lastIndex),\"voters\":\(s.conf.voters),\"lag\":{\(lag.joined(separator: ","))}}")
+        }
+        let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
+        return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","
+            + "\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
+    }
+}
+
+func jsonEscaped(_ s: String) -> String {
+    var out = ""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case _ where scalar.value < 0x20: out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}

@@ -1,0 +1,195 @@
+import Logging
+import LuigiBase
+import LuigiWire
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// This node's outgoing connection to one peer: Raft messages to that peer
+/// travel on it (the peer's own messages come back on the connection it
+/// opened to us). It authenticates as `.peer(nodeId)`, and reconnects with
+/// exponential backoff and jitter (20 ms doubling to 1 s) whenever it is
+/// refused or closed. While it is down, or while the socket's send buffer
+/// is full, messages are dropped and counted: Raft retransmits, and a
+/// bounded drop beats an unbounded queue.
+final class PeerLink: Sendable {
+    let peer: UInt64
+    let address: Address
+    private let config: NodeConfig
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let metrics: NodeMetrics
+
+    private struct State {
+        var channel: (any Channel)?
+        var ready = false
+        var backoffMillis: Int64 = 0
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    init(peer: UInt64, address: Address, config: NodeConfig, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics) {
+        self.peer = peer
+        self.address = address
+        self.config = config
+        self.group = group
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    func start() { connect() }
+
+    func stop() {
+        let channel = state.withLock { s -> (any Channel)? in
+            s.stopped = true
+            s.ready = false
+            return s.channel
+        }
+        channel?.close(promise: nil)
+    }
+
+    var isConnected: Bool { state.withLock { $0.ready } }
+
+    /// Sends frames in one flush, or drops them (and counts) when the link
+    /// is down or its send buffer is full.
+    func send(_ frames: [Frame]) {
+        let channel = state.withLock { s in s.ready ? s.channel : nil }
+        guard let channel, channel.isWritable else {
+            metrics.peerMessagesDropped.increment(by: frames.count)
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.payload.count + 24 })
+        for frame in frames {
+            guard let bytes = try? frame.encoded() else { continue }
+            buffer.writeBytes(bytes)
+        }
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    private func connect() {
+        guard !state.withLock({ $0.stopped }) else { return }
+        let link = self
+        ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .connectTimeout(.milliseconds(500))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerLinkHandler(link: link))
+                }
+            }
+            .connect(host: address.host, port: address.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    let keep = link.state.withLock { s -> Bool in
+                        guard !s.stopped else { return false }
+                        s.channel = channel
+                        return true
+                    }
+                    if !keep { channel.close(promise: nil) }
+                    channel.closeFuture.whenComplete { _ in link.closed(channel) }
+                case .failure:
+                    link.reconnectLater()
+                }
+            }
+    }
+
+    fileprivate func authenticated(_ channel: any Channel, server: UInt64) {
+        let wrong = server != peer
+        state.withLock { s in
+            guard s.channel === channel, !wrong else { return }
+            s.ready = true
+            s.backoffMillis = 0
+        }
+        if wrong {
+            logger.warning("peer answered with another node id", metadata: ["expected": "\(peer)", "got": "\(server)"])
+            channel.close(promise: nil)
+        } else {
+            logger.info("peer link up", metadata: ["peer": "\(peer)", "address": "\(address)"])
+        }
+    }
+
+    private func closed(_ channel: any Channel) {
+        let wasReady = state.withLock { s -> Bool in
+            guard s.channel === channel else { return false }
+            let was = s.ready
+            s.channel = nil
+            s.ready = false
+            return was
+        }
+        if wasReady { logger.info("peer link down", metadata: ["peer": "\(peer)"]) }
+        reconnectLater()
+    }
+
+    private func reconnectLater() {
+        let delay = state.withLock { s -> Int64? in
+            guard !s.stopped else { return nil }
+            s.backoffMillis = min(max(s.backoffMillis * 2, 20), 1000)
+            return s.backoffMillis / 2 + Int64.random(in: 0...(s.backoffMillis / 2))
+        }
+        guard let delay else { return }
+        let link = self
+        group.next().scheduleTask(in: .milliseconds(delay)) { link.connect() }
+    }
+}
+
+/// Runs the connecting side of the handshake on a peer link; afterwards the
+/// link only writes (anything the peer sends but a refusal is ignored).
+private final class PeerLinkHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let link: PeerLink
+    private var decoder: FrameDecoder
+    private var handshake: HandshakeClient
+    private var answered = false
+    private var done = false
+
+    init(link: PeerLink) throws {
+        self.link = link
+        self.decoder = try FrameDecoder(maxPayload: 4096)
+        self.handshake = HandshakeClient(credentials: link.configCredentials, role: .peer(link.localId))
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        buffer.withUnsafeReadableBytes { decoder.push($0) }
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        do {
+            while let frame = try decoder.next() {
+                if frame.kind == .refuse {
+                    throw LuigiError.state("refused: \(Handshake.reason(ofRefusal: frame))")
+                }
+                guard !done else { continue }
+                if !answered {
+                    let hello = try handshake.answer(frame)
+                    answered = true
+                    let bytes = try hello.encoded()
+                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                } else {
+                    let server = try handshake.finish(frame)
+                    done = true
+                    link.authenticated(context.channel, server: server)
+                }
+            }
+        } catch {
+            link.failedHandshake(error)
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+extension PeerLink {
+    fileprivate var configCredentials: ClusterCredentials { config.credentials }
+    fileprivate var localId: UInt64 { config.nodeId }
+
+    fileprivate func failedHandshake(_ error: any Error) {
+        metrics.authFailures.increment()
+        logger.warning("peer link handshake failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+    }
+}
