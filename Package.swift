@@ -135,7 +135,11 @@ let package = Package(
             dependencies: ["LuigiCore", "LuigiSimulation", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
         // Fuzz targets (fuzz/README.md): run by libFuzzer in fuzz/ (`make fuzz`), replayed over the corpus by the test.
-        .target(name: "LuigiFuzzTargets", dependencies: ["LuigiCore", "LuigiStorage"], path: "fuzz/Targets"),
+        .target(name: "LuigiFuzzTargets", dependencies: ["LuigiCore", "LuigiStorage", "LuigiHost", "LuigiWire"], path: "fuzz/Targets"),
         .testTarget(name: "LuigiFuzzReplayTests", dependencies: ["LuigiFuzzTargets"]),
+        // The wire (frames, handshake, client messages) and the session table.
+        .testTarget(name: "LuigiWireTests", dependencies: ["LuigiWire", "LuigiHost", "LuigiCore"]),
+        // Nodes over real sockets: in-process clusters on ephemeral ports, and luigi-node processes.
+        .testTarget(name: "LuigiNodeTests", dependencies: ["LuigiNode", "LuigiClient", "LuigiWire", "LuigiCore"]),
     ]
 )

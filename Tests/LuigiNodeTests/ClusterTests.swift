@@ -1,0 +1,97 @@
+import LuigiBase
+import LuigiClient
+import LuigiNode
+import LuigiWire
+import Testing
+
+/// Nodes over real loopback sockets, in this process.
+@Suite(.serialized) struct ClusterTests {
+    @Test func putGetDeleteCasThroughAnyEndpoint() async throws {
+        let cluster = try LocalCluster()
+        try await cluster.startAll()
+        let client = try cluster.client()
+        try client.put("a", Array("1".utf8))
+        #expect(try client.get("a") == Array("1".utf8))
+        #expect(try client.get("missing") == nil)
+        #expect(try client.cas("a", expected: Array("1".utf8), new: Array("2".utf8)))
+        #expect(try !client.cas("a", expected: Array("1".utf8), new: Array("3".utf8)))
+        #expect(try client.cas("fresh", expected: nil, new: Array("x".utf8)))
+        #expect(try client.get("a") == Array("2".utf8))
+        #expect(try client.delete("a"))
+        #expect(try !client.delete("a"))
+        #expect(try client.get("a") == nil)
+        // Every endpoint alone finds the leader through redirects.
+        for endpoint in cluster.endpoints {
+            let single = try cluster.client(endpoints: [endpoint])
+            try single.put("via-\(endpoint)", Array(endpoint.utf8))
+            #expect(try single.get("fresh") == Array("x".utf8))
+        }
+        await cluster.stopAll()
+    }
+
+    @Test func manyGroupsHaveTheirOwnLeadersAndData() async throws {
+        let cluster = try LocalCluster(groups: 4)
+        try await cluster.startAll()
+        let client = try cluster.client()
+        for group in UInt64(1)...4 { try client.put("k", Array("g\(group)".utf8), group: group) }
+        for group in UInt64(1)...4 { #expect(try client.get("k", group: group) == Array("g\(group)".utf8)) }
+        #expect(throws: LuigiError.self) { try client.get("k", group: 5, timeoutMillis: 300) }
+        await cluster.stopAll()
+    }
+
+    @Test func leaderStopFailsOverAndRestartKeepsEveryAcknowledgedWrite() async throws {
+        let cluster = try LocalCluster()
+        try await cluster.startAll()
+        let client = try cluster.client()
+        var acknowledged: [String: [UInt8]] = [:]
+        for i in 0..<50 {
+            try client.put("k\(i)", Array("v\(i)".utf8))
+            acknowledged["k\(i)"] = Array("v\(i)".utf8)
+        }
+        for round in 0..<2 {
+            guard let leader = try cluster.leader() else { Issue.record("no leader in round \(round)"); break }
+            await cluster.stop(leader)
+            for i in 0..<20 {
+                let key = "r\(round)-\(i)"
+                try client.put(key, Array(key.utf8))
+                acknowledged[key] = Array(key.utf8)
+            }
+            try await cluster.start(leader)
+        }
+        // Stop everything, restart from disk: every acknowledged write is there.
+        await cluster.stopAll()
+        try await cluster.startAll()
+        let fresh = try cluster.client()
+        for (key, value) in acknowledged.sorted(by: { $0.key < $1.key }) {
+            #expect(try fresh.get(key) == value, "\(key) lost")
+        }
+        await cluster.stopAll()
+    }
+
+    @Test func statusReportsEveryGroup() async throws {
+        let cluster = try LocalCluster(groups: 2)
+        try await cluster.startAll()
+        let client = try cluster.client()
+        try client.put("x", [1])
+        let status = try client.status()
+        #expect(status.contains("\"cluster\":\"test-cluster\""))
+        #expect(status.contains("\"group\":1"))
+        #expect(status.contains("\"group\":2"))
+        await cluster.stopAll()
+    }
+
+    @Test func clientRefusesBadArgumentsBeforeSending() async throws {
+        let cluster = try LocalCluster(size: 1)
+        try await cluster.startAll()
+        let client = try cluster.client()
+        #expect(throws: LuigiError.self) { try client.put("", [1]) }
+        #expect(throws: LuigiError.self) { try client.put(String(repeating: "k", count: 5000), [1]) }
+        #expect(throws: LuigiError.self) { try client.put("k", [UInt8](repeating: 0, count: (8 << 20) + 1)) }
+        #expect(throws: LuigiError.self) { try client.get("k", timeoutMillis: 0) }
+        #expect(throws: LuigiError.self) { try Client(endpoints: [], credentials: try testCredentials()) }
+        #expect(throws: LuigiError.self) { try Client(endpoints: ["nohostport"], credentials: try testCredentials()) }
+        try client.put("k", [1])
+        #expect(try client.get("k") == [1])
+        await cluster.stopAll()
+    }
+}

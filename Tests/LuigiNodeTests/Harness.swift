@@ -1,0 +1,118 @@
+import Logging
+import LuigiBase
+import LuigiClient
+import LuigiNode
+import LuigiWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let testSecret = "test-secret-0123456789"
+
+func testCredentials() throws -> ClusterCredentials {
+    try ClusterCredentials(clusterId: "test-cluster", secret: testSecret)
+}
+
+/// Ports the kernel hands out for port 0 (free now; the window before the
+/// node binds them is small on loopback).
+func freePorts(_ n: Int) -> [Int] {
+    var fds: [Int32] = []
+    var ports: [Int] = []
+    for _ in 0..<n {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        ports.append(Int(UInt16(bigEndian: addr.sin_port)))
+        fds.append(fd)
+    }
+    for fd in fds { close(fd) }
+    return ports
+}
+
+func makeTempDirectory() -> String {
+    var template = Array("/tmp/luigi-node-test-XXXXXX".utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    return path
+}
+
+func removeTree(_ path: String) {
+    guard path.hasPrefix("/tmp/luigi-node-test-") else { return }
+    _ = system("rm -rf '\(path)'")
+}
+
+/// N nodes of one cluster in this process, each with its own event loops
+/// and data directory, on loopback.
+final class LocalCluster {
+    let directory: String
+    let ids: [UInt64]
+    let members: [UInt64: Address]
+    private(set) var nodes: [UInt64: LuigiNode] = [:]
+    var tune: (inout NodeConfig) -> Void
+
+    init(size: Int = 3, groups: Int = 1, tune: @escaping (inout NodeConfig) -> Void = { _ in }) throws {
+        directory = makeTempDirectory()
+        ids = (1...UInt64(size)).map { $0 }
+        let ports = freePorts(size)
+        var members: [UInt64: Address] = [:]
+        for (i, id) in ids.enumerated() { members[id] = try Address(host: "127.0.0.1", port: ports[i]) }
+        self.members = members
+        self.tune = { config in
+            config.groups = groups
+            tune(&config)
+        }
+    }
+
+    func config(_ id: UInt64) throws -> NodeConfig {
+        var config = NodeConfig(
+            nodeId: id, listen: members[id]!, http: try Address(host: "127.0.0.1", port: 0),
+            dataDirectory: "\(directory)/node-\(id)", credentials: try testCredentials(), members: members)
+        tune(&config)
+        return config
+    }
+
+    func start(_ id: UInt64) async throws {
+        var logger = Logger(label: "test-node-\(id)")
+        logger.logLevel = .warning
+        let node = try LuigiNode(config: try config(id), logger: logger)
+        try await node.start()
+        nodes[id] = node
+    }
+
+    func startAll() async throws {
+        for id in ids { try await start(id) }
+    }
+
+    func stop(_ id: UInt64) async {
+        await nodes.removeValue(forKey: id)?.shutdown()
+    }
+
+    func stopAll() async {
+        for id in ids { await stop(id) }
+    }
+
+    var endpoints: [String] { ids.map { members[$0]!.description } }
+
+    func client(endpoints: [String]? = nil, timeoutMillis: Int = 5000) throws -> Client {
+        var options = Client.Options()
+        options.timeoutMillis = timeoutMillis
+        return try Client(endpoints: endpoints ?? self.endpoints, credentials: try testCredentials(), options: options)
+    }
+
+    /// The leader of `group` as the nodes report it (nil while none has won).
+    func leader(group: UInt64 = 1) throws -> UInt64? {
+        for id in ids where nodes[id] != nil {
+            let client = try self.client(endpoints: [members[id]!.description], timeoutMillis: 1000)
+            guard let status = try? client.status() else { continue }
+            if status.contains("\"group\":\(group),\"role\":\"leader\"") { return id }
+        }
+        return nil
+    }
+
+    deinit { removeTree(directory) }
+}
