@@ -97,6 +97,9 @@ public final class LuigiNode: Service, Sendable {
         return (listen, http)
     }
 
+    /// The Prometheus text that GET /metrics serves.
+    public func metricsText() -> String { String(decoding: metrics.text(), as: UTF8.self) }
+
     /// Counts the connection and installs its handler, or closes it at once
     /// when the node already holds `maxConnections`.
     private func accept(_ channel: any Channel) throws {

@@ -114,5 +114,14 @@ final class LocalCluster {
         return nil
     }
 
+    /// A counter's value in a node's /metrics text (0 when absent).
+    func counter(_ name: String, node: UInt64 = 1) -> Int {
+        guard let text = nodes[node]?.metricsText() else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int(Double(line.split(separator: " ").last ?? "0") ?? 0)
+        }
+        return 0
+    }
+
     deinit { removeTree(directory) }
 }

@@ -1,0 +1,146 @@
+import LuigiBase
+import LuigiClient
+import LuigiCore
+import LuigiNode
+import LuigiWire
+import Testing
+
+/// Every bad connection is closed or refused, and the node keeps serving
+/// with nothing lost (checked after each case by a write and a read-back of
+/// every earlier write).
+@Suite(.serialized) struct BadInputTests {
+    let cluster: LocalCluster
+    let port: Int
+
+    init() async throws {
+        cluster = try LocalCluster(size: 1) { config in
+            config.handshakeTimeoutMillis = 300
+            config.frameTimeoutMillis = 300
+            config.maxConnections = 16
+            config.maxFramePayload = 64 << 10
+        }
+        try await cluster.startAll()
+        port = cluster.members[1]!.port
+    }
+
+    /// The node still takes writes and still holds every earlier one.
+    func stillServes(_ label: String, _ written: inout [String]) throws {
+        let client = try cluster.client()
+        try client.put(label, Array(label.utf8))
+        written.append(label)
+        for key in written { #expect(try client.get(key) == Array(key.utf8), "\(key) lost after \(label)") }
+    }
+
+    @Test func everyBadConnectionIsClosedAndTheNodeStaysUp() async throws {
+        var written: [String] = []
+        try stillServes("start", &written)
+        let credentials = try testCredentials()
+
+        let badFramesBefore = cluster.counter("luigi_bad_frames_total")
+        // Garbage instead of a hello.
+        let garbage = try RawConnection(port: port)
+        garbage.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        #expect(garbage.closedByPeer())
+        try stillServes("garbage", &written)
+
+        // A header announcing a frame over the limit, before and after the handshake.
+        for authenticate in [false, true] {
+            let big = try RawConnection(port: port)
+            if authenticate { #expect(try big.handshake(credentials)?.kind == .welcome) }
+            var header = Array(try Frame(.request, payload: []).encoded().prefix(Frame.headerSize))
+            header[16] = 0; header[17] = 0; header[18] = 0; header[19] = 0x40  // 1 GiB
+            big.send(header)
+            #expect(big.closedByPeer(), "oversized header (authenticated: \(authenticate))")
+        }
+        // Refused by the decoder (counted), not by the slow-sender timer.
+        #expect(cluster.counter("luigi_bad_frames_total") == badFramesBefore + 3)
+        try stillServes("oversized", &written)
+
+        // A wrong secret: refused with a reason, then closed.
+        let wrong = try RawConnection(port: port)
+        let answer = try wrong.handshake(try ClusterCredentials(clusterId: "test-cluster", secret: "not-the-secret-at-all"))
+        #expect(answer?.kind == .refuse)
+        #expect(answer.map(Handshake.reason(ofRefusal:)) == "authentication failed")
+        #expect(wrong.closedByPeer())
+        // A wrong cluster id: the client side already refuses the challenge.
+        let otherCluster = try RawConnection(port: port)
+        #expect(throws: LuigiError.self) {
+            _ = try otherCluster.handshake(try ClusterCredentials(clusterId: "other", secret: testSecret))
+        }
+        // The client API reports a wrong secret.
+        var options = Client.Options()
+        options.timeoutMillis = 500
+        let badClient = try Client(
+            endpoints: cluster.endpoints, credentials: try ClusterCredentials(clusterId: "test-cluster", secret: "wrong-secret-0123456"),
+            options: options)
+        #expect(throws: LuigiError.self) { try badClient.put("never", [1]) }
+        #expect(cluster.counter("luigi_auth_failures_total") >= 2)
+        try stillServes("wrong-secret", &written)
+
+        // Half-open: connects and says nothing; closed after the handshake timeout.
+        let silent = try RawConnection(port: port)
+        #expect(silent.closedByPeer(within: 3000))
+        // Slow sender: authenticated, starts a frame and stalls.
+        let slow = try RawConnection(port: port)
+        #expect(try slow.handshake(credentials)?.kind == .welcome)
+        let request = ClientRequest(id: RequestID(client: 0, seq: 1), timeoutMillis: 1000, operation: .get(key: "start"))
+        slow.send(Array(try Frame(.request, group: 1, payload: request.encoded()).encoded().prefix(10)))
+        #expect(slow.closedByPeer(within: 3000))
+        try stillServes("slow", &written)
+
+        // A client may not send Raft frames; a malformed request closes it.
+        let impostor = try RawConnection(port: port)
+        #expect(try impostor.handshake(credentials)?.kind == .welcome)
+        impostor.send(Frame(.raft, group: 1, payload: [1, 2, 3]))
+        #expect(impostor.closedByPeer())
+        let malformed = try RawConnection(port: port)
+        #expect(try malformed.handshake(credentials)?.kind == .welcome)
+        malformed.send(Frame(.request, group: 1, payload: [0x4C, 0x43, 0x51, 0x01, 9]))
+        #expect(malformed.closedByPeer())
+        // A peer that is not a member is refused.
+        let stranger = try RawConnection(port: port)
+        #expect(try stranger.handshake(credentials, role: .peer(99))?.kind == .welcome)
+        #expect(stranger.closedByPeer())
+        try stillServes("impostors", &written)
+
+        // A flood of connections: past the limit they are closed on accept;
+        // once the flood ends the node serves again.
+        var flood: [RawConnection] = []
+        for _ in 0..<40 { flood.append(try RawConnection(port: port)) }
+        var closedEarly = 0
+        for connection in flood where connection.closedByPeer(within: 100) { closedEarly += 1 }
+        #expect(closedEarly >= 40 - 16, "only \(closedEarly) of 40 closed with a limit of 16")
+        #expect(cluster.counter("luigi_connections_refused_total") >= 40 - 16)
+        flood.removeAll()
+        try stillServes("flood", &written)
+        await cluster.stopAll()
+    }
+
+    @Test func aRetriedWriteAppliesOnceAndAnUnknownSessionIsRefused() async throws {
+        let credentials = try testCredentials()
+        try cluster.client().put("warm", [1])  // waits out the first election
+        let raw = try RawConnection(port: port)
+        #expect(try raw.handshake(credentials)?.kind == .welcome)
+        // Register a session, then send one counter-like cas twice with one id.
+        let register = ClientRequest(id: RequestID(client: 0, seq: 1), timeoutMillis: 5000, operation: .register)
+        raw.send(Frame(.request, group: 1, payload: register.encoded()))
+        let registered = try ClientReply(decoding: try #require(raw.frame()).payload)
+        #expect(registered.status == .ok)
+        var r = ByteReader(registered.result)
+        let session = try r.u64le()
+        let put = ClientRequest(id: RequestID(client: session, seq: 2), timeoutMillis: 5000, operation: .cas(key: "once", expected: nil, new: [7]))
+        for _ in 0..<3 {
+            raw.send(Frame(.request, group: 1, payload: put.encoded()))
+            let reply = try ClientReply(decoding: try #require(raw.frame()).payload)
+            // Applied once: every answer is "swapped", including the retries
+            // (a second apply would have answered [0], not swapped).
+            #expect(reply.status == .ok && reply.result == [1])
+        }
+        // An unknown session is refused without applying.
+        let stale = ClientRequest(id: RequestID(client: 999_999, seq: 1), timeoutMillis: 5000, operation: .put(key: "never", value: [1]))
+        raw.send(Frame(.request, group: 1, payload: stale.encoded()))
+        #expect(try ClientReply(decoding: try #require(raw.frame()).payload).status == .expired)
+        #expect(try cluster.client().get("never") == nil)
+        await cluster.stopAll()
+    }
+}
