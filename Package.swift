@@ -79,6 +79,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // luigi-node processes on loopback: spawn, kill, restart (make run, tests, the benchmark).
+        .target(name: "LuigiLocalCluster", dependencies: ["LuigiClient", "LuigiWire"]),
+        // make run: a 3-node cluster, a workload, the leader killed and restarted, every check.
+        .executableTarget(
+            name: "luigi-cluster-demo",
+            dependencies: ["LuigiClient", "LuigiLocalCluster", "LuigiSimulation"]
+        ),
         .executableTarget(
             name: "luigi-node",
             dependencies: [
@@ -140,6 +147,7 @@ let package = Package(
         // The wire (frames, handshake, client messages) and the session table.
         .testTarget(name: "LuigiWireTests", dependencies: ["LuigiWire", "LuigiHost", "LuigiCore"]),
         // Nodes over real sockets: in-process clusters on ephemeral ports, and luigi-node processes.
-        .testTarget(name: "LuigiNodeTests", dependencies: ["LuigiNode", "LuigiClient", "LuigiWire", "LuigiCore"]),
+        .testTarget(
+            name: "LuigiNodeTests", dependencies: ["LuigiNode", "LuigiClient", "LuigiLocalCluster", "LuigiWire", "LuigiCore"]),
     ]
 )

@@ -1,6 +1,7 @@
 import Logging
 import LuigiBase
 import LuigiClient
+import LuigiLocalCluster
 import LuigiNode
 import LuigiWire
 
@@ -14,38 +15,6 @@ func testCredentials() throws -> ClusterCredentials {
     try ClusterCredentials(clusterId: "test-cluster", secret: testSecret)
 }
 
-/// Ports the kernel hands out for port 0 (free now; the window before the
-/// node binds them is small on loopback).
-func freePorts(_ n: Int) -> [Int] {
-    var fds: [Int32] = []
-    var ports: [Int] = []
-    for _ in 0..<n {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        ports.append(Int(UInt16(bigEndian: addr.sin_port)))
-        fds.append(fd)
-    }
-    for fd in fds { close(fd) }
-    return ports
-}
-
-func makeTempDirectory() -> String {
-    var template = Array("/tmp/luigi-node-test-XXXXXX".utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-    return path
-}
-
-func removeTree(_ path: String) {
-    guard path.hasPrefix("/tmp/luigi-node-test-") else { return }
-    _ = system("rm -rf '\(path)'")
-}
-
 /// N nodes of one cluster in this process, each with its own event loops
 /// and data directory, on loopback.
 final class LocalCluster {
@@ -56,9 +25,9 @@ final class LocalCluster {
     var tune: (inout NodeConfig) -> Void
 
     init(size: Int = 3, groups: Int = 1, tune: @escaping (inout NodeConfig) -> Void = { _ in }) throws {
-        directory = makeTempDirectory()
+        directory = try makeTemporaryDirectory("luigi-node-test")
         ids = (1...UInt64(size)).map { $0 }
-        let ports = freePorts(size)
+        let ports = freeLoopbackPorts(size)
         var members: [UInt64: Address] = [:]
         for (i, id) in ids.enumerated() { members[id] = try Address(host: "127.0.0.1", port: ports[i]) }
         self.members = members
@@ -123,5 +92,5 @@ final class LocalCluster {
         return 0
     }
 
-    deinit { removeTree(directory) }
+    deinit { removeDirectory(directory) }
 }
