@@ -75,8 +75,8 @@ test: test-swift test-c test-python test-watermark test-cluster
 test-swift:
 	swift test
 
-test-c: $(LIB)
-	bash Tests/c/run.sh $(LIB)
+test-c: $(LIB) node
+	LUIGI_CLUSTER_RUNNER=$(CURDIR)/$(CLUSTER_DEMO) bash Tests/c/run.sh $(LIB)
 
 test-python: venv
 	bash Tests/python/run.sh $(VPY)

@@ -97,7 +97,7 @@ let package = Package(
         .systemLibrary(name: "CLuigi", path: "Include"),
         .target(
             name: "LuigiC",
-            dependencies: ["LuigiCore", "LuigiStorage", "LuigiSimulation", "CLuigi"],
+            dependencies: ["LuigiCore", "LuigiStorage", "LuigiSimulation", "LuigiClient", "LuigiWire", "CLuigi"],
             exclude: ["exports.map"]
         ),
         .executableTarget(

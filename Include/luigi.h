@@ -74,6 +74,7 @@ typedef int32_t luigi_status;
 #define LUIGI_ERR_IO                11  /* disk failure (ENOSPC, EIO) or corrupt files */
 #define LUIGI_ERR_TIMEOUT           12  /* gave up waiting; the outcome is unknown */
 #define LUIGI_ERR_CONFLICT          13  /* lost to another write (stale base version, reused id) */
+#define LUIGI_ERR_AUTH              14  /* a node refused the cluster secret or id (or failed to prove it) */
 #define LUIGI_ERR_INTERNAL          99  /* a bug in Luigi: please report */
 
 /* Text of the last failure on the calling thread ("" if none). The pointer is
@@ -1021,6 +1022,84 @@ luigi_status luigi_wm_shard_value(const luigi_wm_shard *shard, const char *key, 
                                   int *out_present);
 /* 1 while it leads, has applied its log and has recovered: it serves. */
 luigi_status luigi_wm_shard_serving(const luigi_wm_shard *shard, int *out_serving);
+
+
+/* ---- Client of a luigi-node cluster (TCP) -------------------------------
+ *
+ * A luigi_client talks to the nodes of a running cluster (`luigi-node
+ * serve`) over TCP: linearizable put/get/delete/cas on a key-value Raft
+ * group. Blocking calls with plain sockets; no threads of its own.
+ *
+ *  - Connecting: every connection proves knowledge of the cluster secret
+ *    and id (HMAC-SHA256 challenge-response both ways; the secret never
+ *    crosses the wire). When every endpoint refuses the credentials, or a
+ *    node cannot prove it knows the secret, calls return LUIGI_ERR_AUTH.
+ *  - Leader discovery: a call goes to the group's last known leader (at
+ *    first the endpoints in turn); a node that does not lead names the
+ *    leader and the client follows it, across failovers.
+ *  - Exactly once: before its first write to a group the client opens a
+ *    session there; every write carries (session, sequence number), and a
+ *    retry after a timeout, a lost connection or a failover reuses it, so a
+ *    write is applied at most once.
+ *  - Deadlines: `timeout_ms` (1..600000; 0 takes the client's default) bounds
+ *    each call. Past it the call returns LUIGI_ERR_TIMEOUT and the outcome of
+ *    a write is unknown (it may still apply, once).
+ *  - Groups: `group` 0 takes the client's default group; a group the nodes
+ *    do not run times out (LUIGI_ERR_TIMEOUT).
+ *  - Limits: keys 1..4096 bytes of UTF-8; values up to 8 MiB; else
+ *    LUIGI_ERR_INVALID_ARGUMENT before anything is sent.
+ *
+ * Thread-safety: one thread at a time per luigi_client (a call holds its
+ * connections); use one client per thread for parallel calls.
+ */
+
+typedef struct luigi_client luigi_client;
+
+#define LUIGI_CLIENT_OPTIONS_VERSION 1
+#define LUIGI_CLIENT_MAX_KEY     4096
+#define LUIGI_CLIENT_MAX_VALUE   8388608   /* 8 MiB */
+
+typedef struct luigi_client_options {
+    uint32_t version;            /* LUIGI_CLIENT_OPTIONS_VERSION */
+    const char *cluster_id;      /* UTF-8, 1..255 bytes, no NUL */
+    size_t cluster_id_len;
+    const uint8_t *secret;       /* at least 16 bytes */
+    size_t secret_len;
+    uint32_t timeout_ms;         /* default per-call deadline; 0 = 5000 */
+    uint64_t group;              /* default group; 0 = 1 */
+} luigi_client_options;
+
+/* `endpoints` is a comma-separated list of host:port (e.g.
+ * "127.0.0.1:7001,127.0.0.1:7002"). Nothing connects until the first call. */
+luigi_status luigi_client_new(const char *endpoints, size_t endpoints_len,
+                              const luigi_client_options *options,
+                              luigi_client **out);
+void luigi_client_free(luigi_client *client);
+
+luigi_status luigi_client_put(luigi_client *client, uint64_t group,
+                              const char *key, size_t key_len,
+                              const uint8_t *value, size_t value_len,
+                              uint32_t timeout_ms);
+/* *out_found = 1 and the value in *out_value, or *out_found = 0 and an
+ * empty buffer when the key is absent. Free the buffer with luigi_buffer_free. */
+luigi_status luigi_client_get(luigi_client *client, uint64_t group,
+                              const char *key, size_t key_len,
+                              uint32_t timeout_ms, int *out_found,
+                              luigi_buffer *out_value);
+/* *out_existed = 1 when the key was there. */
+luigi_status luigi_client_delete(luigi_client *client, uint64_t group,
+                                 const char *key, size_t key_len,
+                                 uint32_t timeout_ms, int *out_existed);
+/* Sets `new_value` when the current value equals `expected` (expected NULL
+ * with length 0: the key must be absent). *out_swapped = 1 when it did. */
+luigi_status luigi_client_cas(luigi_client *client, uint64_t group,
+                              const char *key, size_t key_len,
+                              const uint8_t *expected, size_t expected_len,
+                              const uint8_t *new_value, size_t new_value_len,
+                              uint32_t timeout_ms, int *out_swapped);
+/* One node's status document (JSON, as its HTTP /status serves it). */
+luigi_status luigi_client_status(luigi_client *client, uint32_t timeout_ms,
+                                 luigi_buffer *out_json);
 
 #ifdef __cplusplus
 }

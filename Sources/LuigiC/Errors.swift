@@ -65,6 +65,7 @@ func statusAndMessage(_ error: any Error) -> (luigi_status, String) {
         case .notConverged(let m): return (LUIGI_ERR_NOT_CONVERGED, m)
         case .timeout(let m): return (LUIGI_ERR_TIMEOUT, m)
         case .conflict(let m, _): return (LUIGI_ERR_CONFLICT, m)
+        case .unauthenticated(let m): return (LUIGI_ERR_AUTH, m)
         }
     case let e as ABIError:
         switch e {

@@ -33,6 +33,7 @@ import Musl
     case LUIGI_ERR_IO: return staticCString("LUIGI_ERR_IO\0")
     case LUIGI_ERR_TIMEOUT: return staticCString("LUIGI_ERR_TIMEOUT\0")
     case LUIGI_ERR_CONFLICT: return staticCString("LUIGI_ERR_CONFLICT\0")
+    case LUIGI_ERR_AUTH: return staticCString("LUIGI_ERR_AUTH\0")
     case LUIGI_ERR_INTERNAL: return staticCString("LUIGI_ERR_INTERNAL\0")
     default: return staticCString("LUIGI_UNKNOWN_STATUS\0")
     }

@@ -9,7 +9,7 @@ import Musl
 /// What a handle refers to; a handle of one kind is never accepted as another.
 enum HandleKind: UInt8 {
     case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady, raftCluster
-    case shardedCluster, wmCoordinator, wmShard
+    case shardedCluster, wmCoordinator, wmShard, client
 
     var name: String {
         switch self {
@@ -25,6 +25,7 @@ enum HandleKind: UInt8 {
         case .shardedCluster: return "luigi_sharded_cluster"
         case .wmCoordinator: return "luigi_wm_coordinator"
         case .wmShard: return "luigi_wm_shard"
+        case .client: return "luigi_client"
         }
     }
 }

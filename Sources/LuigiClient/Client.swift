@@ -149,6 +149,7 @@ public final class Client {
         let id = RequestID(client: session, seq: seq)
         var sends = 0
         var lastProblem = "no node answered"
+        var refusedBy: Set<String> = []
         var pause = 10
         while deadline.millisecondsLeft > 0 {
             let endpoint = anyNode ? nextEndpoint() : (leaders[group] ?? nextEndpoint())
@@ -181,6 +182,11 @@ public final class Client {
                 }
             } catch let error as LuigiError {
                 if case .invalidArgument = error { throw error }
+                if case .unauthenticated = error {
+                    // Every node refusing our credentials will not change by waiting.
+                    refusedBy.insert(endpoint)
+                    if refusedBy.count == Set(endpoints).count { throw error }
+                }
                 lastProblem = "\(endpoint): \(error)"
                 drop(endpoint)
                 if leaders[group] == endpoint { leaders[group] = nil }
@@ -190,7 +196,7 @@ public final class Client {
             if sleepMs > 0 { usleep(UInt32(sleepMs) * 1000) }
             pause = min(pause * 2, 200)
         }
-        throw LuigiError.timeout("no outcome within the deadline (\(lastProblem)); a write may or may not have applied")
+        throw LuigiError.timeout("no outcome within the deadline (\(lastProblem)); the outcome is unknown")
     }
 
     /// The reply to `id`, skipping late replies to earlier attempts.

@@ -30,8 +30,8 @@ final class FrameSocket {
     }
 
     /// Connects to `address`, then runs the client side of the handshake.
-    /// Throws `.timeout` past `deadline`, `.state` on refusal or a failed
-    /// proof, `.io`-like `.state` on socket errors.
+    /// Throws `.timeout` past `deadline`, `.unauthenticated` when either
+    /// side's proof fails, `.state` on socket errors.
     static func connect(
         to address: String, credentials: ClusterCredentials, role: ConnectionRole = .client, deadline: Deadline,
         maxPayload: Int = Frame.defaultMaxPayload

@@ -199,6 +199,20 @@ func spawn(_ arguments: [String], output: String) throws -> pid_t {
     return pid
 }
 
+/// Runs a command (searched in PATH) with this process's output; returns its exit status.
+public func runAndWait(_ arguments: [String]) throws -> Int32 {
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+    argv.append(nil)
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawnp(&pid, arguments[0], nil, nil, argv, environ)
+    guard rc == 0 else { throw LuigiError.state("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // WIFEXITED / WEXITSTATUS by hand (macros are not imported).
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
 /// The directory of the running executable (its siblings, like luigi-node).
 public func executableDirectory() -> String {
     var buffer = [CChar](repeating: 0, count: 4096)

@@ -193,8 +193,9 @@ public struct HandshakeClient: Sendable {
         self.nonce = nonce
     }
 
-    /// Answers the server's challenge with a hello. Throws `.state` on a
-    /// refusal, a wrong cluster id or a malformed challenge.
+    /// Answers the server's challenge with a hello. Throws `.unauthenticated`
+    /// when the server belongs to another cluster, `.state` on a refusal or
+    /// a malformed challenge.
     public mutating func answer(_ challenge: Frame) throws -> Frame {
         if challenge.kind == .refuse { throw LuigiError.state("refused: \(Handshake.reason(ofRefusal: challenge))") }
         guard serverNonce == nil, challenge.kind == .challenge, challenge.group == 0 else {
@@ -206,7 +207,7 @@ public struct HandshakeClient: Sendable {
         let node = try r.u64le()
         try r.expectEnd("challenge")
         guard cluster == credentials.clusterId else {
-            throw LuigiError.state("the server belongs to cluster '\(cluster)', not '\(credentials.clusterId)'")
+            throw LuigiError.unauthenticated("the node belongs to cluster '\(cluster)', not '\(credentials.clusterId)'")
         }
         serverNonce = theirNonce
         serverNode = node
@@ -221,10 +222,13 @@ public struct HandshakeClient: Sendable {
     }
 
     /// Checks the server's welcome; returns the server's node id. Throws
-    /// `.state` on a refusal or when the server's proof is wrong (it does
-    /// not know the secret).
+    /// `.unauthenticated` when the server refuses the hello (our proof or
+    /// cluster id is wrong) or its own proof is wrong (it does not know the
+    /// secret).
     public func finish(_ welcome: Frame) throws -> UInt64 {
-        if welcome.kind == .refuse { throw LuigiError.state("refused: \(Handshake.reason(ofRefusal: welcome))") }
+        if welcome.kind == .refuse {
+            throw LuigiError.unauthenticated("the node refused this connection: \(Handshake.reason(ofRefusal: welcome))")
+        }
         guard let serverNonce, welcome.kind == .welcome, welcome.group == 0 else {
             throw LuigiError.state("expected a welcome frame, got \(welcome.kind)")
         }
@@ -234,7 +238,7 @@ public struct HandshakeClient: Sendable {
         let expected = Handshake.proof(
             credentials, direction: 2, serverNonce: serverNonce, connectorNonce: nonce, role: role, serverNode: serverNode)
         guard Handshake.sameProof(proof, expected) else {
-            throw LuigiError.state("the server could not prove it knows the cluster secret")
+            throw LuigiError.unauthenticated("the node could not prove it knows the cluster secret")
         }
         return serverNode
     }

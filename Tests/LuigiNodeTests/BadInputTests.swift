@@ -73,7 +73,9 @@ import Testing
         let badClient = try Client(
             endpoints: cluster.endpoints, credentials: try ClusterCredentials(clusterId: "test-cluster", secret: "wrong-secret-0123456"),
             options: options)
-        #expect(throws: LuigiError.self) { try badClient.put("never", [1]) }
+        #expect(throws: LuigiError.unauthenticated("the node refused this connection: authentication failed")) {
+            try badClient.put("never", [1])
+        }
         #expect(cluster.counter("luigi_auth_failures_total") >= 2)
         try stillServes("wrong-secret", &written)
 

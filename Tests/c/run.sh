@@ -7,6 +7,8 @@
 #     extreme numbers stepped into every role, in child processes) build with
 #     -std=c11 -Wall -Wextra -Werror into examples/c/out/ (linked to LIBPATH
 #     with an rpath) and run cleanly
+#   - examples/c/client.c runs against a live 3-node cluster started by
+#     $LUIGI_CLUSTER_RUNNER (luigi-cluster-demo exec)
 #   - the library needs no Swift runtime library (built with -static-stdlib)
 #   - its SONAME is libluigi.so
 #   - it exports exactly the golden list (nm -D --defined-only --extern-only:
@@ -105,6 +107,30 @@ for src in "$ROOT"/examples/c/{quickstart,bad_input,raft_transport,watermark,tab
         grep -vE '^(FAIL|quickstart.c)' "$LOG/$name.run.log" | tail -n 20 | sed 's/^/       /'
     fi
 done
+
+# --- the TCP client against a live cluster -----------------------------------
+# LUIGI_CLUSTER_RUNNER is luigi-cluster-demo: `exec` starts 3 luigi-node
+# processes and runs the client with their endpoints and secret in its env.
+if [[ -z "${LUIGI_CLUSTER_RUNNER:-}" ]]; then
+    fail "run client (set LUIGI_CLUSTER_RUNNER to luigi-cluster-demo; make test-c does)"
+elif "$CC" "${CFLAGS[@]}" "$ROOT/examples/c/client.c" -o "$OUT/client" "$LIB" -Wl,-rpath,"$LIBDIR" \
+    >"$LOG/client.build.log" 2>&1; then
+    pass "build examples/c/client.c"
+    env -u LD_LIBRARY_PATH timeout 300 "$LUIGI_CLUSTER_RUNNER" exec -- "$OUT/client" >"$LOG/client.run.log" 2>&1
+    rc=$?
+    if summary="$(grep -E "^client: [0-9]+ passed, [0-9]+ failed\$" "$LOG/client.run.log")"; then
+        read -r inner_passed inner_failed < <(echo "$summary" | sed -E 's/^client: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+        passed=$((passed + inner_passed))
+        failed=$((failed + inner_failed))
+    fi
+    if [[ $rc -eq 0 ]]; then
+        pass "run client against a 3-node luigi-node cluster ($(tail -n 1 "$LOG/client.run.log"))"
+    else
+        fail "run client against a 3-node luigi-node cluster (exit $rc)"; show "$LOG/client.run.log"
+    fi
+else
+    fail "build examples/c/client.c"; show "$LOG/client.build.log"
+fi
 
 # --- dependencies: no Swift runtime -----------------------------------------
 if ldd "$LIB" >"$LOG/ldd.log" 2>&1; then

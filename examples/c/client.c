@@ -1,0 +1,123 @@
+/*
+ * client.c — talk to a running luigi-node cluster from C.
+ *
+ * Reads the cluster from the environment (what `luigi-cluster-demo exec`
+ * sets for the command it runs):
+ *   LUIGI_ENDPOINTS       host:port,host:port,...
+ *   LUIGI_CLUSTER_ID      the cluster id
+ *   LUIGI_CLUSTER_SECRET  the shared secret
+ * Writes, reads, compares-and-sets and deletes keys; then shows that bad
+ * arguments and a wrong secret are refused with a status, never a crash.
+ * Prints "client: N passed, M failed" like the other C tests.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luigi.h"
+
+static int passed, failed;
+
+#define EXPECT(cond)                                                                    \
+    do {                                                                                \
+        if (cond) {                                                                     \
+            passed++;                                                                   \
+        } else {                                                                        \
+            failed++;                                                                   \
+            printf("FAIL client.c:%d: %s (%s)\n", __LINE__, #cond, luigi_last_error_message()); \
+        }                                                                               \
+    } while (0)
+
+static luigi_client_options options(const char *id, const char *secret)
+{
+    luigi_client_options o;
+    memset(&o, 0, sizeof o);
+    o.version = LUIGI_CLIENT_OPTIONS_VERSION;
+    o.cluster_id = id;
+    o.cluster_id_len = strlen(id);
+    o.secret = (const uint8_t *)secret;
+    o.secret_len = strlen(secret);
+    o.timeout_ms = 5000;
+    return o;
+}
+
+int main(void)
+{
+    const char *endpoints = getenv("LUIGI_ENDPOINTS");
+    const char *id = getenv("LUIGI_CLUSTER_ID");
+    const char *secret = getenv("LUIGI_CLUSTER_SECRET");
+    if (!endpoints || !id || !secret) {
+        printf("client: set LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and LUIGI_CLUSTER_SECRET (see luigi-cluster-demo exec)\n");
+        return 2;
+    }
+    luigi_client_options o = options(id, secret);
+    luigi_client *c = NULL;
+    EXPECT(luigi_client_new(endpoints, strlen(endpoints), &o, &c) == LUIGI_OK);
+    if (!c) return 1;
+
+    /* put, get, cas, delete: linearizable, through whichever node leads. */
+    const uint8_t v1[] = "blue", v2[] = "green";
+    EXPECT(luigi_client_put(c, 0, "color", 5, v1, 4, 0) == LUIGI_OK);
+    int found = 0;
+    luigi_buffer value = {0};
+    EXPECT(luigi_client_get(c, 0, "color", 5, 0, &found, &value) == LUIGI_OK);
+    EXPECT(found == 1 && value.len == 4 && memcmp(value.data, "blue", 4) == 0);
+    luigi_buffer_free(&value);
+    int swapped = -1;
+    EXPECT(luigi_client_cas(c, 0, "color", 5, v2, 5, v2, 5, 0, &swapped) == LUIGI_OK && swapped == 0);
+    EXPECT(luigi_client_cas(c, 0, "color", 5, v1, 4, v2, 5, 0, &swapped) == LUIGI_OK && swapped == 1);
+    EXPECT(luigi_client_cas(c, 0, "absent", 6, NULL, 0, v1, 4, 0, &swapped) == LUIGI_OK && swapped == 1);
+    int existed = -1;
+    EXPECT(luigi_client_delete(c, 0, "color", 5, 0, &existed) == LUIGI_OK && existed == 1);
+    EXPECT(luigi_client_delete(c, 0, "color", 5, 0, &existed) == LUIGI_OK && existed == 0);
+    EXPECT(luigi_client_get(c, 0, "color", 5, 0, &found, &value) == LUIGI_OK && found == 0 && value.len == 0);
+    luigi_buffer_free(&value);
+    for (int i = 0; i < 100; i++) {
+        char key[32];
+        int n = snprintf(key, sizeof key, "key-%d", i);
+        EXPECT(luigi_client_put(c, 0, key, (size_t)n, (const uint8_t *)key, (size_t)n, 0) == LUIGI_OK);
+    }
+    EXPECT(luigi_client_get(c, 0, "key-99", 6, 0, &found, &value) == LUIGI_OK && found == 1 && value.len == 6);
+    luigi_buffer_free(&value);
+    luigi_buffer status = {0};
+    EXPECT(luigi_client_status(c, 0, &status) == LUIGI_OK && status.len > 0 &&
+           strstr((const char *)status.data, "\"role\"") != NULL);
+    luigi_buffer_free(&status);
+
+    /* Bad arguments: a status, nothing sent, nothing changed. */
+    static uint8_t big[LUIGI_CLIENT_MAX_VALUE + 1];
+    EXPECT(luigi_client_put(c, 0, "", 0, v1, 4, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_put(c, 0, NULL, 3, v1, 4, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_put(c, 0, "k", 1, big, sizeof big, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_put(c, 0, "k", 1, v1, 4, 600001) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_put(c, 0, "\xff\xfe", 2, v1, 4, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_get(c, 0, "k", 1, 0, NULL, &value) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_get(NULL, 0, "k", 1, 0, &found, &value) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_get(c, 0, "absent", 6, 0, &found, &value) == LUIGI_OK && found == 1);
+    luigi_buffer_free(&value);
+
+    /* Options are checked. */
+    luigi_client *bad = NULL;
+    luigi_client_options wrong = o;
+    wrong.version = 99;
+    EXPECT(luigi_client_new(endpoints, strlen(endpoints), &wrong, &bad) == LUIGI_ERR_INVALID_ARGUMENT && bad == NULL);
+    wrong = o;
+    wrong.secret_len = 8;
+    EXPECT(luigi_client_new(endpoints, strlen(endpoints), &wrong, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_new("nohostport", 10, &o, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_new(endpoints, strlen(endpoints), NULL, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
+
+    /* A wrong secret: every node refuses it, and the call says so. */
+    luigi_client_options impostor = options(id, "not-the-cluster-secret");
+    EXPECT(luigi_client_new(endpoints, strlen(endpoints), &impostor, &bad) == LUIGI_OK);
+    EXPECT(luigi_client_put(bad, 0, "k", 1, v1, 4, 2000) == LUIGI_ERR_AUTH);
+    luigi_client_free(bad);
+    EXPECT(luigi_client_get(c, 0, "k", 1, 0, &found, &value) == LUIGI_OK && found == 0);
+    luigi_buffer_free(&value);
+
+    luigi_client_free(c);
+    EXPECT(luigi_client_get(c, 0, "k", 1, 0, &found, &value) == LUIGI_ERR_INVALID_HANDLE);
+    luigi_client_free(c); /* a freed handle is ignored */
+    printf("client: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
