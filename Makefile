@@ -104,7 +104,13 @@ soak: $(SIM) node
 	LUIGI_SWEEP_SCALE=100 swift test -c release --filter TableLogClusterTests
 	$(SIM) sweep 100000 50000
 
-bench: venv $(SIM) $(TABLELOG_BENCH)
+NODE_BENCH := .build/release/luigi-node-bench
+
+$(NODE_BENCH): $(SWIFT_SOURCES) $(wildcard benchmarks/node/*.swift)
+	swift build $(SWIFT_RELEASE_COMMON) --product luigi-node-bench
+	@touch $@
+
+bench: venv $(SIM) $(TABLELOG_BENCH) node $(NODE_BENCH)
 	LUIGI_WATERMARK_SIM=$(CURDIR)/$(SIM) LUIGI_TABLELOG_BENCH=$(CURDIR)/$(TABLELOG_BENCH) bash benchmarks/run.sh $(VPY)
 
 clean:

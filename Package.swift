@@ -121,6 +121,11 @@ let package = Package(
             path: "benchmarks/raft"
         ),
         .executableTarget(
+            name: "luigi-node-bench",
+            dependencies: ["LuigiClient", "LuigiLocalCluster", "LuigiWire"],
+            path: "benchmarks/node"
+        ),
+        .executableTarget(
             name: "luigi-tablelog-bench",
             dependencies: ["LuigiCore", "LuigiSimulation", "LuigiStorage"],
             path: "benchmarks/tablelog"

@@ -15,7 +15,10 @@
 #      benchmarks/results/watermark.json and WATERMARK.md;
 #   7. runs the table log (luigi-tablelog-bench, from $LUIGI_TABLELOG_BENCH:
 #      make bench builds it) beside SQLite (benchmarks/tablelog_bench.py) and
-#      writes benchmarks/results/tablelog.json and TABLELOG.md.
+#      writes benchmarks/results/tablelog.json and TABLELOG.md;
+#   8. runs luigi-node beside etcd (benchmarks/node_bench.py: installs
+#      Debian's etcd-server and the etcd3 package if missing; binaries from
+#      $LUIGI_NODE_BIN, default .build/release) and writes node.json, NODE.md.
 # --quick runs fewer repetitions (a smoke test, not for publishing).
 set -euo pipefail
 
@@ -76,4 +79,22 @@ TABLELOG="${LUIGI_TABLELOG_BENCH:-$ROOT/.build/release/luigi-tablelog-bench}"
 [[ -x "$TABLELOG" ]] || { echo "no table-log benchmark at $TABLELOG (run: make bench)" >&2; exit 1; }
 (cd "$HERE" && "$PY" tablelog_bench.py "$TABLELOG" "$OUT" "${QUICK[@]}")
 
-echo "== wrote $OUT/results.json, RESULTS.md, raft.json, RAFT.md, watermark.json, WATERMARK.md, tablelog.json and TABLELOG.md in $(( $(date +%s) - started )) s"
+echo "== luigi-node beside etcd (3 members each, loopback, fsync on)"
+NODE_BIN="${LUIGI_NODE_BIN:-$ROOT/.build/release}"
+for b in luigi-node luigi-node-bench luigi-cluster-demo; do
+    [[ -x "$NODE_BIN/$b" ]] || { echo "no $b in $NODE_BIN (run: make bench)" >&2; exit 1; }
+done
+if ! command -v etcd >/dev/null 2>&1; then
+    echo "== installing etcd-server (Debian)"
+    apt-get install -y -qq etcd-server >/dev/null || { apt-get update -qq && apt-get install -y -qq etcd-server >/dev/null; }
+fi
+if ! "$PY" -c 'import etcd3' 2>/dev/null; then
+    # etcd3's generated protobuf code needs the pre-4 protobuf runtime.
+    "$PY" -m pip install -q etcd3 "protobuf<3.21"
+fi
+SECONDS_PER_CELL=4
+REPS=3
+if [[ ${#QUICK[@]} -gt 0 ]]; then SECONDS_PER_CELL=1; REPS=1; fi
+"$PY" "$HERE/node_bench.py" "$NODE_BIN" "$OUT" --seconds "$SECONDS_PER_CELL" --reps "$REPS"
+
+echo "== wrote $OUT/results.json, RESULTS.md, raft.json, RAFT.md, watermark.json, WATERMARK.md, tablelog.json, TABLELOG.md, node.json and NODE.md in $(( $(date +%s) - started )) s"

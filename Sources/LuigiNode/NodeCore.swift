@@ -36,6 +36,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     let metrics: NodeMetrics
     private let host: RaftHost
     private var storages: [UInt64: DurableRaftStorage] = [:]
+    /// Each group's storage as the driver sees it: syncs counted and timed.
+    private var counted: [UInt64: SyncCountingStorage] = [:]
     private var pending: [UInt64: Pending] = [:]
     /// Host request ids start at a random point: an entry proposed before a
     /// restart must not route its result to a request made after it.
@@ -87,9 +89,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             raft.electionTick = config.electionTicks
             raft.heartbeatTick = config.heartbeatTicks
             raft.seed = UInt64.random(in: 0...UInt64.max)
-            let driver = try RaftDriver(config: raft, storage: storage, voters: voters)
+            let counting = SyncCountingStorage(storage)
+            let driver = try RaftDriver(config: raft, storage: counting, voters: voters)
             try host.add(driver, machine: SessionMachine(KVStateMachine()))
             storages[group] = storage
+            counted[group] = counting
             logger.info(
                 "group opened",
                 metadata: [
@@ -115,6 +119,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         for group in host.groups { host.remove(group) }
         for storage in storages.values { storage.close() }
         storages = [:]
+        counted = [:]
     }
 
     // MARK: - Inputs (each runs on `loop`)
@@ -276,7 +281,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         for group in host.groups {
             guard let status = host.driver(group)?.node.status else { continue }
             var g = gauges[group] ?? [:]
-            for name in ["role", "term", "commit", "applied", "last_index"] where g[name] == nil {
+            for name in ["role", "term", "commit", "applied", "last_index", "syncs"] where g[name] == nil {
                 g[name] = metrics.groupGauge(name, group: group)
             }
             gauges[group] = g
@@ -285,6 +290,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             g["commit"]?.record(Int64(clamping: status.commit))
             g["applied"]?.record(Int64(clamping: status.applied))
             g["last_index"]?.record(Int64(clamping: status.lastIndex))
+            g["syncs"]?.record(Int64(counted[group]?.syncs ?? 0))
         }
     }
 
@@ -305,7 +311,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             groups.append(
                 "{\"group\":\(group),\"role\":\"\(s.role)\",\"term\":\(s.term),\"leader\":\(s.leader),"
                     + "\"commit\":\(s.commit),\"applied\":\(s.applied),\"first_index\":\(s.firstIndex),"
-                    + "\"last_index\":\(s.lastIndex),\"voters\":\(s.conf.voters),\"lag\":{\(lag.joined(separator: ","))}}")
+                    + "\"last_index\":\(s.lastIndex),\"voters\":\(s.conf.voters),\"syncs\":\(counted[group]?.syncs ?? 0),"
+                    + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),\"lag\":{\(lag.joined(separator: ","))}}")
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","

@@ -1,0 +1,84 @@
+// luigi-node-bench: N client threads doing sequential puts against a running
+// luigi-node cluster through the Swift client (the path Swift users run,
+// encoding and decoding included). Prints one JSON line: operations,
+// seconds, latency percentiles, errors, and how many of the clients' last
+// writes were read back.
+import LuigiBase
+import LuigiClient
+import LuigiLocalCluster
+import LuigiWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let args = CommandLine.arguments
+func value(_ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+guard let endpoints = value("--endpoints")?.split(separator: ",").map(String.init),
+    let secret = value("--secret"), let clusterId = value("--cluster-id")
+else {
+    print("usage: luigi-node-bench --endpoints H:P,... --cluster-id ID --secret S [--clients N] [--seconds S] [--value-size B] [--prefix P]")
+    exit(2)
+}
+let clients = Int(value("--clients") ?? "1") ?? 1
+let seconds = Double(value("--seconds") ?? "5") ?? 5
+let valueSize = Int(value("--value-size") ?? "256") ?? 256
+let prefix = value("--prefix") ?? "bench"
+
+final class Results: Sendable {
+    let latencies = Mutex<[UInt64]>([])
+    let errors = Atomic<Int>(0)
+    let lastKeys = Mutex<[String: [UInt8]]>([:])
+}
+let results = Results()
+let credentials = try ClusterCredentials(clusterId: clusterId, secret: secret)
+let start = monotonicNanoseconds()
+let end = start + UInt64(seconds * 1e9)
+
+onThreads(clients) { i in
+    var options = Client.Options()
+    options.timeoutMillis = 10_000
+    guard let client = try? Client(endpoints: endpoints, credentials: credentials, options: options) else { return }
+    var local: [UInt64] = []
+    local.reserveCapacity(100_000)
+    var n = 0
+    var last: (String, [UInt8])?
+    while monotonicNanoseconds() < end {
+        let key = "\(prefix)-\(i)-\(n)"
+        var v = [UInt8](repeating: UInt8(truncatingIfNeeded: n), count: valueSize)
+        v[0] = UInt8(truncatingIfNeeded: i)
+        let t0 = monotonicNanoseconds()
+        do {
+            try client.put(key, v)
+            local.append(monotonicNanoseconds() - t0)
+            last = (key, v)
+        } catch {
+            results.errors.add(1, ordering: .relaxed)
+        }
+        n += 1
+    }
+    results.latencies.withLock { $0 += local }
+    if let last { results.lastKeys.withLock { $0[last.0] = last.1 } }
+}
+let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+
+// The work was done: every client's last acknowledged write reads back.
+var options = Client.Options()
+options.timeoutMillis = 10_000
+let checker = try Client(endpoints: endpoints, credentials: credentials, options: options)
+let lastKeys = results.lastKeys.withLock { $0 }
+var verified = 0
+for (key, v) in lastKeys where (try? checker.get(key)) == .some(v) { verified += 1 }
+
+let sorted = results.latencies.withLock { $0 }.sorted()
+func pct(_ p: Double) -> Double {
+    sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
+}
+print(
+    "{\"ops\":\(sorted.count),\"seconds\":\(elapsed),\"throughput\":\(Double(sorted.count) / elapsed),"
+        + "\"p50_us\":\(pct(0.5)),\"p99_us\":\(pct(0.99)),\"errors\":\(results.errors.load(ordering: .relaxed)),"
+        + "\"verified\":\(verified),\"clients_with_writes\":\(lastKeys.count)}")

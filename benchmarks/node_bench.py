@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""luigi-node beside etcd: 3 members each on loopback, fsync on, sequential
+puts of 256-byte values from 1, 16 and 256 concurrent clients.
+
+    python3 benchmarks/node_bench.py BIN_DIR OUT_DIR [--seconds S] [--reps R]
+
+BIN_DIR holds luigi-node, luigi-node-bench and luigi-cluster-demo (release).
+etcd comes from Debian's etcd-server (`make bench` installs it). Drivers:
+
+- "luigi (python)" and "etcd (python)": the same Python driver shape on
+  both sides — one thread per client, each with its own client object
+  (luigi_node.Client; the etcd3 package over etcd's gRPC API), sequential
+  puts of fresh keys, latency per put. Equal work, equal load generator.
+- "luigi (swift)": luigi-node-bench, the Swift client, no interpreter.
+
+Cells are interleaved (each repetition runs every side at every load, the
+side order alternating) and reported as median (min-max) over the
+repetitions. After each cell the clients' last writes are read back. Also:
+the disk's fdatasync rate and the leader's entries per sync (the durability
+goal), and the failover time of a leader SIGKILL (luigi-cluster-demo).
+Writes OUT_DIR/node.json and OUT_DIR/NODE.md.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+SIZES = [1, 16, 256]
+VALUE = 256
+
+
+def free_ports(n):
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s.getsockname()[1])
+        socks.append(s)
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_until(predicate, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class LuigiCluster:
+    def __init__(self, bin_dir, root):
+        self.bin = os.path.join(bin_dir, "luigi-node")
+        self.root = os.path.join(root, "luigi")
+        os.makedirs(self.root)
+        ports = free_ports(6)
+        self.ports = {i: ports[2 * (i - 1)] for i in (1, 2, 3)}
+        self.http = {i: ports[2 * (i - 1) + 1] for i in (1, 2, 3)}
+        self.secret = os.urandom(16).hex()
+        self.secret_file = os.path.join(self.root, "secret")
+        with open(self.secret_file, "w") as f:
+            f.write(self.secret)
+        self.procs = {}
+
+    @property
+    def endpoints(self):
+        return [f"127.0.0.1:{self.ports[i]}" for i in (1, 2, 3)]
+
+    def start(self):
+        members = []
+        for i in (1, 2, 3):
+            members += ["--member", f"{i}=127.0.0.1:{self.ports[i]}"]
+        for i in (1, 2, 3):
+            log = open(os.path.join(self.root, f"node-{i}.log"), "ab")
+            self.procs[i] = subprocess.Popen(
+                [self.bin, "serve", "--id", str(i), "--listen", f"127.0.0.1:{self.ports[i]}",
+                 "--http", f"127.0.0.1:{self.http[i]}", "--data-dir", os.path.join(self.root, f"n{i}"),
+                 "--cluster-id", "bench", "--secret-file", self.secret_file, "--log-level", "warning"] + members,
+                stdout=log, stderr=log)
+        wait_until(lambda: self.leader() is not None, 15, "a luigi leader")
+
+    def status(self, i):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http[i]}/status", timeout=2) as r:
+            return json.loads(r.read())
+
+    def leader(self):
+        for i in (1, 2, 3):
+            try:
+                g = self.status(i)["groups"][0]
+                if g["role"] == "leader":
+                    return i
+            except Exception:
+                pass
+        return None
+
+    def leader_counts(self):
+        i = self.leader()
+        g = self.status(i)["groups"][0]
+        return i, g["last_index"], g["syncs"]
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+class EtcdCluster:
+    def __init__(self, root):
+        self.root = os.path.join(root, "etcd")
+        os.makedirs(self.root)
+        ports = free_ports(6)
+        self.client_ports = {i: ports[2 * (i - 1)] for i in (1, 2, 3)}
+        self.peer_ports = {i: ports[2 * (i - 1) + 1] for i in (1, 2, 3)}
+        self.procs = {}
+
+    def start(self):
+        initial = ",".join(f"m{i}=http://127.0.0.1:{self.peer_ports[i]}" for i in (1, 2, 3))
+        for i in (1, 2, 3):
+            log = open(os.path.join(self.root, f"m{i}.log"), "ab")
+            c, p = self.client_ports[i], self.peer_ports[i]
+            self.procs[i] = subprocess.Popen(
+                ["etcd", "--name", f"m{i}", "--data-dir", os.path.join(self.root, f"m{i}"),
+                 "--listen-client-urls", f"http://127.0.0.1:{c}", "--advertise-client-urls", f"http://127.0.0.1:{c}",
+                 "--listen-peer-urls", f"http://127.0.0.1:{p}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{p}",
+                 "--initial-cluster", initial, "--initial-cluster-state", "new", "--initial-cluster-token", "bench",
+                 "--logger", "zap", "--log-level", "error", "--quota-backend-bytes", str(8 << 30)],
+                stdout=log, stderr=log)
+        import etcd3
+        wait_until(lambda: etcd3.client(port=self.client_ports[1]).status().leader is not None, 20, "an etcd leader")
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def drive(make_client, put, get, clients, seconds, prefix):
+    """One thread per client, sequential puts of fresh keys until the clock
+    runs out; then each client's last write is read back."""
+    value = bytes(range(256)) * (VALUE // 256)
+    lat, errors, last = [], [0], {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+    end = [0.0]
+
+    def worker(i):
+        c = make_client(i)
+        mine, n, mylast = [], 0, None
+        barrier.wait()
+        while time.monotonic() < end[0]:
+            key = f"{prefix}-{i}-{n}"
+            t0 = time.perf_counter()
+            try:
+                put(c, key, value)
+                mine.append(time.perf_counter() - t0)
+                mylast = key
+            except Exception:
+                with lock:
+                    errors[0] += 1
+            n += 1
+        with lock:
+            lat.extend(mine)
+            if mylast:
+                last[mylast] = c
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    end[0] = time.monotonic() + seconds
+    start = time.monotonic()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    verified = sum(1 for key, c in last.items() if get(c, key) == value)
+    lat.sort()
+    pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1e6 if lat else 0.0
+    return {"ops": len(lat), "seconds": elapsed, "throughput": len(lat) / elapsed, "p50_us": pct(0.5),
+            "p99_us": pct(0.99), "errors": errors[0], "verified": verified, "clients_with_writes": len(last)}
+
+
+def fdatasync_rate(directory, seconds=2.0):
+    path = os.path.join(directory, "sync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    block = b"x" * 4096
+    n, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        os.write(fd, block)
+        os.fdatasync(fd)
+        n += 1
+    os.close(fd)
+    os.unlink(path)
+    return n / seconds
+
+
+def summarize(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def fmt_rate(x):
+    return f"{x / 1000:.1f} k/s" if x >= 1000 else f"{x:.0f} /s"
+
+
+def fmt_us(x):
+    return f"{x / 1000:.2f} ms" if x >= 1000 else f"{x:.0f} µs"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bin_dir")
+    ap.add_argument("out_dir")
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    import etcd3
+    import luigi_node as ln
+
+    root = tempfile.mkdtemp(prefix="luigi-node-bench-")
+    luigi, etcd = LuigiCluster(args.bin_dir, root), EtcdCluster(root)
+    results = {}
+    batches = []
+    try:
+        luigi.start()
+        etcd.start()
+        sync_rate = fdatasync_rate(root)
+        etcd_ports = [etcd.client_ports[i] for i in (1, 2, 3)]
+
+        def luigi_py(clients, prefix):
+            return drive(lambda i: ln.Client(luigi.endpoints, cluster_secret=luigi.secret, cluster_id="bench", timeout=10.0),
+                         lambda c, k, v: c.put(k, v), lambda c, k: c.get(k), clients, args.seconds, prefix)
+
+        def etcd_py(clients, prefix):
+            return drive(lambda i: etcd3.client(port=etcd_ports[i % 3], timeout=10),
+                         lambda c, k, v: c.put(k, v), lambda c, k: c.get(k)[0], clients, args.seconds, prefix)
+
+        def luigi_swift(clients, prefix):
+            out = subprocess.run(
+                [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
+                 "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
+                 "--seconds", str(args.seconds), "--prefix", prefix], capture_output=True, text=True, check=True)
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
+        sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "luigi (swift)": luigi_swift}
+        for rep in range(args.reps):
+            order = list(sides) if rep % 2 == 0 else list(reversed(sides))
+            for clients in SIZES:
+                for side in order:
+                    before = luigi.leader_counts() if side.startswith("luigi") else None
+                    r = sides[side](clients, f"r{rep}c{clients}{side[0]}{side[-3]}")
+                    if before:
+                        leader, idx, syncs = luigi.leader_counts()
+                        if leader == before[0] and syncs > before[2]:
+                            r["entries_per_sync"] = (idx - before[1]) / (syncs - before[2])
+                            batches.append((side, clients, r["entries_per_sync"], r["throughput"]))
+                    results.setdefault(side, {}).setdefault(clients, []).append(r)
+                    print(f"rep {rep + 1} {side:15} {clients:3} clients: {fmt_rate(r['throughput']):>9}  "
+                          f"p50 {fmt_us(r['p50_us'])}  p99 {fmt_us(r['p99_us'])}  errors {r['errors']}  "
+                          f"read back {r['verified']}/{r['clients_with_writes']}", flush=True)
+    finally:
+        luigi.stop()
+        etcd.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    demo = subprocess.run([os.path.join(args.bin_dir, "luigi-cluster-demo"), "--kills", "5", "--clients", "4",
+                           "--before-kill-ms", "1000", "--after-kill-ms", "1500"], capture_output=True, text=True)
+    m = re.search(r"(\d+) kills: median (\d+) ms, max (\d+) ms", demo.stdout)
+    failover = {"kills": int(m.group(1)), "median_ms": int(m.group(2)), "max_ms": int(m.group(3))} if m else None
+
+    table = {side: {c: {k: summarize([r[k] for r in runs]) for k in ("throughput", "p50_us", "p99_us")}
+                    | {"errors": sum(r["errors"] for r in runs),
+                       "verified": f"{sum(r['verified'] for r in runs)}/{sum(r['clients_with_writes'] for r in runs)}"}
+                    for c, runs in per.items()} for side, per in results.items()}
+    doc = {"fdatasync_per_s": sync_rate, "failover": failover, "cells": table, "runs": results,
+           "entries_per_sync": batches, "seconds_per_cell": args.seconds, "reps": args.reps,
+           "etcd_version": subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "node.json"), "w") as f:
+        json.dump(doc, f, indent=1, default=str)
+
+    lines = ["# luigi-node beside etcd", "",
+             f"3 members each on loopback (one machine, 2 cores, one disk), fsync on; sequential puts of {VALUE}-byte "
+             f"values; {args.seconds:g} s per cell, {args.reps} repetitions interleaved; median (min-max). "
+             f"Peer: {doc['etcd_version']} (Debian etcd-server), driven through its gRPC API by the `etcd3` Python "
+             "package; luigi through `luigi_node.Client` by the same Python driver, and through the Swift client "
+             "(luigi-node-bench). Command: `make bench` (benchmarks/node_bench.py).", "",
+             "| side | clients | throughput | p50 | p99 | errors | last writes read back |", "|---|---|---|---|---|---|---|"]
+    for side, per in table.items():
+        for c in SIZES:
+            cell = per[c]
+            t, p50, p99 = cell["throughput"], cell["p50_us"], cell["p99_us"]
+            lines.append(f"| {side} | {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
+                         f"{fmt_us(p50['median'])} | {fmt_us(p99['median'])} ({fmt_us(p99['min'])}–{fmt_us(p99['max'])}) | "
+                         f"{cell['errors']} | {cell['verified']} |")
+    lines += ["", f"Disk: {sync_rate:.0f} fdatasync/s (4 KiB write + fdatasync, one file)."]
+    for side, c, eps, thr in batches:
+        if c == 256:
+            lines.append(f"- {side}, 256 clients: {eps:.1f} entries per leader sync; throughput {fmt_rate(thr)} = "
+                         f"{100 * thr / (sync_rate * eps):.0f}% of syncs/s x batch")
+    if failover:
+        lines.append(f"\nFailover (leader SIGKILL -> a write acknowledged by the new leader), {failover['kills']} kills: "
+                     f"median {failover['median_ms']} ms, max {failover['max_ms']} ms.")
+    with open(os.path.join(args.out_dir, "NODE.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
