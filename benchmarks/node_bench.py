@@ -11,6 +11,9 @@ etcd comes from Debian's etcd-server (`make bench` installs it). Drivers:
   both sides — one thread per client, each with its own client object
   (luigi_node.Client; the etcd3 package over etcd's gRPC API), sequential
   puts of fresh keys, latency per put. Equal work, equal load generator.
+- "etcd (python asyncio)": etcd's best case from Python: grpc.aio on one
+  event loop, the clients as coroutines (less interpreter cost per put than
+  threads).
 - "luigi (swift)": luigi-node-bench, the Swift client, no interpreter.
 
 Cells are interleaved (each repetition runs every side at every load, the
@@ -201,6 +204,54 @@ def drive(make_client, put, get, clients, seconds, prefix):
             "p99_us": pct(0.99), "errors": errors[0], "verified": verified, "clients_with_writes": len(last)}
 
 
+def drive_etcd_asyncio(ports, clients, seconds, prefix):
+    """etcd's own best case from Python: one asyncio loop, grpc.aio, the
+    clients as coroutines spread over one channel per member."""
+    import asyncio
+    import grpc
+    from etcd3.etcdrpc import rpc_pb2, rpc_pb2_grpc
+
+    value = bytes(range(256)) * (VALUE // 256)
+
+    async def run():
+        channels = [grpc.aio.insecure_channel(f"127.0.0.1:{p}") for p in ports]
+        stubs = [rpc_pb2_grpc.KVStub(c) for c in channels]
+        lat, errors, last = [], [0], {}
+        end = time.monotonic() + seconds
+
+        async def worker(i):
+            stub, n, mine = stubs[i % len(stubs)], 0, None
+            while time.monotonic() < end:
+                key = f"{prefix}-{i}-{n}".encode()
+                t0 = time.perf_counter()
+                try:
+                    await stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
+                    lat.append(time.perf_counter() - t0)
+                    mine = key
+                except Exception:
+                    errors[0] += 1
+                n += 1
+            if mine:
+                last[mine] = stub
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+        elapsed = time.monotonic() - start
+        verified = 0
+        for key, stub in last.items():
+            r = await stub.Range(rpc_pb2.RangeRequest(key=key), timeout=10)
+            verified += int(len(r.kvs) == 1 and r.kvs[0].value == value)
+        for c in channels:
+            await c.close()
+        return lat, errors[0], verified, len(last), elapsed
+
+    lat, errors, verified, writers, elapsed = asyncio.run(run())
+    lat.sort()
+    pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))] * 1e6 if lat else 0.0
+    return {"ops": len(lat), "seconds": elapsed, "throughput": len(lat) / elapsed, "p50_us": pct(0.5),
+            "p99_us": pct(0.99), "errors": errors, "verified": verified, "clients_with_writes": writers}
+
+
 def fdatasync_rate(directory, seconds=2.0):
     path = os.path.join(directory, "sync-probe")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -262,13 +313,17 @@ def main():
                  "--seconds", str(args.seconds), "--prefix", prefix], capture_output=True, text=True, check=True)
             return json.loads(out.stdout.strip().splitlines()[-1])
 
-        sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "luigi (swift)": luigi_swift}
+        def etcd_aio(clients, prefix):
+            return drive_etcd_asyncio(etcd_ports, clients, args.seconds, prefix)
+
+        sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "etcd (python asyncio)": etcd_aio,
+                 "luigi (swift)": luigi_swift}
         for rep in range(args.reps):
             order = list(sides) if rep % 2 == 0 else list(reversed(sides))
             for clients in SIZES:
                 for side in order:
                     before = luigi.leader_counts() if side.startswith("luigi") else None
-                    r = sides[side](clients, f"r{rep}c{clients}{side[0]}{side[-3]}")
+                    r = sides[side](clients, f"r{rep}c{clients}s{list(sides).index(side)}")
                     if before:
                         leader, idx, syncs = luigi.leader_counts()
                         if leader == before[0] and syncs > before[2]:

@@ -40,6 +40,10 @@ public final class RaftHost {
     public var send: ([Envelope]) -> Void
     /// Read states confirmed in a batch (ReadIndex), by group.
     public var onReadStates: ((UInt64, [ReadState]) -> Void)?
+    /// When set, an awaited request's result goes here as it is applied
+    /// (inside `process`), instead of waiting for `takeResult`: a server
+    /// with many requests in flight answers each once, without polling.
+    public var onResult: ((UInt64, [UInt8]) -> Void)?
     /// Runs after each advanced batch (compaction policies, checks).
     public var afterAdvance: ((UInt64, RaftDriver) throws -> Void)?
     /// A leader hands its appends to `send` before its own write and sync,
@@ -74,7 +78,12 @@ public final class RaftHost {
         guard drivers[group] == nil else { throw LuigiError.invalidArgument("group \(group) is already hosted") }
         let router = RequestRouter(machine, onApply: onApply, onRestore: onRestore) { [weak self] request, result in
             guard let self, self.awaited.contains(request) else { return }
-            self.results[request] = result
+            if let onResult = self.onResult {
+                self.awaited.remove(request)
+                onResult(request, result)
+            } else {
+                self.results[request] = result
+            }
         }
         try driver.attach(router)
         drivers[group] = driver

@@ -45,6 +45,9 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     private var processScheduled = false
     private var tickTask: RepeatedTask?
     private var gauges: [UInt64: [String: Gauge]] = [:]
+    /// Each group's (role, term) when last seen: pending requests are
+    /// re-checked for lost leadership only when it changes.
+    private var leadership: [UInt64: (RaftRole, UInt64)] = [:]
     /// Set when a group's storage failed: the node stops serving (see /health).
     private(set) var failure: String?
     /// Hands frames to the link of a peer (thread-safe; set before `start`).
@@ -68,6 +71,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             for e in envelopes { byPeer[e.to, default: []].append(Frame(.raft, group: e.group, payload: e.bytes)) }
             for (peer, frames) in byPeer { sendToPeer(peer, frames) }
             metrics.framesOut.increment(by: envelopes.count)
+        }
+        host.onResult = { [unowned self] request, result in
+            guard let p = pending[request] else { return }
+            finish(request, reply(to: p, result: result))
         }
         host.afterAdvance = { [config] group, driver in
             let status = driver.node.status
@@ -235,10 +242,18 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             }
             return
         }
-        for (request, p) in pending {
-            if let result = host.takeResult(of: request) {
-                finish(request, reply(to: p, result: result))
-            } else if let node = host.driver(p.group)?.node, node.role != .leader || node.term != p.term {
+        // Results were answered as they applied (`onResult`); what is left
+        // waits, unless its group's leadership changed under it.
+        var changed: Set<UInt64> = []
+        for group in host.groups {
+            guard let node = host.driver(group)?.node else { continue }
+            let now = (node.role, node.term)
+            if let before = leadership[group], before != now { changed.insert(group) }
+            leadership[group] = now
+        }
+        guard !changed.isEmpty else { return }
+        for (request, p) in pending where changed.contains(p.group) {
+            if let node = host.driver(p.group)?.node, node.role != .leader || node.term != p.term {
                 // Lost leadership: the entry may still commit under the new
                 // leader, so the client retries there with the same id.
                 finish(
