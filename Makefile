@@ -91,15 +91,19 @@ test-watermark: $(SIM) $(EXAMPLE)
 	$(EXAMPLE)
 
 # Real processes: the leader killed with SIGKILL under load three times, each
-# time restarted; acknowledged writes read back, history linearizable.
+# time restarted; acknowledged writes read back, history linearizable. Then
+# partitions through fault proxies: an isolated leader cannot commit, the
+# majority moves on, the heal converges; delayed links still commit.
 test-cluster: node
 	$(CLUSTER_DEMO) --kills 3 --before-kill-ms 1500 --after-kill-ms 2000
+	$(CLUSTER_DEMO) partition --rounds 2
 
 # Long randomized sweeps: the Raft fault schedules (make test runs 1,500), the
 # table log's racing writers (make test runs 10 schedules) and the watermark
 # schedules (make test runs $(SWEEP)).
 soak: $(SIM) node
 	$(CLUSTER_DEMO) --kills 20 --before-kill-ms 2000 --after-kill-ms 3000
+	$(CLUSTER_DEMO) partition --rounds 20
 	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
 	LUIGI_SWEEP_SCALE=100 swift test -c release --filter TableLogClusterTests
 	$(SIM) sweep 100000 50000

@@ -24,8 +24,12 @@ public final class ProcessCluster {
     /// Leave the directory behind (for a post-mortem).
     public var keep = false
     private var pids: [UInt64: pid_t] = [:]
+    /// With `proxied`, node `from` reaches peer `to` through `proxies[from]![to]!`.
+    public let proxies: [UInt64: [UInt64: FaultProxy]]
 
-    public init(binary: String, size: Int = 3, groups: Int = 1, extraArguments: [String] = []) throws {
+    /// `proxied` puts a `FaultProxy` on every directed link between nodes,
+    /// so tests can cut and delay them (`isolate`, `heal`, `setDelay`).
+    public init(binary: String, size: Int = 3, groups: Int = 1, extraArguments: [String] = [], proxied: Bool = false) throws {
         guard access(binary, X_OK) == 0 else { throw LuigiError.invalidArgument("no executable at \(binary)") }
         self.binary = binary
         self.groups = groups
@@ -41,6 +45,13 @@ public final class ProcessCluster {
         }
         self.ports = ports
         self.httpPorts = http
+        var proxies: [UInt64: [UInt64: FaultProxy]] = [:]
+        if proxied {
+            for from in ids {
+                for to in ids where to != from { proxies[from, default: [:]][to] = try FaultProxy(target: ports[to]!) }
+            }
+        }
+        self.proxies = proxies
         var rng = SystemRandomNumberGenerator()
         secret = (0..<32).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
         try writeFile("\(directory)/secret", Array(secret.utf8))
@@ -48,6 +59,7 @@ public final class ProcessCluster {
 
     deinit {
         for id in ids { kill(id) }
+        for links in proxies.values { for proxy in links.values { proxy.stop() } }
         if !keep { removeDirectory(directory) }
     }
 
@@ -75,12 +87,37 @@ public final class ProcessCluster {
             "--data-dir", "\(directory)/node-\(id)", "--cluster-id", clusterId, "--secret-file", "\(directory)/secret",
             "--groups", "\(groups)",
         ]
-        for member in ids { arguments += ["--member", "\(member)=\(endpoint(member))"] }
+        for member in ids {
+            let address = proxies[id]?[member].map { "127.0.0.1:\($0.port)" } ?? endpoint(member)
+            arguments += ["--member", "\(member)=\(address)"]
+        }
         arguments += extraArguments
         pids[id] = try spawn(arguments, output: logPath(id))
     }
 
     public func startAll() throws { for id in ids { try start(id) } }
+
+    /// Cuts every link to and from `id` (it can still talk to clients).
+    public func isolate(_ id: UInt64) {
+        for (from, links) in proxies {
+            for (to, proxy) in links where from == id || to == id { proxy.setCut(true) }
+        }
+    }
+
+    /// Restores every link and removes every delay.
+    public func heal() {
+        for links in proxies.values {
+            for proxy in links.values {
+                proxy.setCut(false)
+                proxy.setDelay(0)
+            }
+        }
+    }
+
+    /// Holds every chunk on every link for `ms` before forwarding it.
+    public func setDelay(_ ms: Int) {
+        for links in proxies.values { for proxy in links.values { proxy.setDelay(ms) } }
+    }
 
     /// SIGKILL: the process ends at once, nothing flushed.
     public func kill(_ id: UInt64) { signalAndWait(id, SIGKILL) }
