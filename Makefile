@@ -78,8 +78,8 @@ test-swift:
 test-c: $(LIB) node
 	LUIGI_CLUSTER_RUNNER=$(CURDIR)/$(CLUSTER_DEMO) bash Tests/c/run.sh $(LIB)
 
-test-python: venv
-	bash Tests/python/run.sh $(VPY)
+test-python: venv node
+	LUIGI_CLUSTER_RUNNER=$(CURDIR)/$(CLUSTER_DEMO) bash Tests/python/run.sh $(VPY)
 
 # $(SWEEP) random fault schedules of the watermark protocol, every invariant
 # checked on each; then the same 40 twice in two processes: equal trace
@@ -97,6 +97,7 @@ test-watermark: $(SIM) $(EXAMPLE)
 test-cluster: node
 	$(CLUSTER_DEMO) --kills 3 --before-kill-ms 1500 --after-kill-ms 2000
 	$(CLUSTER_DEMO) partition --rounds 2
+	$(CLUSTER_DEMO) membership
 
 # Long randomized sweeps: the Raft fault schedules (make test runs 1,500), the
 # table log's racing writers (make test runs 10 schedules) and the watermark

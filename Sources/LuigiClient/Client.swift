@@ -89,6 +89,24 @@ public final class Client {
         try write(.cas(key: key, expected: expected, new: new), group: group, timeoutMillis: timeoutMillis) == [1]
     }
 
+    // MARK: - Membership
+
+    /// Adds node `id`, listening at `address` ("host:port"), to a group's
+    /// voters: the group's log records the address, then the change; the
+    /// call returns once the change applied on the leader. Idempotent.
+    public func addMember(_ id: UInt64, address: String, group: UInt64? = nil, timeoutMillis: Int? = nil) throws {
+        guard id != 0, !address.isEmpty, address.utf8.count <= 300 else {
+            throw LuigiError.invalidArgument("member id must be >= 1 and its address 1...300 bytes")
+        }
+        _ = try call(.addMember(id: id, address: address), group: group ?? options.group, deadline: deadline(timeoutMillis), session: 0)
+    }
+
+    /// Removes node `id` from a group's voters; returns once applied. Idempotent.
+    public func removeMember(_ id: UInt64, group: UInt64? = nil, timeoutMillis: Int? = nil) throws {
+        guard id != 0 else { throw LuigiError.invalidArgument("member id must be >= 1") }
+        _ = try call(.removeMember(id: id), group: group ?? options.group, deadline: deadline(timeoutMillis), session: 0)
+    }
+
     /// One node's /status document (JSON), from the first endpoint that answers.
     public func status(timeoutMillis: Int? = nil) throws -> String {
         let result = try call(.status, group: 0, deadline: deadline(timeoutMillis), session: 0, anyNode: true)

@@ -29,14 +29,21 @@ public final class ProcessCluster {
 
     /// `proxied` puts a `FaultProxy` on every directed link between nodes,
     /// so tests can cut and delay them (`isolate`, `heal`, `setDelay`).
-    public init(binary: String, size: Int = 3, groups: Int = 1, extraArguments: [String] = [], proxied: Bool = false) throws {
+    /// Nodes `1...size` start as the cluster; `spare` more ids get ports and
+    /// start with `--join` (to be added with `addMember`).
+    public let initialSize: Int
+
+    public init(
+        binary: String, size: Int = 3, spare: Int = 0, groups: Int = 1, extraArguments: [String] = [], proxied: Bool = false
+    ) throws {
         guard access(binary, X_OK) == 0 else { throw LuigiError.invalidArgument("no executable at \(binary)") }
         self.binary = binary
         self.groups = groups
         self.extraArguments = extraArguments
         directory = try makeTemporaryDirectory("luigi-cluster")
-        ids = (1...UInt64(size)).map { $0 }
-        let free = freeLoopbackPorts(2 * size)
+        initialSize = size
+        ids = (1...UInt64(size + spare)).map { $0 }
+        let free = freeLoopbackPorts(2 * (size + spare))
         var ports: [UInt64: Int] = [:]
         var http: [UInt64: Int] = [:]
         for (i, id) in ids.enumerated() {
@@ -63,7 +70,8 @@ public final class ProcessCluster {
         if !keep { removeDirectory(directory) }
     }
 
-    public var endpoints: [String] { ids.map { "127.0.0.1:\(ports[$0]!)" } }
+    /// The initial members' endpoints (spares join later).
+    public var endpoints: [String] { ids.prefix(initialSize).map { "127.0.0.1:\(ports[$0]!)" } }
     public func endpoint(_ id: UInt64) -> String { "127.0.0.1:\(ports[id]!)" }
     public func logPath(_ id: UInt64) -> String { "\(directory)/node-\(id).log" }
     public func isRunning(_ id: UInt64) -> Bool { pids[id] != nil }
@@ -87,15 +95,20 @@ public final class ProcessCluster {
             "--data-dir", "\(directory)/node-\(id)", "--cluster-id", clusterId, "--secret-file", "\(directory)/secret",
             "--groups", "\(groups)",
         ]
-        for member in ids {
+        // The initial members know each other; a spare also knows itself
+        // and joins (the others learn its address from the log).
+        let joining = id > UInt64(initialSize)
+        for member in ids where member <= UInt64(initialSize) || member == id {
             let address = proxies[id]?[member].map { "127.0.0.1:\($0.port)" } ?? endpoint(member)
             arguments += ["--member", "\(member)=\(address)"]
         }
+        if joining { arguments.append("--join") }
         arguments += extraArguments
         pids[id] = try spawn(arguments, output: logPath(id))
     }
 
-    public func startAll() throws { for id in ids { try start(id) } }
+    /// Starts the initial members.
+    public func startAll() throws { for id in ids.prefix(initialSize) { try start(id) } }
 
     /// Cuts every link to and from `id` (it can still talk to clients).
     public func isolate(_ id: UInt64) {

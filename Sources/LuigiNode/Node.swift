@@ -19,7 +19,7 @@ public final class LuigiNode: Service, Sendable {
     private let network: MultiThreadedEventLoopGroup
     private let hostGroup: MultiThreadedEventLoopGroup
     private let core: NodeCore
-    private let links: [UInt64: PeerLink]
+    private let links: PeerTable
     private let openConnections = Atomic<Int>(0)
 
     private struct Bound {
@@ -35,21 +35,10 @@ public final class LuigiNode: Service, Sendable {
         self.network = MultiThreadedEventLoopGroup(numberOfThreads: max(1, networkThreads))
         self.hostGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.core = NodeCore(config: self.config, loop: hostGroup.next(), logger: logger, metrics: metrics)
-        var links: [UInt64: PeerLink] = [:]
-        for (id, address) in self.config.peers {
-            links[id] = PeerLink(
-                peer: id, address: address, config: self.config, group: network, logger: logger, metrics: metrics)
-        }
+        let links = PeerTable(config: self.config, group: network, logger: logger, metrics: metrics)
         self.links = links
-        let linkTable = links
-        let metrics = self.metrics
-        core.sendToPeer = { peer, frames in
-            guard let link = linkTable[peer] else {
-                metrics.peerMessagesDropped.increment(by: frames.count)
-                return
-            }
-            link.send(frames)
-        }
+        core.sendToPeer = { peer, frames in links.send(frames, to: peer) }
+        core.onMembers = { members in links.update(members) }
     }
 
     /// Opens the groups, binds the ports and starts the peer links. Returns
@@ -85,7 +74,7 @@ public final class LuigiNode: Service, Sendable {
             $0.server = server
             $0.http = httpChannel
         }
-        for link in links.values { link.start() }
+        links.update(config.members)
         let listen = try Address(host: config.listen.host, port: server.localAddress?.port ?? config.listen.port)
         let http = try httpChannel.map { try Address(host: config.http!.host, port: $0.localAddress?.port ?? 0) }
         logger.info(
@@ -121,7 +110,7 @@ public final class LuigiNode: Service, Sendable {
     /// Stops the links, closes the ports, answers pending requests and
     /// closes every WAL. Safe to call twice.
     public func shutdown() async {
-        for link in links.values { link.stop() }
+        links.stopAll()
         let (server, http) = bound.withLock { b in
             defer { b = Bound() }
             return (b.server, b.http)

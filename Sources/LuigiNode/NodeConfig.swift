@@ -41,6 +41,9 @@ public struct NodeConfig: Sendable {
     public var members: [UInt64: Address]
     /// The key-value Raft groups this node runs (ids 1...n).
     public var groups: Int = 1
+    /// Joining a running cluster: the groups start with the other members
+    /// as voters, and this node waits to be added (`member add`).
+    public var join = false
     /// Milliseconds per Raft tick.
     public var tickMillis: Int = 10
     public var electionTicks: Int = 10

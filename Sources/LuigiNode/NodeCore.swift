@@ -20,7 +20,12 @@ import NIOCore
 /// WAL.
 final class NodeCore: @unchecked Sendable {  // confined to `loop`
     struct Pending {
-        enum Kind { case register, write, read }
+        enum Kind: Equatable {
+            case register, write, read
+            /// A membership change: done once the group's voters include
+            /// (`adding`) or exclude the node.
+            case member(id: UInt64, adding: Bool)
+        }
         var group: UInt64
         var term: UInt64
         var kind: Kind
@@ -52,13 +57,25 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     private(set) var failure: String?
     /// Hands frames to the link of a peer (thread-safe; set before `start`).
     var sendToPeer: @Sendable (UInt64, [Frame]) -> Void = { _, _ in }
+    /// Every member's address: the config's, then what the groups' address
+    /// books applied (`member add`). Changes go to `onMembers`.
+    private(set) var members: [UInt64: Address]
+    var onMembers: @Sendable ([UInt64: Address]) -> Void = { _ in }
 
     init(config: NodeConfig, loop: any EventLoop, logger: Logger, metrics: NodeMetrics) {
         self.config = config
         self.loop = loop
         self.logger = logger
         self.metrics = metrics
+        self.members = config.members
         self.host = RaftHost(send: { _ in })
+    }
+
+    private func learnAddress(_ id: UInt64, _ address: Address?) {
+        guard id != config.nodeId, let address, members[id] != address else { return }
+        members[id] = address
+        logger.info("member address learned", metadata: ["member": "\(id)", "address": "\(address)"])
+        onMembers(members)
     }
 
     /// Opens every group's storage and starts ticking. Runs on `loop`.
@@ -74,6 +91,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         }
         host.onResult = { [unowned self] request, result in
             guard let p = pending[request] else { return }
+            if case .member = p.kind { return }  // done when the membership change applies
             finish(request, reply(to: p, result: result))
         }
         host.afterAdvance = { [config] group, driver in
@@ -82,7 +100,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 try driver.snapshotMachine()
             }
         }
-        let voters = config.members.keys.sorted()
+        // A joining node starts with the current members as the group's
+        // voters, itself not among them: it campaigns only once a leader
+        // has added it (`member add`) and the change reached it.
+        let voters = config.members.keys.filter { !config.join || $0 != config.nodeId }.sorted()
         for group in 1...UInt64(config.groups) {
             let directory = "\(config.dataDirectory)/group-\(group)"
             let storage: DurableRaftStorage
@@ -98,7 +119,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             raft.seed = UInt64.random(in: 0...UInt64.max)
             let counting = SyncCountingStorage(storage)
             let driver = try RaftDriver(config: raft, storage: counting, voters: voters)
-            try host.add(driver, machine: SessionMachine(KVStateMachine()))
+            let book = AddressBookMachine { [unowned self] id, address in learnAddress(id, address) }
+            try host.add(driver, machine: SessionMachine(book))
             storages[group] = storage
             counted[group] = counting
             logger.info(
@@ -160,7 +182,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             reply(
                 ClientReply(
                     id: id, status: status, leaderId: leader,
-                    leaderAddress: config.members[leader]?.description ?? "", message: message, result: result))
+                    leaderAddress: members[leader]?.description ?? "", message: message, result: result))
         }
         if case .status = request.operation { return answer(.ok, result: Array(statusJSON().utf8)) }
         if let failure { return answer(.unavailable, "node failed: \(failure)") }
@@ -170,6 +192,15 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         let node = driver.node
         guard node.role == .leader else {
             return answer(.notLeader, "node \(config.nodeId) does not lead group \(group)", leader: node.leader)
+        }
+        switch request.operation {
+        case .put(let key, _), .delete(let key), .cas(let key, _, _):
+            if AddressBookMachine.isReserved(key) { return answer(.invalid, "keys under __luigi/ are reserved") }
+        case .addMember(let member, let text):
+            return addMember(member, text, request: request, node: node, group: group, reply: reply, answer: answer)
+        case .removeMember(let member):
+            return removeMember(member, request: request, node: node, group: group, reply: reply, answer: answer)
+        default: break
         }
         let kind: Pending.Kind
         let command: [UInt8]
@@ -192,21 +223,79 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             command = SessionMachine.frame(
                 KVStateMachine.Command.cas(key: key, expected: expected, new: new).encoded(), session: id.client,
                 seq: id.seq)
-        case .status:
+        case .status, .addMember, .removeMember:
             return  // answered above
         }
-        let requestNumber = nextRequest
-        nextRequest &+= 1
+        let requestNumber = nextRequestNumber()
         do {
             try host.propose(command, request: requestNumber, group: group)
         } catch {
             return answer(.notLeader, "proposal refused: \(error)", leader: node.leader)
         }
+        wait(for: request, group: group, node: node, kind: kind, number: requestNumber, reply: reply)
+    }
+
+    /// Records a request that waits for the log.
+    private func wait(
+        for request: ClientRequest, group: UInt64, node: RaftNode, kind: Pending.Kind, number: UInt64? = nil,
+        reply: @escaping @Sendable (ClientReply) -> Void
+    ) {
         let now = NIODeadline.now()
-        pending[requestNumber] = Pending(
-            group: group, term: node.term, kind: kind, id: id,
-            deadline: now + .milliseconds(Int64(request.timeoutMillis)), started: now, reply: reply)
+        let number = number ?? nextRequestNumber()
+        pending[number] = Pending(
+            group: group, term: node.term, kind: kind, id: request.id,
+            deadline: now + .milliseconds(Int64(request.timeoutMillis)), started: now,
+            reply: reply)
         scheduleProcess()
+    }
+
+    // MARK: - Membership
+
+    private func addMember(
+        _ member: UInt64, _ text: String, request: ClientRequest, node: RaftNode, group: UInt64,
+        reply: @escaping @Sendable (ClientReply) -> Void, answer: (ReplyStatus, String, [UInt8], UInt64) -> Void
+    ) {
+        guard let address = try? Address(parsing: text) else { return answer(.invalid, "bad address '\(text)'", [], 0) }
+        if node.conf.voters.contains(member) && members[member] == address { return answer(.ok, "", [], 0) }
+        do {
+            // The address first: whoever applies the change already knows it.
+            let record = KVStateMachine.Command.put(key: AddressBookMachine.key(member), value: Array(address.description.utf8))
+            let number = nextRequestNumber()
+            try host.propose(record.encoded(), request: number, group: group)
+            host.forget(number)
+            if !node.conf.voters.contains(member) { try node.proposeConfChange(ConfChange(.addVoter, node: member)) }
+            wait(for: request, group: group, node: node, kind: .member(id: member, adding: true), reply: reply)
+        } catch {
+            answer(.unavailable, "cannot add node \(member) now: \(error)", [], 0)
+        }
+    }
+
+    private func removeMember(
+        _ member: UInt64, request: ClientRequest, node: RaftNode, group: UInt64,
+        reply: @escaping @Sendable (ClientReply) -> Void, answer: (ReplyStatus, String, [UInt8], UInt64) -> Void
+    ) {
+        guard node.conf.contains(member) else { return answer(.ok, "", [], 0) }
+        do {
+            try node.proposeConfChange(ConfChange(.removeNode, node: member))
+            wait(for: request, group: group, node: node, kind: .member(id: member, adding: false), reply: reply)
+        } catch {
+            answer(.unavailable, "cannot remove node \(member) now: \(error)", [], 0)
+        }
+    }
+
+    private func nextRequestNumber() -> UInt64 {
+        defer { nextRequest &+= 1 }
+        return nextRequest
+    }
+
+    /// Membership requests whose change has now applied.
+    private func finishMembershipChanges() {
+        for (number, p) in pending {
+            guard case .member(let id, let adding) = p.kind, let conf = host.driver(p.group)?.node.conf else { continue }
+            if adding ? conf.voters.contains(id) : !conf.contains(id) {
+                finish(number, ClientReply(id: p.id, status: .ok))
+            }
+        }
     }
 
     // MARK: - The loop
@@ -242,6 +331,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             }
             return
         }
+        finishMembershipChanges()
         // Results were answered as they applied (`onResult`); what is left
         // waits, unless its group's leadership changed under it.
         var changed: Set<UInt64> = []
@@ -260,7 +350,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                     request,
                     ClientReply(
                         id: p.id, status: .notLeader, leaderId: node.leader,
-                        leaderAddress: config.members[node.leader]?.description ?? "",
+                        leaderAddress: members[node.leader]?.description ?? "",
                         message: "leadership changed before the request committed"))
             }
         }

@@ -193,3 +193,58 @@ extension PeerLink {
         logger.warning("peer link handshake failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
     }
 }
+
+/// The links to every known peer, following the address book: a new
+/// member's link opens when its address is learned; a changed address
+/// replaces the link.
+final class PeerTable: Sendable {
+    private let config: NodeConfig
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let metrics: NodeMetrics
+    private struct State {
+        var links: [UInt64: PeerLink] = [:]
+        var stopped = false
+    }
+    private let state = Mutex(State())
+
+    init(config: NodeConfig, group: any EventLoopGroup, logger: Logger, metrics: NodeMetrics) {
+        self.config = config
+        self.group = group
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    func send(_ frames: [Frame], to peer: UInt64) {
+        guard let link = state.withLock({ $0.links[peer] }) else {
+            metrics.peerMessagesDropped.increment(by: frames.count)
+            return
+        }
+        link.send(frames)
+    }
+
+    func update(_ members: [UInt64: Address]) {
+        let (started, stopped) = state.withLock { s -> ([PeerLink], [PeerLink]) in
+            guard !s.stopped else { return ([], []) }
+            var started: [PeerLink] = [], stopped: [PeerLink] = []
+            for (id, address) in members where id != config.nodeId && s.links[id]?.address != address {
+                if let old = s.links[id] { stopped.append(old) }
+                let link = PeerLink(peer: id, address: address, config: config, group: group, logger: logger, metrics: metrics)
+                s.links[id] = link
+                started.append(link)
+            }
+            return (started, stopped)
+        }
+        for link in stopped { link.stop() }
+        for link in started { link.start() }
+    }
+
+    func stopAll() {
+        let links = state.withLock { s -> [PeerLink] in
+            s.stopped = true
+            defer { s.links = [:] }
+            return Array(s.links.values)
+        }
+        for link in links { link.stop() }
+    }
+}

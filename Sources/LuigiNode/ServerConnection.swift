@@ -99,10 +99,13 @@ final class ServerConnection: ChannelInboundHandler {
                 handshakeTimer = nil
                 write(welcome, context: context)
                 switch role {
-                case .peer(let id) where config.members[id] != nil && id != config.nodeId:
+                // Any node that proves the secret may talk Raft: the groups'
+                // memberships decide what its messages can do (a node being
+                // added is not in this node's address book yet).
+                case .peer(let id) where id != config.nodeId:
                     phase = .peer(id)
                 case .peer(let id):
-                    refuse("node \(id) is not a member of this cluster", context: context)
+                    refuse("node \(id) is this node", context: context)
                 case .client:
                     phase = .client
                 }

@@ -28,12 +28,17 @@ public enum ClientOperation: Equatable, Sendable {
     /// Opens an exactly-once session in the group; the result is its id
     /// (u64 LE), which later writes carry as `RequestID.client`.
     case register
+    /// Membership of the frame's group: record the node's address in the
+    /// group's log, then make it a voter (answered once the change applied).
+    case addMember(id: UInt64, address: String)
+    /// Removes the node from the group's voters (answered once applied).
+    case removeMember(id: UInt64)
 
     /// Whether a retry could apply it twice (reads and status cannot).
     public var isWrite: Bool {
         switch self {
         case .put, .delete, .cas: return true
-        case .get, .status, .register: return false
+        case .get, .status, .register, .addMember, .removeMember: return false
         }
     }
 }
@@ -84,6 +89,10 @@ public struct ClientRequest: Equatable, Sendable {
             w.u8(5)
         case .register:
             w.u8(6)
+        case .addMember(let id, let address):
+            w.u8(7); w.u64le(id); w.string(address)
+        case .removeMember(let id):
+            w.u8(8); w.u64le(id)
         }
         return w.bytes
     }
@@ -118,6 +127,17 @@ public struct ClientRequest: Equatable, Sendable {
             operation = .cas(key: k, expected: expected, new: try value())
         case 5: operation = .status
         case 6: operation = .register
+        case 7:
+            let id = try r.u64le()
+            let address = try r.utf8()
+            guard id != 0, !address.isEmpty, address.utf8.count <= 300 else {
+                throw LuigiError.invalidArgument("member id must be >= 1 and its address 1...300 bytes")
+            }
+            operation = .addMember(id: id, address: address)
+        case 8:
+            let id = try r.u64le()
+            guard id != 0 else { throw LuigiError.invalidArgument("member id must be >= 1") }
+            operation = .removeMember(id: id)
         case let tag: throw LuigiError.decode("unknown client operation \(tag)")
         }
         try r.expectEnd("client request")

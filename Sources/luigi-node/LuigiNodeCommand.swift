@@ -17,7 +17,7 @@ struct LuigiNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "luigi-node",
         abstract: "A Luigi storage node: Raft key-value groups over TCP, with a client.",
-        subcommands: [Serve.self, Put.self, Get.self, Delete.self, Status.self],
+        subcommands: [Serve.self, Put.self, Get.self, Delete.self, Status.self, Member.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -85,6 +85,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("election-ticks"), help: "Ticks before a follower campaigns.") var electionTicks: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
+    @Flag(help: "Join a running cluster: wait to be added with `luigi-node member add` (--member lists the current members and this node).")
+    var join = false
     @OptionGroup var cluster: ClusterOptions
 
     func run() async throws {
@@ -135,6 +137,7 @@ struct Serve: AsyncParsableCommand {
         if let e = electionTicks ?? file?.int(forKey: "raft.election_ticks") { config.electionTicks = e }
         if let h = file?.int(forKey: "raft.heartbeat_ticks") { config.heartbeatTicks = h }
         if let c = file?.int(forKey: "raft.compact_after") { config.compactAfter = c }
+        config.join = join || (file?.bool(forKey: "node.join") ?? false)
         return try config.validated()
     }
 }
@@ -191,4 +194,36 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a node's status (JSON).")
     @OptionGroup var options: ClientOptions
     func run() throws { print(try options.client().status()) }
+}
+
+struct Member: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change a running cluster's membership (every group, one change at a time).",
+        subcommands: [Add.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a node (started with --join) as a voter of groups 1...--groups.")
+        @Option(help: "The new node's id.") var id: UInt64
+        @Option(help: "The new node's host:port.") var address: String
+        @Option(help: "Groups the cluster runs.") var groups: UInt64 = 1
+        @OptionGroup var options: ClientOptions
+        func run() throws {
+            let client = try options.client()
+            for group in 1...max(groups, 1) { try client.addMember(id, address: address, group: group) }
+            print("node \(id) at \(address) is a voter of groups 1...\(max(groups, 1))")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a node from groups 1...--groups.")
+        @Option(help: "The node's id.") var id: UInt64
+        @Option(help: "Groups the cluster runs.") var groups: UInt64 = 1
+        @OptionGroup var options: ClientOptions
+        func run() throws {
+            let client = try options.client()
+            for group in 1...max(groups, 1) { try client.removeMember(id, group: group) }
+            print("node \(id) is no longer a member of groups 1...\(max(groups, 1))")
+        }
+    }
 }

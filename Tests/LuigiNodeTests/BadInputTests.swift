@@ -99,10 +99,22 @@ import Testing
         #expect(try malformed.handshake(credentials)?.kind == .welcome)
         malformed.send(Frame(.request, group: 1, payload: [0x4C, 0x43, 0x51, 0x01, 9]))
         #expect(malformed.closedByPeer())
-        // A peer that is not a member is refused.
-        let stranger = try RawConnection(port: port)
-        #expect(try stranger.handshake(credentials, role: .peer(99))?.kind == .welcome)
-        #expect(stranger.closedByPeer())
+        // A peer claiming this node's own id is refused; a peer's message
+        // naming another sender than the connection's is dropped and counted.
+        let mirror = try RawConnection(port: port)
+        #expect(try mirror.handshake(credentials, role: .peer(1))?.kind == .welcome)
+        #expect(mirror.closedByPeer())
+        let badBefore = cluster.counter("luigi_bad_frames_total")
+        let liar = try RawConnection(port: port)
+        #expect(try liar.handshake(credentials, role: .peer(99))?.kind == .welcome)
+        var vote = RaftMessage(kind: .vote, to: 1, from: 7, term: 1_000)
+        vote.group = 1
+        liar.send(Frame(.raft, group: 1, payload: vote.encoded()))
+        var garbled = RaftMessage(kind: .vote, to: 1, from: 99, term: 1_000)
+        garbled.group = 2
+        liar.send(Frame(.raft, group: 1, payload: garbled.encoded()))
+        liar.send(Frame(.raft, group: 1, payload: [0x4C, 0x52, 0x4D, 0x02, 0xFF]))
+        #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 3 })
         try stillServes("impostors", &written)
 
         // A flood of connections: past the limit they are closed on accept;

@@ -94,3 +94,13 @@ final class LocalCluster {
 
     deinit { removeDirectory(directory) }
 }
+
+/// Polls `condition` every 20 ms for up to `seconds`; true once it holds.
+func eventually(seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
+    let end = monotonicNanoseconds() + UInt64(seconds * 1e9)
+    while monotonicNanoseconds() < end {
+        if condition() { return true }
+        try? await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return condition()
+}
