@@ -39,6 +39,7 @@ EXTENSION_SOURCES = [
     "_luigi_watermark",
     "_luigi_sharded",
     "_luigi_wm_roles",
+    "_luigi_client",
     "_luigi_module",
 ]
 

@@ -1,6 +1,7 @@
 """luigi_node: Python bindings for Luigi's coordination-free replicas, its
-Raft replicated log, its watermark commit of multi-shard transactions and its
-table log (versioned table metadata).
+Raft replicated log, its watermark commit of multi-shard transactions, its
+table log (versioned table metadata) and a client of a running luigi-node
+cluster (Client).
 
 The heavy lifting happens in libluigi.so (Swift, behind the C ABI in
 ``luigi.h``); ``luigi_node._luigi`` is a thin CPython extension over that
@@ -27,6 +28,7 @@ class CausalOrder(enum.IntEnum):
 # The extension looks up CausalOrder on this (partially initialised) module
 # while it is being imported, so CausalOrder must be defined above this line.
 from ._errors import (  # noqa: E402
+    AuthError,
     ConflictError,
     DecodeError,
     InvalidHandleError,
@@ -47,6 +49,7 @@ from ._raft import Entry, HardState, KVOperation, RaftStatus  # noqa: E402
 from ._watermark import TxnId, TxnOp, TxnResult  # noqa: E402
 from ._tablelog import CommitRequest, DataFile, TableVersion  # noqa: E402
 from ._luigi import (  # noqa: E402
+    Client,
     RaftCluster,
     RaftNode,
     Ready,
@@ -101,6 +104,7 @@ __all__ = [
     "DataFile",
     "TableVersion",
     "CommitRequest",
+    "Client",
     "LuigiError",
     "LuigiValueError",
     "InvalidHandleError",
@@ -114,6 +118,7 @@ __all__ = [
     "LuigiIOError",
     "LuigiTimeoutError",
     "ConflictError",
+    "AuthError",
     "NotLinearizableError",
     "InvariantViolation",
 ]

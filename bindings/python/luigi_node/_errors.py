@@ -25,6 +25,7 @@ __all__ = [
     "LuigiIOError",
     "LuigiTimeoutError",
     "ConflictError",
+    "AuthError",
     "NotLinearizableError",
     "InvariantViolation",
 ]
@@ -97,6 +98,12 @@ class ConflictError(LuigiError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class AuthError(LuigiError):
+    """LUIGI_ERR_AUTH: the nodes of a luigi-node cluster refused the
+    client's credentials (a wrong cluster secret or cluster id), or a node
+    could not prove that it knows the secret. Retrying will not help."""
 
 
 class NotLinearizableError(LuigiError):

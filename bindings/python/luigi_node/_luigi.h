@@ -49,6 +49,11 @@
  * roles (WatermarkCoordinator, WatermarkShard) never release the GIL (every
  * call is short), so, like VectorClock, the GIL alone serialises them.
  *
+ * Client. A Client (the TCP client of a luigi-node cluster) owns one lock,
+ * held with the GIL released around every call: each blocks on the network,
+ * and luigi.h allows one thread at a time per client. close() takes the
+ * lock too, so it never frees the handle under a call.
+ *
  * Files (this header holds what more than one of them needs; every function
  * shared between files is LUIGI_INTERNAL, so the extension exports only
  * PyInit__luigi):
@@ -64,6 +69,7 @@
  *    the byte formats of luigi.h, string options);
  *  - _luigi_sharded.c: ShardedCluster;  _luigi_wm_roles.c: WatermarkCoordinator
  *    and WatermarkShard;
+ *  - _luigi_client.c: Client (the TCP client of a luigi-node cluster);
  *  - _luigi_module.c: the module state's lifecycle, type creation, PyInit.
  */
 #ifndef LUIGI_NODE_INTERNAL_H
@@ -119,6 +125,7 @@ typedef struct {
     PyTypeObject *WmCoordinatorType;
     PyTypeObject *WmShardType;
     PyTypeObject *TableLogType;
+    PyTypeObject *ClientType;
     PyObject *LuigiError;
     PyObject *LuigiValueError;
     PyObject *InvalidHandleError;
@@ -132,6 +139,7 @@ typedef struct {
     PyObject *LuigiIOError;
     PyObject *LuigiTimeoutError;
     PyObject *ConflictError;
+    PyObject *AuthError;
     PyObject *NotLinearizableError;
     PyObject *InvariantViolation;
     PyObject *CausalOrder;
@@ -146,6 +154,7 @@ typedef struct {
     PyObject *DataFileType;      /* luigi_node._tablelog.DataFile (a frozen dataclass) */
     PyObject *TableVersionType;  /* luigi_node._tablelog.TableVersion (a frozen dataclass) */
     PyObject *CommitRequestType; /* luigi_node._tablelog.CommitRequest (a frozen dataclass) */
+    PyObject *json_loads;        /* json.loads (Client.status) */
 } module_state;
 
 static inline module_state *
@@ -412,5 +421,6 @@ LUIGI_INTERNAL extern PyType_Spec ShardedCluster_spec; /* _luigi_sharded.c */
 LUIGI_INTERNAL extern PyType_Spec WmCoordinator_spec;  /* _luigi_wm_roles.c */
 LUIGI_INTERNAL extern PyType_Spec WmShard_spec;        /* _luigi_wm_roles.c */
 LUIGI_INTERNAL extern PyType_Spec TableLog_spec;      /* _luigi_meta.c */
+LUIGI_INTERNAL extern PyType_Spec Client_spec;        /* _luigi_client.c */
 
 #endif /* LUIGI_NODE_INTERNAL_H */

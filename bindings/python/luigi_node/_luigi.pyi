@@ -4,7 +4,7 @@ import os
 from _typeshed import SupportsKeysAndGetItem
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import ClassVar, Literal, Union, final
+from typing import Any, ClassVar, Literal, Union, final
 
 from luigi_node import CausalOrder
 from luigi_node._errors import LuigiError
@@ -364,3 +364,47 @@ class WatermarkShard:
     def value(self, key: str, /) -> int | None: ...
     @property
     def serving(self) -> bool: ...
+
+@final
+class Client:
+    def __new__(
+        cls,
+        endpoints: str | Sequence[str],
+        *,
+        cluster_secret: str | _BytesLike,
+        cluster_id: str = "luigi",
+        timeout: float = 5.0,
+        group: int = 1,
+    ) -> Client: ...
+    @property
+    def endpoints(self) -> tuple[str, ...]: ...
+    @property
+    def closed(self) -> bool: ...
+    def put(
+        self, key: str, value: _BytesLike, *, group: int | None = None, timeout: float | None = None
+    ) -> None: ...
+    def get(
+        self, key: str, *, group: int | None = None, timeout: float | None = None
+    ) -> bytes | None: ...
+    def delete(
+        self, key: str, *, group: int | None = None, timeout: float | None = None
+    ) -> bool: ...
+    def cas(
+        self,
+        key: str,
+        expected: _BytesLike | None,
+        new: _BytesLike,
+        *,
+        group: int | None = None,
+        timeout: float | None = None,
+    ) -> bool: ...
+    def status(self, *, timeout: float | None = None) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Client: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> Literal[False]: ...

@@ -28,6 +28,7 @@ status_exception(module_state *st, luigi_status status, const char *message,
     case LUIGI_ERR_IO: cls = st->LuigiIOError; break;
     case LUIGI_ERR_TIMEOUT: cls = st->LuigiTimeoutError; break;
     case LUIGI_ERR_CONFLICT: cls = st->ConflictError; break;
+    case LUIGI_ERR_AUTH: cls = st->AuthError; break;
     default: cls = st->LuigiError; break; /* BUFFER_TOO_SMALL, INTERNAL, unknown */
     }
     const char *name = luigi_status_name(status);

@@ -52,6 +52,7 @@ luigi_exec(PyObject *module)
              import_attr(errors, "LuigiIOError", &st->LuigiIOError) |
              import_attr(errors, "LuigiTimeoutError", &st->LuigiTimeoutError) |
              import_attr(errors, "ConflictError", &st->ConflictError) |
+             import_attr(errors, "AuthError", &st->AuthError) |
              import_attr(errors, "NotLinearizableError", &st->NotLinearizableError) |
              import_attr(errors, "InvariantViolation", &st->InvariantViolation);
     Py_DECREF(errors);
@@ -92,6 +93,15 @@ luigi_exec(PyObject *module)
     if (rc != 0) {
         return -1;
     }
+    PyObject *json = PyImport_ImportModule("json");
+    if (json == NULL) {
+        return -1;
+    }
+    rc = import_attr(json, "loads", &st->json_loads);
+    Py_DECREF(json);
+    if (rc != 0) {
+        return -1;
+    }
     static const char *const roles[4] = {"follower", "pre_candidate", "candidate", "leader"};
     static const char *const kinds[2] = {"normal", "conf_change"};
     for (int i = 0; i < 4; i++) {
@@ -127,7 +137,8 @@ luigi_exec(PyObject *module)
         add_type(module, &ShardedCluster_spec, &st->ShardedClusterType) < 0 ||
         add_type(module, &WmCoordinator_spec, &st->WmCoordinatorType) < 0 ||
         add_type(module, &WmShard_spec, &st->WmShardType) < 0 ||
-        add_type(module, &TableLog_spec, &st->TableLogType) < 0) {
+        add_type(module, &TableLog_spec, &st->TableLogType) < 0 ||
+        add_type(module, &Client_spec, &st->ClientType) < 0) {
         return -1;
     }
     if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
@@ -156,6 +167,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->WmCoordinatorType);
     Py_VISIT(st->WmShardType);
     Py_VISIT(st->TableLogType);
+    Py_VISIT(st->ClientType);
     Py_VISIT(st->LuigiError);
     Py_VISIT(st->LuigiValueError);
     Py_VISIT(st->InvalidHandleError);
@@ -170,6 +182,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->LuigiIOError);
     Py_VISIT(st->LuigiTimeoutError);
     Py_VISIT(st->ConflictError);
+    Py_VISIT(st->AuthError);
     Py_VISIT(st->NotLinearizableError);
     Py_VISIT(st->InvariantViolation);
     Py_VISIT(st->EntryType);
@@ -181,6 +194,7 @@ luigi_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->DataFileType);
     Py_VISIT(st->TableVersionType);
     Py_VISIT(st->CommitRequestType);
+    Py_VISIT(st->json_loads);
     for (int i = 0; i < 4; i++) {
         Py_VISIT(st->role_names[i]);
     }
@@ -209,6 +223,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->WmCoordinatorType);
     Py_CLEAR(st->WmShardType);
     Py_CLEAR(st->TableLogType);
+    Py_CLEAR(st->ClientType);
     Py_CLEAR(st->LuigiError);
     Py_CLEAR(st->LuigiValueError);
     Py_CLEAR(st->InvalidHandleError);
@@ -223,6 +238,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->LuigiIOError);
     Py_CLEAR(st->LuigiTimeoutError);
     Py_CLEAR(st->ConflictError);
+    Py_CLEAR(st->AuthError);
     Py_CLEAR(st->NotLinearizableError);
     Py_CLEAR(st->InvariantViolation);
     Py_CLEAR(st->EntryType);
@@ -234,6 +250,7 @@ luigi_clear(PyObject *module)
     Py_CLEAR(st->DataFileType);
     Py_CLEAR(st->TableVersionType);
     Py_CLEAR(st->CommitRequestType);
+    Py_CLEAR(st->json_loads);
     for (int i = 0; i < 4; i++) {
         Py_CLEAR(st->role_names[i]);
     }
