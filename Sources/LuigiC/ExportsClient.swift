@@ -26,9 +26,9 @@ private func timeout(_ ms: UInt32) throws -> Int? {
         let out = try required(out, "out")
         guard let o = options?.pointee else { throw ABIError.invalidArgument("options is NULL") }
         try checkVersion(o.version, LUIGI_CLIENT_OPTIONS_VERSION, "LUIGI_CLIENT_OPTIONS_VERSION")
-        let list = try utf8(endpoints, endpointsLen, "endpoints").split(separator: ",").map {
-            String($0.trimmingPrefix(" "))
-        }
+        // Empty entries stay, so "a:1,,b:2" is refused rather than read as two endpoints.
+        let list = try utf8(endpoints, endpointsLen, "endpoints").split(separator: ",", omittingEmptySubsequences: false)
+            .map { String($0.trimmingPrefix(" ")) }
         let credentials = try ClusterCredentials(
             clusterId: try utf8(o.cluster_id, o.cluster_id_len, "cluster_id"),
             secret: try bytes(o.secret, o.secret_len, "secret"))

@@ -168,11 +168,13 @@ public final class Client {
         var sends = 0
         var lastProblem = "no node answered"
         var refusedBy: Set<String> = []
+        var anyNodeAccepted = false
         var pause = 10
         while deadline.millisecondsLeft > 0 {
             let endpoint = anyNode ? nextEndpoint() : (leaders[group] ?? nextEndpoint())
             do {
                 let socket = try connection(endpoint, deadline: deadline)
+                anyNodeAccepted = true
                 let request = ClientRequest(
                     id: id, timeoutMillis: UInt32(min(deadline.millisecondsLeft, Int(ClientLimits.maxTimeoutMillis))),
                     operation: op)
@@ -213,6 +215,11 @@ public final class Client {
             let sleepMs = min(pause, deadline.millisecondsLeft)
             if sleepMs > 0 { usleep(UInt32(sleepMs) * 1000) }
             pause = min(pause * 2, 200)
+        }
+        // Nodes refused our credentials and none let us in: that, not the
+        // clock, is why nothing happened (some endpoints may be down).
+        if !refusedBy.isEmpty && !anyNodeAccepted {
+            throw LuigiError.unauthenticated("\(refusedBy.sorted().joined(separator: ", ")) refused the cluster credentials; no other node answered")
         }
         throw LuigiError.timeout("no outcome within the deadline (\(lastProblem)); the outcome is unknown")
     }

@@ -68,6 +68,25 @@ import Testing
         await cluster.stopAll()
     }
 
+    @Test func wrongSecretIsReportedEvenWithANodeDown() async throws {
+        let cluster = try LocalCluster()
+        try await cluster.startAll()
+        await cluster.stop(3)
+        var options = Client.Options()
+        options.timeoutMillis = 1500
+        let impostor = try Client(
+            endpoints: cluster.endpoints, credentials: try ClusterCredentials(clusterId: "test-cluster", secret: "wrong-secret-0123456"),
+            options: options)
+        #expect {
+            try impostor.put("never", [1])
+        } throws: { error in
+            guard case LuigiError.unauthenticated = error else { return false }
+            return true
+        }
+        #expect(try cluster.client().get("never") == nil)
+        await cluster.stopAll()
+    }
+
     @Test func statusReportsEveryGroup() async throws {
         let cluster = try LocalCluster(groups: 2)
         try await cluster.startAll()

@@ -105,6 +105,7 @@ int main(void)
     wrong.secret_len = 8;
     EXPECT(luigi_client_new(endpoints, strlen(endpoints), &wrong, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_new("nohostport", 10, &o, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_new("127.0.0.1:1,,127.0.0.1:2", 24, &o, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_new(endpoints, strlen(endpoints), NULL, &bad) == LUIGI_ERR_INVALID_ARGUMENT);
 
     /* A wrong secret: every node refuses it, and the call says so. */
