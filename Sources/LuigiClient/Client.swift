@@ -1,3 +1,4 @@
+import LuigiAlgebraic
 import LuigiBase
 import LuigiWire
 
@@ -89,6 +90,59 @@ public final class Client {
         try write(.cas(key: key, expected: expected, new: new), group: group, timeoutMillis: timeoutMillis) == [1]
     }
 
+    // MARK: - Replica groups (ids from NodeConfig.replicaGroupBase + 1)
+
+    /// Commits `ops` without coordination on the first node that answers
+    /// (any node of the group); it spreads to the others by anti-entropy.
+    /// Returns the update's dot. Sent once: when the node does not answer
+    /// after receiving it, the call fails with `.timeout` (the transaction
+    /// may have committed) rather than commit it twice.
+    @discardableResult
+    public func commit(_ ops: [AlgebraicOp], group: UInt64, timeoutMillis: Int? = nil) throws -> Dot {
+        guard (1...AlgebraicLimits.maxOps).contains(ops.count) else {
+            throw LuigiError.invalidArgument("a transaction needs 1...\(AlgebraicLimits.maxOps) ops")
+        }
+        let result = try call(.commit(ops), group: group, deadline: deadline(timeoutMillis), session: 0, anyNode: true, resend: false)
+        var r = ByteReader(result)
+        return Dot(origin: try r.u64le(), seq: try r.u64le())
+    }
+
+    /// Commits `ops` (which may `set`) through the group's log: every
+    /// replica applies it at the same position, exactly once per call.
+    public func coordinate(_ ops: [AlgebraicOp], group: UInt64, timeoutMillis: Int? = nil) throws {
+        guard (1...AlgebraicLimits.maxOps).contains(ops.count) else {
+            throw LuigiError.invalidArgument("a transaction needs 1...\(AlgebraicLimits.maxOps) ops")
+        }
+        let result = try write(.coordinate(ops), group: group, timeoutMillis: timeoutMillis)
+        guard result.first == 1 else {
+            throw LuigiError.typeConflict(
+                "every replica rejected the transaction: \(String(decoding: result.dropFirst(), as: UTF8.self))")
+        }
+    }
+
+    /// A key's value in one node's replica (the first that answers, or
+    /// `endpoint`): what that node has seen so far.
+    public func value(_ key: String, group: UInt64, endpoint: String? = nil, timeoutMillis: Int? = nil) throws -> Value? {
+        try ClientRequest.checkKey(key)
+        let deadline = try deadline(timeoutMillis)
+        if let endpoint {
+            let socket = try connection(endpoint, deadline: deadline)
+            let id = RequestID(client: 0, seq: nextSeq)
+            nextSeq += 1
+            let request = ClientRequest(id: id, timeoutMillis: UInt32(max(1, deadline.millisecondsLeft)), operation: .value(key: key))
+            do {
+                try socket.send([Frame(.request, group: group, payload: request.encoded())], until: deadline)
+                let reply = try awaitReply(id, on: socket, deadline: deadline)
+                guard reply.status == .ok else { throw LuigiError.state("\(endpoint): \(reply.status): \(reply.message)") }
+                return try WireValue.decode(reply.result)
+            } catch {
+                drop(endpoint)
+                throw error
+            }
+        }
+        return try WireValue.decode(try call(.value(key: key), group: group, deadline: deadline, session: 0, anyNode: true))
+    }
+
     // MARK: - Membership
 
     /// Adds node `id`, listening at `address` ("host:port"), to a group's
@@ -132,6 +186,7 @@ public final class Client {
         case .delete(let k): try ClientRequest.checkKey(k)
         default: break
         }
+        // A coordinated transaction's ops are checked by the node (types need its replica).
         let group = group ?? options.group
         let deadline = try deadline(timeoutMillis)
         var freshSession = false
@@ -156,11 +211,18 @@ public final class Client {
 
     private enum ExpiredSession: Error { case beforeFirstDelivery, afterDelivery }
 
+    /// A node's final answer (refused before any effect): not retried.
+    private struct Definitive: Error {
+        let error: LuigiError
+        init(_ error: LuigiError) { self.error = error }
+    }
+
     /// Sends `op` until a definite answer or the deadline, following leader
     /// hints and moving on from nodes that are down. The request id stays
     /// the same across every attempt.
     private func call(
-        _ op: ClientOperation, group: UInt64, deadline: Deadline, session: UInt64, anyNode: Bool = false
+        _ op: ClientOperation, group: UInt64, deadline: Deadline, session: UInt64, anyNode: Bool = false,
+        resend: Bool = true
     ) throws -> [UInt8] {
         let seq = nextSeq
         nextSeq += 1
@@ -172,7 +234,11 @@ public final class Client {
         var pause = 10
         while deadline.millisecondsLeft > 0 {
             let endpoint = anyNode ? nextEndpoint() : (leaders[group] ?? nextEndpoint())
+            if !resend && sends > 0 {
+                throw LuigiError.timeout("the transaction was sent but not answered (\(lastProblem)); it may have committed")
+            }
             do {
+                if !resend, let cached = sockets[endpoint], cached.isClosedByPeer { drop(endpoint) }
                 let socket = try connection(endpoint, deadline: deadline)
                 anyNodeAccepted = true
                 let request = ClientRequest(
@@ -196,10 +262,14 @@ public final class Client {
                     lastProblem = reply.message
                     leaders[group] = nil
                 case .invalid:
-                    throw LuigiError.invalidArgument(reply.message)
+                    throw Definitive(LuigiError.invalidArgument(reply.message))
                 case .expired:
                     throw sends > 1 ? ExpiredSession.afterDelivery : ExpiredSession.beforeFirstDelivery
+                case .rejected:
+                    throw Definitive((reply.result.first.flatMap(RejectionKind.init(rawValue:)) ?? .invalidArgument).error(reply.message))
                 }
+            } catch let definitive as Definitive {
+                throw definitive.error
             } catch let error as LuigiError {
                 if case .invalidArgument = error { throw error }
                 if case .unauthenticated = error {

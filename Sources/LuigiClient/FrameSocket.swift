@@ -71,6 +71,17 @@ final class FrameSocket {
         return socket
     }
 
+    /// True when the node has closed this connection (or it failed) while
+    /// it sat idle: checked before reusing it for a request sent only once.
+    var isClosedByPeer: Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 0) > 0 else { return false }
+        if p.revents & Int16(POLLERR | POLLHUP) != 0 { return true }
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
     func send(_ frames: [Frame], until deadline: Deadline) throws {
         var bytes: [UInt8] = []
         for frame in frames { bytes += try frame.encoded() }

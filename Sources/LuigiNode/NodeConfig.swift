@@ -41,6 +41,13 @@ public struct NodeConfig: Sendable {
     public var members: [UInt64: Address]
     /// The key-value Raft groups this node runs (ids 1...n).
     public var groups: Int = 1
+    /// Replica groups (algebraic replicas with delta anti-entropy, plus a
+    /// Raft group each for coordinated transactions), ids
+    /// `replicaGroupBase + 1 ... replicaGroupBase + n`.
+    public var replicaGroups: Int = 0
+    public static let replicaGroupBase: UInt64 = 1000
+    /// Milliseconds between anti-entropy digests to each peer.
+    public var antiEntropyMillis: Int = 100
     /// Joining a running cluster: the groups start with the other members
     /// as voters, and this node waits to be added (`member add`).
     public var join = false
@@ -79,7 +86,13 @@ public struct NodeConfig: Sendable {
         }
         guard !members.keys.contains(0) else { throw LuigiError.invalidArgument("member id 0") }
         guard !dataDirectory.isEmpty else { throw LuigiError.invalidArgument("data directory is empty") }
-        guard (1...1024).contains(groups) else { throw LuigiError.invalidArgument("groups \(groups) outside 1...1024") }
+        guard (1...1000).contains(groups) else { throw LuigiError.invalidArgument("groups \(groups) outside 1...1000") }
+        guard (0...1000).contains(replicaGroups) else {
+            throw LuigiError.invalidArgument("replica groups \(replicaGroups) outside 0...1000")
+        }
+        guard (1...60_000).contains(antiEntropyMillis) else {
+            throw LuigiError.invalidArgument("anti-entropy interval \(antiEntropyMillis) ms outside 1...60000")
+        }
         guard (1...10_000).contains(tickMillis) else { throw LuigiError.invalidArgument("tick \(tickMillis) ms outside 1...10000") }
         guard heartbeatTicks >= 1, electionTicks > heartbeatTicks, electionTicks <= 100_000 else {
             throw LuigiError.invalidArgument("need 1 <= heartbeat ticks < election ticks <= 100000")
@@ -95,6 +108,11 @@ public struct NodeConfig: Sendable {
             throw LuigiError.invalidArgument("timeouts must be positive")
         }
         return self
+    }
+
+    /// Every group id this node runs: the key-value groups, then the replica groups.
+    public var groupIds: [UInt64] {
+        Array(1...UInt64(groups)) + (0..<UInt64(replicaGroups)).map { Self.replicaGroupBase + 1 + $0 }
     }
 
     /// Peers: every member but this node.

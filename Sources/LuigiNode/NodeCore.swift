@@ -41,6 +41,9 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     let metrics: NodeMetrics
     private let host: RaftHost
     private var storages: [UInt64: DurableRaftStorage] = [:]
+    /// The replica groups by id (the others are key-value groups).
+    private var replicas: [UInt64: ReplicaGroup] = [:]
+    private var antiEntropyTask: RepeatedTask?
     /// Each group's storage as the driver sees it: syncs counted and timed.
     private var counted: [UInt64: SyncCountingStorage] = [:]
     private var pending: [UInt64: Pending] = [:]
@@ -104,7 +107,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         // voters, itself not among them: it campaigns only once a leader
         // has added it (`member add`) and the change reached it.
         let voters = config.members.keys.filter { !config.join || $0 != config.nodeId }.sorted()
-        for group in 1...UInt64(config.groups) {
+        for group in config.groupIds {
             let directory = "\(config.dataDirectory)/group-\(group)"
             let storage: DurableRaftStorage
             do {
@@ -119,8 +122,15 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             raft.seed = UInt64.random(in: 0...UInt64.max)
             let counting = SyncCountingStorage(storage)
             let driver = try RaftDriver(config: raft, storage: counting, voters: voters)
-            let book = AddressBookMachine { [unowned self] id, address in learnAddress(id, address) }
-            try host.add(driver, machine: SessionMachine(book))
+            if group > NodeConfig.replicaGroupBase {
+                let replica = try ReplicaGroup(
+                    group: group, nodeId: config.nodeId, directory: "\(config.dataDirectory)/replica-\(group)")
+                replicas[group] = replica
+                try host.add(driver, machine: SessionMachine(replica.machine))
+            } else {
+                let book = AddressBookMachine { [unowned self] id, address in learnAddress(id, address) }
+                try host.add(driver, machine: SessionMachine(book))
+            }
             storages[group] = storage
             counted[group] = counting
             logger.info(
@@ -134,12 +144,20 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         tickTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
             self?.tick()
         }
+        if !replicas.isEmpty {
+            let every = TimeAmount.milliseconds(Int64(config.antiEntropyMillis))
+            antiEntropyTask = loop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
+                self?.sendDigests()
+            }
+        }
     }
 
     /// Stops ticking, answers what is pending and closes the WALs. Runs on `loop`.
     func stop() {
         tickTask?.cancel()
         tickTask = nil
+        antiEntropyTask?.cancel()
+        antiEntropyTask = nil
         for (request, p) in pending {
             host.forget(request)
             p.reply(ClientReply(id: p.id, status: .unavailable, message: "the node is shutting down"))
@@ -148,6 +166,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         for group in host.groups { host.remove(group) }
         for storage in storages.values { storage.close() }
         storages = [:]
+        for replica in replicas.values { replica.close() }
+        replicas = [:]
         counted = [:]
     }
 
@@ -187,7 +207,36 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         if case .status = request.operation { return answer(.ok, result: Array(statusJSON().utf8)) }
         if let failure { return answer(.unavailable, "node failed: \(failure)") }
         guard let driver = host.driver(group) else {
-            return answer(.unavailable, "this node runs groups 1...\(config.groups), not \(group)")
+            return answer(.unavailable, "this node runs groups \(config.groupIds.first ?? 1)...\(config.groupIds.last ?? 1) (replica groups from \(NodeConfig.replicaGroupBase + 1)), not \(group)")
+        }
+        let replica = replicas[group]
+        switch request.operation {
+        case .commit, .coordinate, .value:
+            guard replica != nil else { return answer(.invalid, "group \(group) is a key-value group, not a replica group") }
+        case .put, .get, .delete, .cas:
+            guard replica == nil else { return answer(.invalid, "group \(group) is a replica group, not a key-value group") }
+        default: break
+        }
+        // Coordination-free: any node commits and reads its own replica.
+        if let replica {
+            switch request.operation {
+            case .commit(let ops):
+                do {
+                    _ = try replica.commit(ops) { update in
+                        var w = ByteWriter()
+                        w.u64le(update.origin)
+                        w.u64le(update.seq)
+                        answer(.ok, result: w.bytes)
+                    }
+                    scheduleProcess()
+                } catch {
+                    answer(.rejected, "\(error)", result: [RejectionKind(error).rawValue])
+                }
+                return
+            case .value(let key):
+                return answer(.ok, result: WireValue.encode(replica.replica.value(key)))
+            default: break
+            }
         }
         let node = driver.node
         guard node.role == .leader else {
@@ -223,7 +272,17 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             command = SessionMachine.frame(
                 KVStateMachine.Command.cas(key: key, expected: expected, new: new).encoded(), session: id.client,
                 seq: id.seq)
-        case .status, .addMember, .removeMember:
+        case .coordinate(let ops):
+            guard let replica else { return }
+            do {
+                let tx = replica.replica.transaction()
+                for op in ops { try op.record(in: tx) }
+                kind = .write
+                command = SessionMachine.frame(try replica.machine.command(for: tx), session: id.client, seq: id.seq)
+            } catch {
+                return answer(.rejected, "\(error)", result: [RejectionKind(error).rawValue])
+            }
+        case .status, .addMember, .removeMember, .commit, .value:
             return  // answered above
         }
         let requestNumber = nextRequestNumber()
@@ -331,6 +390,15 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             }
             return
         }
+        do {
+            for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
+                push(try replica.sync(), group: group)
+            }
+        } catch {
+            failure = "replica update log: \(error)"
+            logger.critical("a replica's update log failed; the node stops serving", metadata: ["error": "\(error)"])
+            return
+        }
         finishMembershipChanges()
         // Results were answered as they applied (`onResult`); what is left
         // waits, unless its group's leadership changed under it.
@@ -378,6 +446,47 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         if reply.status != .ok { metrics.requestsFailed.increment() }
         metrics.requestLatency.recordNanoseconds((NIODeadline.now() - p.started).nanoseconds)
         p.reply(reply)
+    }
+
+    // MARK: - Anti-entropy
+
+    /// Every replica group's version vector to every peer: each answers
+    /// with the updates this node lacks.
+    private func sendDigests() {
+        for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
+            let frame = Frame(.delta, group: group, payload: SyncMessage.digest(replica.replica.clock).encoded())
+            for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, [frame]) }
+        }
+    }
+
+    /// This node's fresh commits, pushed to every peer once durable (so a
+    /// crash can never make the node reuse a dot another node holds).
+    private func push(_ updates: [Update], group: UInt64) {
+        guard !updates.isEmpty else { return }
+        let frame = Frame(.delta, group: group, payload: SyncMessage.reply(updates).encoded())
+        for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, [frame]) }
+    }
+
+    /// A peer's digest (answered with what it lacks) or updates (applied).
+    func receiveDelta(_ frame: Frame, from peer: UInt64) {
+        metrics.framesIn.increment()
+        do {
+            guard let replica = replicas[frame.group] else {
+                throw LuigiError.invalidArgument("no replica group \(frame.group) here")
+            }
+            switch try SyncMessage(decoding: frame.payload) {
+            case .digest(let clock):
+                let missing = replica.delta(since: clock, limit: 512)
+                if !missing.isEmpty {
+                    sendToPeer(peer, [Frame(.delta, group: frame.group, payload: SyncMessage.reply(missing).encoded())])
+                }
+            case .reply(let updates):
+                if try replica.receive(updates) > 0 { scheduleProcess() }
+            }
+        } catch {
+            metrics.badFrames.increment()
+            logger.debug("anti-entropy message refused", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
     }
 
     // MARK: - Status

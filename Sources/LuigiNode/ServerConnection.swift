@@ -117,9 +117,12 @@ final class ServerConnection: ChannelInboundHandler {
                 context.close(promise: nil)
             }
         case .peer(let id):
-            guard frame.kind == .raft else { return refuse("a peer may not send \(frame.kind) frames", context: context) }
             let core = core
-            core.loop.execute { core.receive(frame, from: id) }
+            switch frame.kind {
+            case .raft: core.loop.execute { core.receive(frame, from: id) }
+            case .delta: core.loop.execute { core.receiveDelta(frame, from: id) }
+            default: refuse("a peer may not send \(frame.kind) frames", context: context)
+            }
         case .client:
             guard frame.kind == .request else { return refuse("a client may not send \(frame.kind) frames", context: context) }
             let request: ClientRequest

@@ -68,6 +68,17 @@ public final class ReplicaStateMachine: RaftStateMachine {
         return index
     }
 
+    /// The log command for `tx`, for a proposer that frames its own entries
+    /// (request ids, client sessions) instead of calling `propose`: the
+    /// applied entry's result is the outcome ([1] committed, [0] + reason).
+    /// The transaction stays open; the caller discards it.
+    public func command(for tx: Transaction) throws -> [UInt8] {
+        guard tx.replica === replica else {
+            throw LuigiError.invalidArgument("the transaction belongs to another replica than the log's")
+        }
+        return CoordinatedCommand(ops: try tx.opsForLog()).encoded()
+    }
+
     /// What became of the transaction proposed at `index` through this machine.
     public func outcome(at index: UInt64) -> TransactionOutcome {
         proposals[index]?.outcome ?? .unknown

@@ -1,3 +1,4 @@
+import LuigiAlgebraic
 import LuigiBase
 
 /// A request's identity: the client's random 64-bit id and its own sequence
@@ -33,12 +34,24 @@ public enum ClientOperation: Equatable, Sendable {
     case addMember(id: UInt64, address: String)
     /// Removes the node from the group's voters (answered once applied).
     case removeMember(id: UInt64)
+    /// A coordination-free transaction on a replica group: committed (and
+    /// synced) on the node that receives it, spread by anti-entropy. The
+    /// result is the update's dot (origin u64, seq u64). Not retried once
+    /// delivered: a second attempt would be a second transaction.
+    case commit([AlgebraicOp])
+    /// A transaction through the replica group's log (may `set`), applied
+    /// once per request id; the result is [1], or [0] + the reason every
+    /// node rejected it.
+    case coordinate([AlgebraicOp])
+    /// A key's value in the receiving node's replica (`WireValue`): what
+    /// that node has seen, not a linearizable read.
+    case value(key: String)
 
     /// Whether a retry could apply it twice (reads and status cannot).
     public var isWrite: Bool {
         switch self {
-        case .put, .delete, .cas: return true
-        case .get, .status, .register, .addMember, .removeMember: return false
+        case .put, .delete, .cas, .commit, .coordinate: return true
+        case .get, .status, .register, .addMember, .removeMember, .value: return false
         }
     }
 }
@@ -93,6 +106,12 @@ public struct ClientRequest: Equatable, Sendable {
             w.u8(7); w.u64le(id); w.string(address)
         case .removeMember(let id):
             w.u8(8); w.u64le(id)
+        case .commit(let ops):
+            w.u8(9); AlgebraicOp.writeList(ops, to: &w)
+        case .coordinate(let ops):
+            w.u8(10); AlgebraicOp.writeList(ops, to: &w)
+        case .value(let key):
+            w.u8(11); w.string(key)
         }
         return w.bytes
     }
@@ -138,6 +157,9 @@ public struct ClientRequest: Equatable, Sendable {
             let id = try r.u64le()
             guard id != 0 else { throw LuigiError.invalidArgument("member id must be >= 1") }
             operation = .removeMember(id: id)
+        case 9: operation = .commit(try AlgebraicOp.readList(&r))
+        case 10: operation = .coordinate(try AlgebraicOp.readList(&r))
+        case 11: operation = .value(key: try key())
         case let tag: throw LuigiError.decode("unknown client operation \(tag)")
         }
         try r.expectEnd("client request")
@@ -169,6 +191,36 @@ public enum ReplyStatus: UInt8, Sendable, CaseIterable {
     case unavailable = 4
     /// A retry of an id the node no longer remembers: its outcome is unknown.
     case expired = 5
+    /// A transaction refused before any effect; `result[0]` says why
+    /// (`RejectionKind`), `message` how.
+    case rejected = 6
+}
+
+/// Why a transaction was refused (the first byte of a `rejected` reply's
+/// result); each maps to one `LuigiError` case.
+public enum RejectionKind: UInt8, Sendable {
+    case invalidArgument = 1
+    case notAlgebraic = 2
+    case typeConflict = 3
+    case overflow = 4
+
+    public init(_ error: any Error) {
+        switch error as? LuigiError {
+        case .notAlgebraic?: self = .notAlgebraic
+        case .typeConflict?: self = .typeConflict
+        case .overflow?: self = .overflow
+        default: self = .invalidArgument
+        }
+    }
+
+    public func error(_ message: String) -> LuigiError {
+        switch self {
+        case .invalidArgument: return .invalidArgument(message)
+        case .notAlgebraic: return .notAlgebraic(message)
+        case .typeConflict: return .typeConflict(message)
+        case .overflow: return .overflow(message)
+        }
+    }
 }
 
 /// A node's answer: "LCR" v1 | client u64 | seq u64 | status u8 |

@@ -81,6 +81,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("member"), help: "A member as id=host:port (repeat for each, this node included).")
     var members: [String] = []
     @Option(help: "Key-value Raft groups to run (ids 1...n).") var groups: Int?
+    @Option(name: .customLong("replica-groups"), help: "Replica groups to run (algebraic, ids 1001...1000+n).")
+    var replicaGroups: Int?
     @Option(name: .customLong("tick-ms"), help: "Milliseconds per Raft tick.") var tickMs: Int?
     @Option(name: .customLong("election-ticks"), help: "Ticks before a follower campaigns.") var electionTicks: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -133,6 +135,8 @@ struct Serve: AsyncParsableCommand {
             nodeId: nodeId, listen: listen, http: http, dataDirectory: dataDir,
             credentials: try cluster.credentials(fileConfig: file), members: table)
         if let g = groups ?? file?.int(forKey: "raft.groups") { config.groups = g }
+        if let r = replicaGroups ?? file?.int(forKey: "raft.replica_groups") { config.replicaGroups = r }
+        if let a = file?.int(forKey: "raft.anti_entropy_ms") { config.antiEntropyMillis = a }
         if let t = tickMs ?? file?.int(forKey: "raft.tick_ms") { config.tickMillis = t }
         if let e = electionTicks ?? file?.int(forKey: "raft.election_ticks") { config.electionTicks = e }
         if let h = file?.int(forKey: "raft.heartbeat_ticks") { config.heartbeatTicks = h }

@@ -1,14 +1,16 @@
-import LuigiCore
+import LuigiBase
 
-/// The anti-entropy messages, exactly as they cross the simulated wire.
-enum SyncMessage {
+/// The anti-entropy messages, as they cross the simulated network and
+/// luigi-node's peer connections: tag 1 + a version vector, or tag 2 + an
+/// update batch ("LUL").
+public enum SyncMessage: Equatable, Sendable {
     /// "Here is my version vector": the receiver answers with what it lacks.
     case digest(VectorClock)
     /// Exactly the updates the digest's sender lacked (possibly none: the
     /// reply also tells the requester its request is complete).
     case reply([Update])
 
-    func encoded() -> [UInt8] {
+    public func encoded() -> [UInt8] {
         var w = ByteWriter()
         switch self {
         case .digest(let clock):
@@ -21,7 +23,7 @@ enum SyncMessage {
         return w.bytes
     }
 
-    init(decoding bytes: [UInt8]) throws {
+    public init(decoding bytes: [UInt8]) throws {
         var r = ByteReader(bytes)
         switch try r.u8() {
         case 1:
