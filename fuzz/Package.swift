@@ -17,6 +17,8 @@ let package = Package(
             dependencies: [
                 "LuigiFuzzMain", .product(name: "LuigiCore", package: "luigi"),
                 .product(name: "LuigiStorage", package: "luigi"),
+                .product(name: "LuigiHost", package: "luigi"),
+                .product(name: "LuigiWire", package: "luigi"),
             ],
             path: ".",
             exclude: ["CMain", "run.sh", "chunks.dict", "corpus", "crashes", "README.md"],

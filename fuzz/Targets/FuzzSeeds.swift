@@ -23,6 +23,10 @@ public enum FuzzSeeds {
         case "coordinator_step": return coordinatorStepScripts()
         case "table_command": return tableCommandSeeds()
         case "table_snapshot": return tableSnapshotSeeds()
+        case "frame_stream": return frameStreamSeeds()
+        case "client_request": return clientRequestSeeds()
+        case "handshake_hello": return handshakeHelloSeeds()
+        case "session_snapshot": return sessionSnapshotSeeds()
         default: return []
         }
     }

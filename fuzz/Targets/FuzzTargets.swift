@@ -29,6 +29,10 @@ public enum FuzzTargets {
             ("coordinator_step", fuzzCoordinatorStep),
             ("table_command", fuzzTableCommand),
             ("table_snapshot", fuzzTableSnapshot),
+            ("frame_stream", fuzzFrameStream),
+            ("client_request", fuzzClientRequest),
+            ("handshake_hello", fuzzHandshakeHello),
+            ("session_snapshot", fuzzSessionSnapshot),
         ]
     }
 
