@@ -1101,6 +1101,72 @@ luigi_status luigi_client_cas(luigi_client *client, uint64_t group,
 luigi_status luigi_client_status(luigi_client *client, uint32_t timeout_ms,
                                  luigi_buffer *out_json);
 
+
+/* Replica groups through the client. A node started with
+ * `--replica-groups n` runs groups LUIGI_REPLICA_GROUP_BASE + 1 ... + n:
+ * algebraic replicas that commit on the node a client reaches and spread by
+ * anti-entropy, plus a Raft log per group for coordinated transactions.
+ *
+ * A luigi_ops is a transaction's ops, built by the caller (nothing is sent
+ * until luigi_client_commit/coordinate; the node merges ops on one key as a
+ * luigi_txn does). A second type on one key, NaN, a key outside 1..4096
+ * bytes or more than 10000 ops is refused when the op is added
+ * (LUIGI_ERR_TYPE_CONFLICT / LUIGI_ERR_INVALID_ARGUMENT), and the list is
+ * unchanged. Thread-safety: one thread at a time. */
+#define LUIGI_REPLICA_GROUP_BASE 1000
+
+typedef struct luigi_ops luigi_ops;
+
+luigi_status luigi_ops_new(luigi_ops **out);
+void luigi_ops_free(luigi_ops *ops);
+luigi_status luigi_ops_add(luigi_ops *ops, const char *key, size_t key_len, int64_t delta);
+luigi_status luigi_ops_max_int(luigi_ops *ops, const char *key, size_t key_len, int64_t value);
+luigi_status luigi_ops_max_float(luigi_ops *ops, const char *key, size_t key_len, double value);
+luigi_status luigi_ops_min_int(luigi_ops *ops, const char *key, size_t key_len, int64_t value);
+luigi_status luigi_ops_min_float(luigi_ops *ops, const char *key, size_t key_len, double value);
+luigi_status luigi_ops_union_int(luigi_ops *ops, const char *key, size_t key_len, int64_t element);
+luigi_status luigi_ops_union_str(luigi_ops *ops, const char *key, size_t key_len,
+                                 const char *element, size_t element_len);
+luigi_status luigi_ops_union_bytes(luigi_ops *ops, const char *key, size_t key_len,
+                                   const uint8_t *element, size_t element_len);
+/* Overwrites a REGISTER: only luigi_client_coordinate takes ops with a set. */
+luigi_status luigi_ops_set_int(luigi_ops *ops, const char *key, size_t key_len, int64_t value);
+luigi_status luigi_ops_set_float(luigi_ops *ops, const char *key, size_t key_len, double value);
+luigi_status luigi_ops_count(const luigi_ops *ops, size_t *out_count);
+
+/* Commits `ops` without coordination on the first node that answers; the
+ * update's dot is (*out_origin, *out_seq). LUIGI_ERR_NOT_ALGEBRAIC for a
+ * set, LUIGI_ERR_TYPE_CONFLICT / LUIGI_ERR_OVERFLOW as that node's replica
+ * judges (a node that has not yet seen another node's update may accept a
+ * conflicting type: replicas converge by their deterministic rule). Sent
+ * once: if the node received it but did not answer, LUIGI_ERR_TIMEOUT, and
+ * the transaction may have committed. */
+luigi_status luigi_client_commit(luigi_client *client, uint64_t group, const luigi_ops *ops,
+                                 uint32_t timeout_ms, uint64_t *out_origin, uint64_t *out_seq);
+/* Commits `ops` (sets allowed) through the group's log: every replica
+ * applies it at the same position, once per call (retries reuse its id).
+ * LUIGI_ERR_TYPE_CONFLICT when every replica rejects it. */
+luigi_status luigi_client_coordinate(luigi_client *client, uint64_t group, const luigi_ops *ops,
+                                     uint32_t timeout_ms);
+/* A key's value in one node's replica: `endpoint` (host:port; NULL with
+ * length 0 for the first node that answers). For a SET, *out_elements
+ * holds the elements as luigi_replica_set_elements lays them out (else it
+ * is empty); free it with luigi_buffer_free. */
+luigi_status luigi_client_value(luigi_client *client, uint64_t group, const char *key,
+                                size_t key_len, const char *endpoint, size_t endpoint_len,
+                                uint32_t timeout_ms, luigi_value *out,
+                                luigi_buffer *out_elements);
+
+/* Membership of `group` (0: the default group). add: records the node's
+ * address in the group's log, then makes it a voter; remove: drops it.
+ * Both return once the change applied on the leader, and are idempotent.
+ * Start the new node with `luigi-node serve --join` first. */
+luigi_status luigi_client_add_member(luigi_client *client, uint64_t group, uint64_t node_id,
+                                     const char *address, size_t address_len,
+                                     uint32_t timeout_ms);
+luigi_status luigi_client_remove_member(luigi_client *client, uint64_t group, uint64_t node_id,
+                                        uint32_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,11 +6,12 @@ import LuigiWire
 // The TCP client of a luigi-node cluster (LuigiClient: blocking sockets, no
 // event loop, so libluigi.so carries no networking runtime).
 
-private func client(_ h: OpaquePointer?) throws -> Client { try handles.get(h, .client, as: Client.self) }
+func client(_ h: OpaquePointer?) throws -> Client { try handles.get(h, .client, as: Client.self) }
 
 private func group(_ g: UInt64) -> UInt64? { g == 0 ? nil : g }
 
-private func timeout(_ ms: UInt32) throws -> Int? {
+/// A call's timeout_ms: 0 takes the client's default.
+func timeout(_ ms: UInt32) throws -> Int? {
     guard ms != 0 else { return nil }
     guard ms <= ClientLimits.maxTimeoutMillis else {
         throw ABIError.invalidArgument("timeout_ms \(ms) is above \(ClientLimits.maxTimeoutMillis)")

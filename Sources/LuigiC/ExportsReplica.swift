@@ -149,29 +149,34 @@ func updateList(_ h: OpaquePointer?) throws -> UpdateListBox { try handles.get(h
 ) -> luigi_status {
     guarded {
         let out = try required(out, "out")
-        var v = luigi_value()
-        switch try replica(r).value(try utf8(key, keyLen, "key")) {
-        case nil:
-            v.kind = LUIGI_KIND_NONE.rawValue
-        case .counter(let total)?:
-            v.kind = LUIGI_KIND_COUNTER.rawValue
-            v.counter_hi = Int64(truncatingIfNeeded: total >> 64)
-            v.counter_lo = UInt64(truncatingIfNeeded: total)
-        case .max(let n)?:
-            v.kind = LUIGI_KIND_MAX.rawValue
-            store(n, in: &v)
-        case .min(let n)?:
-            v.kind = LUIGI_KIND_MIN.rawValue
-            store(n, in: &v)
-        case .set(let elements)?:
-            v.kind = LUIGI_KIND_SET.rawValue
-            v.set_size = UInt64(elements.count)
-        case .register(let n)?:
-            v.kind = LUIGI_KIND_REGISTER.rawValue
-            store(n, in: &v)
-        }
-        out.pointee = v
+        out.pointee = cValue(try replica(r).value(try utf8(key, keyLen, "key")))
     }
+}
+
+/// A key's value as luigi_value (a set's elements come separately: `elementBytes`).
+func cValue(_ value: Value?) -> luigi_value {
+    var v = luigi_value()
+    switch value {
+    case nil:
+        v.kind = LUIGI_KIND_NONE.rawValue
+    case .counter(let total)?:
+        v.kind = LUIGI_KIND_COUNTER.rawValue
+        v.counter_hi = Int64(truncatingIfNeeded: total >> 64)
+        v.counter_lo = UInt64(truncatingIfNeeded: total)
+    case .max(let n)?:
+        v.kind = LUIGI_KIND_MAX.rawValue
+        store(n, in: &v)
+    case .min(let n)?:
+        v.kind = LUIGI_KIND_MIN.rawValue
+        store(n, in: &v)
+    case .set(let elements)?:
+        v.kind = LUIGI_KIND_SET.rawValue
+        v.set_size = UInt64(elements.count)
+    case .register(let n)?:
+        v.kind = LUIGI_KIND_REGISTER.rawValue
+        store(n, in: &v)
+    }
+    return v
 }
 
 private func store(_ n: Number, in v: inout luigi_value) {
@@ -194,24 +199,30 @@ private func store(_ n: Number, in v: inout luigi_value) {
         guard case .set(let elements)? = try replica(r).value(name) else {
             throw LuigiError.typeConflict("key '\(name)' is not a set")
         }
-        var w = ByteWriter(capacity: elements.count * 9)
-        for e in elements.sorted() {
-            switch e {
-            case .int(let i):
-                w.u8(UInt8(LUIGI_ELEMENT_INT))
-                w.u64le(UInt64(bitPattern: i))
-            case .string(let s):
-                w.u8(UInt8(LUIGI_ELEMENT_STR))
-                w.u32le(UInt32(s.utf8.count))
-                w.raw(s.utf8)
-            case .bytes(let b):
-                w.u8(UInt8(LUIGI_ELEMENT_BYTES))
-                w.u32le(UInt32(b.count))
-                w.raw(b)
-            }
-        }
-        try fill(out, with: w.bytes)
+        try fill(out, with: elementBytes(elements))
     }
+}
+
+/// A set's elements, sorted, in luigi.h's layout: a tag byte, then 8 bytes
+/// LE for an int, a 4-byte LE length and the bytes for a string or bytes.
+func elementBytes(_ elements: Set<Element>) -> [UInt8] {
+    var w = ByteWriter(capacity: elements.count * 9)
+    for e in elements.sorted() {
+        switch e {
+        case .int(let i):
+            w.u8(UInt8(LUIGI_ELEMENT_INT))
+            w.u64le(UInt64(bitPattern: i))
+        case .string(let s):
+            w.u8(UInt8(LUIGI_ELEMENT_STR))
+            w.u32le(UInt32(s.utf8.count))
+            w.raw(s.utf8)
+        case .bytes(let b):
+            w.u8(UInt8(LUIGI_ELEMENT_BYTES))
+            w.u32le(UInt32(b.count))
+            w.raw(b)
+        }
+    }
+    return w.bytes
 }
 
 @c @implementation public func luigi_replica_keys(_ r: OpaquePointer!, _ out: UnsafeMutablePointer<luigi_buffer>!)

@@ -9,7 +9,7 @@ import Musl
 /// What a handle refers to; a handle of one kind is never accepted as another.
 enum HandleKind: UInt8 {
     case clock = 1, replica, txn, update, updateList, cluster, raft, raftReady, raftCluster
-    case shardedCluster, wmCoordinator, wmShard, client
+    case shardedCluster, wmCoordinator, wmShard, client, ops
 
     var name: String {
         switch self {
@@ -26,6 +26,7 @@ enum HandleKind: UInt8 {
         case .wmCoordinator: return "luigi_wm_coordinator"
         case .wmShard: return "luigi_wm_shard"
         case .client: return "luigi_client"
+        case .ops: return "luigi_ops"
         }
     }
 }

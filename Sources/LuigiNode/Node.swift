@@ -49,7 +49,9 @@ public final class LuigiNode: Service, Sendable {
         let core = core
         try await core.loop.submit { try core.start() }.get()
         let server = try await ServerBootstrap(group: network)
-            .serverChannelOption(.backlog, value: 256)
+            // Room for a burst of connects (256 clients at once): a dropped
+            // SYN costs the client a one-second retransmit.
+            .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)

@@ -4,8 +4,9 @@ import LuigiLocalCluster
 import Glibc
 #endif
 
-/// `luigi-cluster-demo exec [--nodes N] [--groups G] -- COMMAND ARGS...`:
-/// starts a cluster, runs COMMAND with LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and
+/// `luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] -- COMMAND ARGS...`:
+/// starts a cluster (by default 3 nodes, 1 key-value group, 1 replica
+/// group), runs COMMAND with LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and
 /// LUIGI_CLUSTER_SECRET set (what the C and Python client tests read), then
 /// stops the cluster and exits with COMMAND's status.
 func runExec(_ arguments: [String]) -> Never {
@@ -20,7 +21,8 @@ func runExec(_ arguments: [String]) -> Never {
     let command = Array(arguments[(dash + 1)...])
     do {
         let cluster = try ProcessCluster(
-            binary: executableDirectory() + "/luigi-node", size: value("--nodes", 3), groups: value("--groups", 1))
+            binary: executableDirectory() + "/luigi-node", size: value("--nodes", 3), groups: value("--groups", 1),
+            extraArguments: ["--replica-groups", String(value("--replica-groups", 1))])
         try cluster.startAll()
         guard cluster.awaitLeader() != nil else {
             cluster.keep = true

@@ -36,17 +36,30 @@ final class Results: Sendable {
 }
 let results = Results()
 let credentials = try ClusterCredentials(clusterId: clusterId, secret: secret)
-let start = monotonicNanoseconds()
-let end = start + UInt64(seconds * 1e9)
+let ready = Atomic<Int>(0)
+/// The clock starts when the last client has connected.
+final class Clock: Sendable {
+    let start = Atomic<UInt64>(0)
+    func begin() -> UInt64 {
+        _ = start.compareExchange(expected: 0, desired: monotonicNanoseconds(), ordering: .relaxed)
+        return start.load(ordering: .relaxed)
+    }
+}
+let clock = Clock()
 
 onThreads(clients) { i in
     var options = Client.Options()
     options.timeoutMillis = 10_000
     guard let client = try? Client(endpoints: endpoints, credentials: credentials, options: options) else { return }
+    // Connect and open the session before the clock starts (not the load).
+    _ = try? client.put("\(prefix)-warmup-\(i)", [0])
+    ready.add(1, ordering: .relaxed)
+    while ready.load(ordering: .relaxed) < clients { usleep(1000) }
     var local: [UInt64] = []
     local.reserveCapacity(100_000)
     var n = 0
     var last: (String, [UInt8])?
+    let end = clock.begin() + UInt64(seconds * 1e9)
     while monotonicNanoseconds() < end {
         let key = "\(prefix)-\(i)-\(n)"
         var v = [UInt8](repeating: UInt8(truncatingIfNeeded: n), count: valueSize)
@@ -64,7 +77,7 @@ onThreads(clients) { i in
     results.latencies.withLock { $0 += local }
     if let last { results.lastKeys.withLock { $0[last.0] = last.1 } }
 }
-let elapsed = Double(monotonicNanoseconds() - start) / 1e9
+let elapsed = Double(monotonicNanoseconds() - clock.start.load(ordering: .relaxed)) / 1e9
 
 // The work was done: every client's last acknowledged write reads back.
 var options = Client.Options()

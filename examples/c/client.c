@@ -6,13 +6,18 @@
  *   LUIGI_ENDPOINTS       host:port,host:port,...
  *   LUIGI_CLUSTER_ID      the cluster id
  *   LUIGI_CLUSTER_SECRET  the shared secret
- * Writes, reads, compares-and-sets and deletes keys; then shows that bad
- * arguments and a wrong secret are refused with a status, never a crash.
+ * Writes, reads, compares-and-sets and deletes keys; commits algebraic
+ * transactions on each node of the replica group LUIGI_REPLICA_GROUP_BASE + 1
+ * and watches them converge; sets a register through the group's log; then
+ * shows that bad arguments and a wrong secret are refused with a status,
+ * never a crash.
  * Prints "client: N passed, M failed" like the other C tests.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "luigi.h"
 
@@ -83,6 +88,79 @@ int main(void)
     EXPECT(luigi_client_status(c, 0, &status) == LUIGI_OK && status.len > 0 &&
            strstr((const char *)status.data, "\"role\"") != NULL);
     luigi_buffer_free(&status);
+
+    /* Replica group: a commit on each node, convergence by anti-entropy. */
+    const uint64_t rg = LUIGI_REPLICA_GROUP_BASE + 1;
+    char nodes[3][64];
+    int node_count = 0;
+    for (const char *p = endpoints; *p && node_count < 3;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n >= sizeof nodes[0]) n = sizeof nodes[0] - 1;
+        memcpy(nodes[node_count], p, n);
+        nodes[node_count][n] = 0;
+        node_count++;
+        p += n + (comma ? 1 : 0);
+    }
+    for (int i = 0; i < node_count; i++) {
+        luigi_client *pinned = NULL;
+        EXPECT(luigi_client_new(nodes[i], strlen(nodes[i]), &o, &pinned) == LUIGI_OK);
+        luigi_ops *ops = NULL;
+        EXPECT(luigi_ops_new(&ops) == LUIGI_OK);
+        EXPECT(luigi_ops_add(ops, "views", 5, 10 * (i + 1)) == LUIGI_OK);
+        EXPECT(luigi_ops_union_str(ops, "who", 3, nodes[i], strlen(nodes[i])) == LUIGI_OK);
+        EXPECT(luigi_ops_max_int(ops, "views", 5, 1) == LUIGI_ERR_TYPE_CONFLICT); /* refused, list unchanged */
+        size_t count = 0;
+        EXPECT(luigi_ops_count(ops, &count) == LUIGI_OK && count == 2);
+        uint64_t origin = 0, seq = 0;
+        EXPECT(luigi_client_commit(pinned, rg, ops, 0, &origin, &seq) == LUIGI_OK && origin >= 1 && seq == 1);
+        luigi_ops_free(ops);
+        luigi_client_free(pinned);
+    }
+    int converged = 0;
+    for (int attempt = 0; attempt < 200 && !converged; attempt++) {
+        converged = 1;
+        for (int i = 0; i < node_count; i++) {
+            luigi_value v;
+            luigi_buffer elements = {0};
+            if (luigi_client_value(c, rg, "views", 5, nodes[i], strlen(nodes[i]), 0, &v, &elements) != LUIGI_OK ||
+                v.kind != LUIGI_KIND_COUNTER || v.counter_lo != (uint64_t)(10 * node_count * (node_count + 1) / 2))
+                converged = 0;
+            luigi_buffer_free(&elements);
+        }
+        if (!converged) {
+            struct timespec pause = {0, 20 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    EXPECT(converged);
+    luigi_value who;
+    luigi_buffer members = {0};
+    EXPECT(luigi_client_value(c, rg, "who", 3, NULL, 0, 0, &who, &members) == LUIGI_OK && who.kind == LUIGI_KIND_SET &&
+           members.len > 0);
+    luigi_buffer_free(&members);
+    /* A set needs the log: refused as a commit, applied everywhere as coordinated. */
+    luigi_ops *mode = NULL;
+    EXPECT(luigi_ops_new(&mode) == LUIGI_OK);
+    EXPECT(luigi_ops_set_int(mode, "mode", 4, 7) == LUIGI_OK);
+    uint64_t origin = 0, seq = 0;
+    EXPECT(luigi_client_commit(c, rg, mode, 0, &origin, &seq) == LUIGI_ERR_NOT_ALGEBRAIC);
+    EXPECT(luigi_client_coordinate(c, rg, mode, 0) == LUIGI_OK);
+    luigi_ops_free(mode);
+    luigi_value reg;
+    EXPECT(luigi_client_value(c, rg, "mode", 4, NULL, 0, 0, &reg, &members) == LUIGI_OK);
+    luigi_buffer_free(&members);
+    /* Ops are checked as they are added. */
+    luigi_ops *bad_ops = NULL;
+    EXPECT(luigi_ops_new(&bad_ops) == LUIGI_OK);
+    EXPECT(luigi_ops_max_float(bad_ops, "m", 1, 0.0 / 0.0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_ops_add(bad_ops, "", 0, 1) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_commit(c, rg, bad_ops, 0, &origin, &seq) == LUIGI_ERR_INVALID_ARGUMENT); /* empty */
+    EXPECT(luigi_client_commit(c, 1, bad_ops, 0, &origin, &seq) == LUIGI_ERR_INVALID_ARGUMENT);  /* not a replica group */
+    luigi_ops_free(bad_ops);
+    EXPECT(luigi_client_add_member(c, 0, 0, "127.0.0.1:1", 11, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_remove_member(c, 0, 0, 0) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_remove_member(c, 0, 99, 0) == LUIGI_OK); /* not a member: nothing to do */
 
     /* Bad arguments: a status, nothing sent, nothing changed. */
     static uint8_t big[LUIGI_CLIENT_MAX_VALUE + 1];
