@@ -65,6 +65,17 @@ def wait_until(predicate, timeout, what):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
+def stop_all(procs):
+    """SIGTERM, then SIGKILL whatever has not exited within 10 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 class LuigiCluster:
     def __init__(self, bin_dir, root):
         self.bin = os.path.join(bin_dir, "luigi-node")
@@ -116,13 +127,7 @@ class LuigiCluster:
         return i, g["last_index"], g["syncs"]
 
     def stop(self):
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(self.procs.values())
 
 
 class EtcdCluster:
@@ -150,13 +155,7 @@ class EtcdCluster:
         wait_until(lambda: etcd3.client(port=self.client_ports[1]).status().leader is not None, 20, "an etcd leader")
 
     def stop(self):
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(self.procs.values())
 
 
 def drive(make_client, put, get, clients, seconds, prefix):

@@ -13,11 +13,8 @@ import Glibc
 /// is removed and stopped, and the remaining three serve on. At the end
 /// every acknowledged write is read back, from node 4 alone too.
 func runMembership(_ arguments: [String]) -> Never {
-    var failures: [String] = []
-    func check(_ ok: Bool, _ what: String) {
-        say("  \(ok ? "ok  " : "FAIL") \(what)")
-        if !ok { failures.append(what) }
-    }
+    var checks = Checklist()
+    func check(_ ok: Bool, _ what: String) { checks.check(ok, what) }
     let cluster: ProcessCluster
     do {
         cluster = try ProcessCluster(binary: executableDirectory() + "/luigi-node", size: 3, spare: 1)
@@ -54,14 +51,7 @@ func runMembership(_ arguments: [String]) -> Never {
     } else {
         check(false, "node 4 and a leader answer")
     }
-    cluster.stopAll()
-    if failures.isEmpty {
-        say("OK: membership changed under load without losing a write")
-        exit(0)
-    }
-    cluster.keep = true
-    say("FAILED: \(failures.count) checks (logs in \(cluster.directory))")
-    exit(1)
+    checks.finish(cluster, success: "membership changed under load without losing a write")
 }
 
 /// The shared state of the membership run: the writers add to

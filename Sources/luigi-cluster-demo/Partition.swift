@@ -14,11 +14,8 @@ import Glibc
 /// still commit. Exits 0 when every check held.
 func runPartition(_ arguments: [String]) -> Never {
     let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 2
-    var failures: [String] = []
-    func check(_ ok: Bool, _ what: String) {
-        say("  \(ok ? "ok  " : "FAIL") \(what)")
-        if !ok { failures.append(what) }
-    }
+    var checks = Checklist()
+    func check(_ ok: Bool, _ what: String) { checks.check(ok, what) }
     let cluster: ProcessCluster
     do {
         cluster = try ProcessCluster(binary: executableDirectory() + "/luigi-node", size: 3, proxied: true)
@@ -78,14 +75,7 @@ func runPartition(_ arguments: [String]) -> Never {
     check(ok == 20, "writes commit with delayed links (\(ok) of 20)")
     cluster.heal()
     check((try? slow.get("delayed-19")) == .some([19]), "the last delayed write reads back")
-    cluster.stopAll()
-    if failures.isEmpty {
-        say("OK: partition scenarios held")
-        exit(0)
-    }
-    cluster.keep = true
-    say("FAILED: \(failures.count) checks (logs in \(cluster.directory))")
-    exit(1)
+    checks.finish(cluster, success: "partition scenarios held")
 }
 
 struct GroupStatus {
