@@ -122,7 +122,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "luigi-node-bench",
-            dependencies: ["LuigiClient", "LuigiLocalCluster", "LuigiWire"],
+            dependencies: ["LuigiClient", "LuigiLocalCluster", "LuigiWire", "LuigiAlgebraic"],
             path: "benchmarks/node"
         ),
         .executableTarget(

@@ -38,6 +38,7 @@ import time
 import urllib.request
 
 SIZES = [1, 16, 256]
+ALGEBRAIC_SIZES = [3, 48]
 VALUE = 256
 
 
@@ -103,7 +104,8 @@ class LuigiCluster:
             self.procs[i] = subprocess.Popen(
                 [self.bin, "serve", "--id", str(i), "--listen", f"127.0.0.1:{self.ports[i]}",
                  "--http", f"127.0.0.1:{self.http[i]}", "--data-dir", os.path.join(self.root, f"n{i}"),
-                 "--cluster-id", "bench", "--secret-file", self.secret_file, "--log-level", "warning"] + members,
+                 "--cluster-id", "bench", "--secret-file", self.secret_file, "--log-level", "warning",
+                 "--replica-groups", "1"] + members,
                 stdout=log, stderr=log)
         wait_until(lambda: self.leader() is not None, 15, "a luigi leader")
 
@@ -299,6 +301,7 @@ def main():
     root = tempfile.mkdtemp(prefix="luigi-node-bench-")
     luigi, etcd = LuigiCluster(args.bin_dir, root), EtcdCluster(root)
     results = {}
+    algebraic = {}
     batches = []
     try:
         luigi.start()
@@ -324,6 +327,14 @@ def main():
         def etcd_aio(clients, prefix):
             return drive_etcd_asyncio(etcd_ports, clients, args.seconds, prefix)
 
+        def luigi_algebraic(clients, prefix):
+            out = subprocess.run(
+                [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
+                 "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
+                 "--seconds", str(args.seconds), "--prefix", prefix, "--algebraic", "1001"],
+                capture_output=True, text=True)
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
         sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "etcd (python asyncio)": etcd_aio,
                  "luigi (swift)": luigi_swift}
         for rep in range(args.reps):
@@ -341,6 +352,12 @@ def main():
                     print(f"rep {rep + 1} {side:15} {clients:3} clients: {fmt_rate(r['throughput']):>9}  "
                           f"p50 {fmt_us(r['p50_us'])}  p99 {fmt_us(r['p99_us'])}  errors {r['errors']}  "
                           f"read back {r['verified']}/{r['clients_with_writes']}", flush=True)
+            for clients in ALGEBRAIC_SIZES:
+                r = luigi_algebraic(clients, f"a{rep}c{clients}")
+                algebraic.setdefault(clients, []).append(r)
+                print(f"rep {rep + 1} algebraic {clients:3} clients: {fmt_rate(r['throughput']):>9}  "
+                      f"p50 {fmt_us(r['p50_us'])}  p99 {fmt_us(r['p99_us'])}  convergence {r['convergence_ms']} ms",
+                      flush=True)
     finally:
         luigi.stop()
         etcd.stop()
@@ -355,7 +372,7 @@ def main():
                     | {"errors": sum(r["errors"] for r in runs),
                        "verified": f"{sum(r['verified'] for r in runs)}/{sum(r['clients_with_writes'] for r in runs)}"}
                     for c, runs in per.items()} for side, per in results.items()}
-    doc = {"fdatasync_per_s": sync_rate, "failover": failover, "cells": table, "runs": results,
+    doc = {"fdatasync_per_s": sync_rate, "failover": failover, "cells": table, "runs": results, "algebraic": algebraic,
            "entries_per_sync": batches, "seconds_per_cell": args.seconds, "reps": args.reps,
            "etcd_version": subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
     os.makedirs(args.out_dir, exist_ok=True)
@@ -376,6 +393,21 @@ def main():
             lines.append(f"| {side} | {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
                          f"{fmt_us(p50['median'])} | {fmt_us(p99['median'])} ({fmt_us(p99['min'])}–{fmt_us(p99['max'])}) | "
                          f"{cell['errors']} | {cell['verified']} |")
+    lines += ["", "Algebraic transactions on replica group 1001 (each client pinned to one node, commits "
+              "{add total 1, add c<i> 1}, each synced to that node's update log before the reply; convergence = "
+              "from the last acknowledged commit until every node's replica shows the acknowledged total):", "",
+              "| clients | commits/s | p50 | p99 | time to convergence |", "|---|---|---|---|---|"]
+    for c in ALGEBRAIC_SIZES:
+        runs = algebraic.get(c, [])
+        if not runs:
+            continue
+        t = summarize([r["throughput"] for r in runs])
+        conv = [r["convergence_ms"] for r in runs if r["convergence_ms"] is not None]
+        conv_text = (f"{statistics.median(conv):.0f} ms ({min(conv):.0f}–{max(conv):.0f})" if len(conv) == len(runs)
+                     else f"did not converge in {len(runs) - len(conv)} of {len(runs)} runs")
+        lines.append(f"| {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
+                     f"{fmt_us(statistics.median(r['p50_us'] for r in runs))} | "
+                     f"{fmt_us(statistics.median(r['p99_us'] for r in runs))} | {conv_text} |")
     lines += ["", f"Disk: {sync_rate:.0f} fdatasync/s (4 KiB write + fdatasync, one file)."]
     for side, c, eps, thr in batches:
         if c == 256:

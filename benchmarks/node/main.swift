@@ -3,6 +3,12 @@
 // encoding and decoding included). Prints one JSON line: operations,
 // seconds, latency percentiles, errors, and how many of the clients' last
 // writes were read back.
+//
+// With --algebraic GROUP, each client is pinned to one node (in turn) and
+// commits coordination-free transactions {add total 1, add c<i> 1} to that
+// replica group instead; after the run it measures the time until every
+// node's replica shows the acknowledged total (convergence by anti-entropy).
+import LuigiAlgebraic
 import LuigiBase
 import LuigiClient
 import LuigiLocalCluster
@@ -28,6 +34,7 @@ let clients = Int(value("--clients") ?? "1") ?? 1
 let seconds = Double(value("--seconds") ?? "5") ?? 5
 let valueSize = Int(value("--value-size") ?? "256") ?? 256
 let prefix = value("--prefix") ?? "bench"
+let algebraicGroup = value("--algebraic").flatMap { UInt64($0) }
 
 final class Results: Sendable {
     let latencies = Mutex<[UInt64]>([])
@@ -50,9 +57,14 @@ let clock = Clock()
 onThreads(clients) { i in
     var options = Client.Options()
     options.timeoutMillis = 10_000
-    guard let client = try? Client(endpoints: endpoints, credentials: credentials, options: options) else { return }
+    let mine = algebraicGroup == nil ? endpoints : [endpoints[i % endpoints.count]]
+    guard let client = try? Client(endpoints: mine, credentials: credentials, options: options) else { return }
     // Connect and open the session before the clock starts (not the load).
-    _ = try? client.put("\(prefix)-warmup-\(i)", [0])
+    if let group = algebraicGroup {
+        _ = try? client.value("warmup", group: group)
+    } else {
+        _ = try? client.put("\(prefix)-warmup-\(i)", [0])
+    }
     ready.add(1, ordering: .relaxed)
     while ready.load(ordering: .relaxed) < clients { usleep(1000) }
     var local: [UInt64] = []
@@ -66,9 +78,13 @@ onThreads(clients) { i in
         v[0] = UInt8(truncatingIfNeeded: i)
         let t0 = monotonicNanoseconds()
         do {
-            try client.put(key, v)
+            if let group = algebraicGroup {
+                try client.commit([.add(key: "\(prefix)-total", delta: 1), .add(key: "\(prefix)-c\(i)", delta: 1)], group: group)
+            } else {
+                try client.put(key, v)
+                last = (key, v)
+            }
             local.append(monotonicNanoseconds() - t0)
-            last = (key, v)
         } catch {
             results.errors.add(1, ordering: .relaxed)
         }
@@ -77,7 +93,31 @@ onThreads(clients) { i in
     results.latencies.withLock { $0 += local }
     if let last { results.lastKeys.withLock { $0[last.0] = last.1 } }
 }
-let elapsed = Double(monotonicNanoseconds() - clock.start.load(ordering: .relaxed)) / 1e9
+let finished = monotonicNanoseconds()
+let elapsed = Double(finished - clock.start.load(ordering: .relaxed)) / 1e9
+let sorted = results.latencies.withLock { $0 }.sorted()
+func pct(_ p: Double) -> Double {
+    sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
+}
+
+if let group = algebraicGroup {
+    // Every node's replica must show every acknowledged commit.
+    var options = Client.Options()
+    options.timeoutMillis = 2000
+    let probe = try Client(endpoints: endpoints, credentials: credentials, options: options)
+    let expected = Value.counter(Int128(sorted.count))
+    var converged: Double? = nil
+    while converged == nil && monotonicNanoseconds() - finished < 30_000_000_000 {
+        let all = endpoints.allSatisfy { (try? probe.value("\(prefix)-total", group: group, endpoint: $0)) == .some(expected) }
+        if all { converged = Double(monotonicNanoseconds() - finished) / 1e6 } else { usleep(2000) }
+    }
+    print(
+        "{\"ops\":\(sorted.count),\"seconds\":\(elapsed),\"throughput\":\(Double(sorted.count) / elapsed),"
+            + "\"p50_us\":\(pct(0.5)),\"p99_us\":\(pct(0.99)),\"errors\":\(results.errors.load(ordering: .relaxed)),"
+            + "\"convergence_ms\":\(converged.map { "\($0)" } ?? "null"),\"verified\":\(converged == nil ? 0 : endpoints.count),"
+            + "\"clients_with_writes\":\(endpoints.count)}")
+    exit(converged == nil ? 1 : 0)
+}
 
 // The work was done: every client's last acknowledged write reads back.
 var options = Client.Options()
@@ -87,10 +127,6 @@ let lastKeys = results.lastKeys.withLock { $0 }
 var verified = 0
 for (key, v) in lastKeys where (try? checker.get(key)) == .some(v) { verified += 1 }
 
-let sorted = results.latencies.withLock { $0 }.sorted()
-func pct(_ p: Double) -> Double {
-    sorted.isEmpty ? 0 : Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
-}
 print(
     "{\"ops\":\(sorted.count),\"seconds\":\(elapsed),\"throughput\":\(Double(sorted.count) / elapsed),"
         + "\"p50_us\":\(pct(0.5)),\"p99_us\":\(pct(0.99)),\"errors\":\(results.errors.load(ordering: .relaxed)),"
