@@ -21,10 +21,14 @@ import NIOCore
 final class NodeCore: @unchecked Sendable {  // confined to `loop`
     struct Pending {
         enum Kind: Equatable {
-            case register, write, read
+            case register, write
             /// A membership change: done once the group's voters include
             /// (`adding`) or exclude the node.
             case member(id: UInt64, adding: Bool)
+            /// A linearizable get served by ReadIndex: once a quorum
+            /// confirmed the leadership (`index` known) and the group has
+            /// applied through `index`, the key is read from the machine.
+            case readIndex(key: String, index: UInt64?, asked: NIODeadline)
         }
         var group: UInt64
         var term: UInt64
@@ -43,6 +47,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     private var storages: [UInt64: DurableRaftStorage] = [:]
     /// The replica groups by id (the others are key-value groups).
     private var replicas: [UInt64: ReplicaGroup] = [:]
+    /// Each key-value group's machine, read directly by ReadIndex gets.
+    private var stores: [UInt64: KVStateMachine] = [:]
     private var antiEntropyTask: RepeatedTask?
     /// Each group's storage as the driver sees it: syncs counted and timed.
     private var counted: [UInt64: SyncCountingStorage] = [:]
@@ -92,6 +98,13 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             for (peer, frames) in byPeer { sendToPeer(peer, frames) }
             metrics.framesOut.increment(by: envelopes.count)
         }
+        host.onReadStates = { [unowned self] _, states in
+            for state in states {
+                var r = ByteReader(state.context)
+                guard let number = try? r.u64le(), case .readIndex(let key, nil, let asked)? = pending[number]?.kind else { continue }
+                pending[number]?.kind = .readIndex(key: key, index: state.index, asked: asked)
+            }
+        }
         host.onResult = { [unowned self] request, result in
             guard let p = pending[request] else { return }
             if case .member = p.kind { return }  // done when the membership change applies
@@ -129,6 +142,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 try host.add(driver, machine: SessionMachine(replica.machine))
             } else {
                 let book = AddressBookMachine { [unowned self] id, address in learnAddress(id, address) }
+                stores[group] = book.kv
                 try host.add(driver, machine: SessionMachine(book))
             }
             storages[group] = storage
@@ -258,8 +272,16 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             kind = .register
             command = SessionMachine.registration()
         case .get(let key):
-            kind = .read
-            command = KVStateMachine.Command.get(key: key).encoded()
+            // Linearizable without a log entry: ReadIndex (no write, no sync).
+            let number = nextRequestNumber()
+            do {
+                try node.readIndex(context: Self.context(number))
+            } catch {
+                return answer(.notLeader, "read refused: \(error)", leader: node.leader)
+            }
+            return wait(
+                for: request, group: group, node: node, kind: .readIndex(key: key, index: nil, asked: .now()),
+                number: number, reply: reply)
         case .put(let key, let value):
             kind = .write
             command = SessionMachine.frame(
@@ -342,6 +364,29 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         }
     }
 
+    static func context(_ number: UInt64) -> [UInt8] {
+        var w = ByteWriter()
+        w.u64le(number)
+        return w.bytes
+    }
+
+    /// ReadIndex gets whose read point the group has now applied; and,
+    /// on a tick, ReadIndex rounds lost to a dropped message asked again.
+    private func serveReads(reask: Bool) {
+        let now = NIODeadline.now()
+        let patience = TimeAmount.milliseconds(Int64(2 * config.electionTicks * config.tickMillis))
+        for (number, p) in pending {
+            guard case .readIndex(let key, let index, let asked) = p.kind, let node = host.driver(p.group)?.node else { continue }
+            if let index {
+                guard node.status.applied >= index, let store = stores[p.group] else { continue }
+                finish(number, ClientReply(id: p.id, status: .ok, result: store.read(key)))
+            } else if reask, now - asked > patience, node.role == .leader {
+                try? node.readIndex(context: Self.context(number))
+                pending[number]?.kind = .readIndex(key: key, index: nil, asked: now)
+            }
+        }
+    }
+
     private func nextRequestNumber() -> UInt64 {
         defer { nextRequest &+= 1 }
         return nextRequest
@@ -375,6 +420,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             finish(request, ClientReply(id: p.id, status: .timeout, message: "no outcome within the timeout; retry with the same request id"))
         }
         updateGauges()
+        serveReads(reask: true)
         scheduleProcess()
     }
 
@@ -400,6 +446,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             return
         }
         finishMembershipChanges()
+        serveReads(reask: false)
         // Results were answered as they applied (`onResult`); what is left
         // waits, unless its group's leadership changed under it.
         var changed: Set<UInt64> = []
@@ -425,7 +472,6 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     }
 
     private func reply(to p: Pending, result: [UInt8]) -> ClientReply {
-        if p.kind == .read { return ClientReply(id: p.id, status: .ok, result: result) }
         switch try? SessionOutcome(decoding: result) {
         case .registered(let session):
             var w = ByteWriter()
