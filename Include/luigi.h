@@ -1129,6 +1129,8 @@ luigi_status luigi_ops_union_str(luigi_ops *ops, const char *key, size_t key_len
                                  const char *element, size_t element_len);
 luigi_status luigi_ops_union_bytes(luigi_ops *ops, const char *key, size_t key_len,
                                    const uint8_t *element, size_t element_len);
+/* Makes `key` a SET (an empty one if new) without adding an element. */
+luigi_status luigi_ops_union_empty(luigi_ops *ops, const char *key, size_t key_len);
 /* Overwrites a REGISTER: only luigi_client_coordinate takes ops with a set. */
 luigi_status luigi_ops_set_int(luigi_ops *ops, const char *key, size_t key_len, int64_t value);
 luigi_status luigi_ops_set_float(luigi_ops *ops, const char *key, size_t key_len, double value);
@@ -1140,7 +1142,8 @@ luigi_status luigi_ops_count(const luigi_ops *ops, size_t *out_count);
  * judges (a node that has not yet seen another node's update may accept a
  * conflicting type: replicas converge by their deterministic rule). Sent
  * once: if the node received it but did not answer, LUIGI_ERR_TIMEOUT, and
- * the transaction may have committed. */
+ * the transaction may have committed; a node that refuses it (no such
+ * group, shutting down) gives LUIGI_ERR_STATE and nothing was committed. */
 luigi_status luigi_client_commit(luigi_client *client, uint64_t group, const luigi_ops *ops,
                                  uint32_t timeout_ms, uint64_t *out_origin, uint64_t *out_seq);
 /* Commits `ops` (sets allowed) through the group's log: every replica
@@ -1151,7 +1154,10 @@ luigi_status luigi_client_coordinate(luigi_client *client, uint64_t group, const
 /* A key's value in one node's replica: `endpoint` (host:port; NULL with
  * length 0 for the first node that answers). For a SET, *out_elements
  * holds the elements as luigi_replica_set_elements lays them out (else it
- * is empty); free it with luigi_buffer_free. */
+ * is empty); free it with luigi_buffer_free. With an endpoint, a node that
+ * cannot answer (down, or not running the group) gives LUIGI_ERR_STATE;
+ * without one, the call tries the nodes until its deadline (then
+ * LUIGI_ERR_TIMEOUT). */
 luigi_status luigi_client_value(luigi_client *client, uint64_t group, const char *key,
                                 size_t key_len, const char *endpoint, size_t endpoint_len,
                                 uint32_t timeout_ms, luigi_value *out,

@@ -90,6 +90,10 @@ private func addOp(_ o: OpaquePointer?, _ key: UnsafePointer<CChar>?, _ keyLen: 
     addOp(o, key, keyLen, .set) { .union(key: $0, elements: [.bytes(try bytes(e, eLen, "element"))]) }
 }
 
+@c @implementation public func luigi_ops_union_empty(_ o: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int)
+    -> luigi_status
+{ addOp(o, key, keyLen, .set) { .union(key: $0, elements: []) } }
+
 @c @implementation public func luigi_ops_set_int(_ o: OpaquePointer!, _ key: UnsafePointer<CChar>!, _ keyLen: Int, _ v: Int64)
     -> luigi_status
 { addOp(o, key, keyLen, .register) { .set(key: $0, value: .int(v)) } }

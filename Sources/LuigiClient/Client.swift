@@ -258,6 +258,9 @@ public final class Client {
                         continue
                     }
                     leaders[group] = nil
+                case .unavailable where !resend:
+                    // Refused before any effect (no such group, shutting down).
+                    throw Definitive(LuigiError.state(reply.message))
                 case .timeout, .unavailable:
                     lastProblem = reply.message
                     leaders[group] = nil

@@ -11,7 +11,7 @@ import Glibc
 /// stops the cluster and exits with COMMAND's status.
 func runExec(_ arguments: [String]) -> Never {
     guard let dash = arguments.firstIndex(of: "--"), dash + 1 < arguments.count else {
-        print("usage: luigi-cluster-demo exec [--nodes N] [--groups G] -- COMMAND [ARGS...]")
+        print("usage: luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] -- COMMAND [ARGS...]")
         exit(2)
     }
     func value(_ name: String, _ fallback: Int) -> Int {

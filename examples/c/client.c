@@ -155,9 +155,18 @@ int main(void)
     EXPECT(luigi_ops_new(&bad_ops) == LUIGI_OK);
     EXPECT(luigi_ops_max_float(bad_ops, "m", 1, 0.0 / 0.0) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_ops_add(bad_ops, "", 0, 1) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_commit(c, 999, bad_ops, 0, &origin, &seq) == LUIGI_ERR_INVALID_ARGUMENT); /* below the base */
     EXPECT(luigi_client_commit(c, rg, bad_ops, 0, &origin, &seq) == LUIGI_ERR_INVALID_ARGUMENT); /* empty */
     EXPECT(luigi_client_commit(c, 1, bad_ops, 0, &origin, &seq) == LUIGI_ERR_INVALID_ARGUMENT);  /* not a replica group */
     luigi_ops_free(bad_ops);
+    luigi_ops *empty = NULL;
+    EXPECT(luigi_ops_new(&empty) == LUIGI_OK && luigi_ops_union_empty(empty, "nobody", 6) == LUIGI_OK);
+    EXPECT(luigi_client_commit(c, rg, empty, 0, &origin, &seq) == LUIGI_OK);
+    EXPECT(luigi_client_commit(c, rg + 50, empty, 2000, &origin, &seq) == LUIGI_ERR_STATE); /* no such group */
+    luigi_ops_free(empty);
+    luigi_value nobody;
+    EXPECT(luigi_client_value(c, rg, "nobody", 6, NULL, 0, 0, &nobody, &members) == LUIGI_OK);
+    luigi_buffer_free(&members);
     EXPECT(luigi_client_add_member(c, 0, 0, "127.0.0.1:1", 11, 0) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_remove_member(c, 0, 0, 0) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_remove_member(c, 0, 99, 0) == LUIGI_OK); /* not a member: nothing to do */

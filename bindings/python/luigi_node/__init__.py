@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import Literal, Tuple, Union
 
 __version__ = "0.1.0"
+
+# One op of a replica-group transaction, as Client.commit() and
+# Client.coordinate() take it: (kind, key, value). "set" (a register
+# overwrite) is not algebraic: only coordinate() takes it.
+ReplicaOp = Union[
+    Tuple[Literal["add"], str, int],
+    Tuple[Literal["max", "min", "set"], str, Union[int, float]],
+    Tuple[Literal["union"], str, Union[str, bytes, int]],
+]
 
 
 class CausalOrder(enum.IntEnum):
@@ -49,6 +59,7 @@ from ._raft import Entry, HardState, KVOperation, RaftStatus  # noqa: E402
 from ._watermark import TxnId, TxnOp, TxnResult  # noqa: E402
 from ._tablelog import CommitRequest, DataFile, TableVersion  # noqa: E402
 from ._luigi import (  # noqa: E402
+    REPLICA_GROUP_BASE,
     Client,
     RaftCluster,
     RaftNode,
@@ -105,6 +116,8 @@ __all__ = [
     "TableVersion",
     "CommitRequest",
     "Client",
+    "ReplicaOp",
+    "REPLICA_GROUP_BASE",
     "LuigiError",
     "LuigiValueError",
     "InvalidHandleError",

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Union, final
 
-from luigi_node import CausalOrder
+from luigi_node import CausalOrder, ReplicaOp
 from luigi_node._errors import LuigiError
 from luigi_node._raft import Entry, HardState, KVOperation, RaftStatus
 from luigi_node._tablelog import CommitRequest, DataFile, TableVersion
@@ -20,6 +20,7 @@ _Messages = list[tuple[bool, int, bytes]]
 
 LIBRARY_VERSION: str
 ABI_VERSION: int
+REPLICA_GROUP_BASE: int
 
 @final
 class VectorClock:
@@ -399,6 +400,31 @@ class Client:
         timeout: float | None = None,
     ) -> bool: ...
     def status(self, *, timeout: float | None = None) -> dict[str, Any]: ...
+    def commit(
+        self, ops: Iterable[ReplicaOp], *, group: int, timeout: float | None = None
+    ) -> tuple[int, int]: ...
+    def coordinate(
+        self, ops: Iterable[ReplicaOp], *, group: int, timeout: float | None = None
+    ) -> None: ...
+    def value(
+        self,
+        key: str,
+        *,
+        group: int,
+        endpoint: str | None = None,
+        timeout: float | None = None,
+    ) -> int | float | frozenset[_Element] | None: ...
+    def add_member(
+        self,
+        node_id: int,
+        address: str,
+        *,
+        group: int | None = None,
+        timeout: float | None = None,
+    ) -> None: ...
+    def remove_member(
+        self, node_id: int, *, group: int | None = None, timeout: float | None = None
+    ) -> None: ...
     def close(self) -> None: ...
     def __enter__(self) -> Client: ...
     def __exit__(

@@ -13,7 +13,12 @@
  * of their str, values the buffer of their bytes-like object, both kept
  * alive by the call's arguments); results are built after it is released.
  * Timeouts are seconds (int or float) in (0, 600], rounded up to whole
- * milliseconds; groups start at 1. */
+ * milliseconds; groups start at 1, replica groups at REPLICA_GROUP_BASE + 1.
+ *
+ * Replica groups (commit, coordinate, value) and membership (add_member,
+ * remove_member) are below, after the key-value methods: a transaction's
+ * op tuples become a luigi_ops built before the lock is taken and freed
+ * after the call. */
 
 #include "_luigi.h"
 
@@ -496,6 +501,449 @@ Client_status(PyObject *op, PyObject *args, PyObject *kwds)
     return doc;
 }
 
+/* ============================================================ replica groups
+ *
+ * A node started with --replica-groups n runs groups REPLICA_GROUP_BASE + 1,
+ * ...: algebraic replicas reached through commit (no coordination, on the
+ * node the client reaches), coordinate (through the group's Raft log) and
+ * value (one node's replica). A transaction's ops are op tuples, checked and
+ * copied into a luigi_ops built for the call (freed after it, also on error):
+ *
+ *     ("add", key, delta)        counter; delta an int in [-2**63, 2**63)
+ *     ("max", key, number)       max register; int or float (no NaN)
+ *     ("min", key, number)       min register
+ *     ("union", key, element)    grow-only set; one str, bytes or int element
+ *     ("set", key, number)       register overwrite: coordinate only
+ *
+ * bool is refused wherever an int is taken (a value, an element, a node or
+ * group id): True is far more likely a mistake than the number 1. */
+
+/* Op kinds, as the tuples name them (indices into replica_op_names). */
+enum { ROP_ADD, ROP_MAX, ROP_MIN, ROP_UNION, ROP_SET, ROP_COUNT };
+static const char *const replica_op_names[ROP_COUNT] = {"add", "max", "min", "union", "set"};
+
+/* The luigi_ops calls of the ops that take one number (int or float). */
+typedef struct {
+    luigi_status (*with_int)(luigi_ops *, const char *, size_t, int64_t);
+    luigi_status (*with_float)(luigi_ops *, const char *, size_t, double);
+} ops_number_fn;
+
+static const ops_number_fn OPS_MAX = {luigi_ops_max_int, luigi_ops_max_float};
+static const ops_number_fn OPS_MIN = {luigi_ops_min_int, luigi_ops_min_float};
+static const ops_number_fn OPS_SET = {luigi_ops_set_int, luigi_ops_set_float};
+
+/* A replica group id: required (NULL: the keyword was omitted), an int, and
+ * above REPLICA_GROUP_BASE. */
+static int
+client_replica_group(module_state *st, const char *method, PyObject *obj, uint64_t *out)
+{
+    if (obj == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required keyword-only argument: 'group'",
+                     method);
+        return -1;
+    }
+    if (obj == Py_None || PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "group must be an int (a replica group id), not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (as_u64(st, obj, "group", out) < 0) {
+        return -1;
+    }
+    if (*out <= LUIGI_REPLICA_GROUP_BASE) {
+        PyErr_Format(st->LuigiValueError,
+                     "replica group ids start at REPLICA_GROUP_BASE + 1 (%d), not %llu",
+                     LUIGI_REPLICA_GROUP_BASE + 1, (unsigned long long)*out);
+        return -1;
+    }
+    return 0;
+}
+
+/* Raises for a refused luigi_ops_* call on op `index`, naming the op. */
+static int
+raise_op_status(module_state *st, luigi_status s, Py_ssize_t index)
+{
+    const char *why = luigi_last_error_message();
+    PyObject *text = PyUnicode_FromFormat("op %zd: %s", index,
+                                          why != NULL && why[0] != '\0' ? why : "refused");
+    const char *message = text == NULL ? NULL : PyUnicode_AsUTF8(text);
+    if (message == NULL) {
+        PyErr_Clear();
+        raise_status(st, s);
+    }
+    else {
+        raise_status_message(st, s, message);
+    }
+    Py_XDECREF(text);
+    return -1;
+}
+
+/* Appends one op tuple (item `index` of the caller's ops) to `ops`; -1 with
+ * an exception (and `ops` unchanged) when it is malformed or refused. */
+static int
+add_replica_op(module_state *st, luigi_ops *ops, PyObject *item, Py_ssize_t index)
+{
+    if (!PyTuple_Check(item)) {
+        PyErr_Format(PyExc_TypeError, "op %zd must be a tuple (kind, key, value), not %.100s",
+                     index, Py_TYPE(item)->tp_name);
+        return -1;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(item);
+    if (size == 0) {
+        PyErr_Format(st->LuigiValueError, "op %zd is an empty tuple", index);
+        return -1;
+    }
+    uint32_t kind;
+    if (wm_choose(st, PyTuple_GET_ITEM(item, 0), "op kind", replica_op_names, ROP_COUNT,
+                  &kind) < 0) {
+        return -1;
+    }
+    if (size != 3) {
+        PyErr_Format(st->LuigiValueError, "op %zd: '%s' takes (kind, key, %s), not %zd items",
+                     index, replica_op_names[kind],
+                     kind == ROP_ADD ? "delta" : kind == ROP_UNION ? "element" : "value", size);
+        return -1;
+    }
+    const char *key;
+    size_t key_len;
+    if (as_key(PyTuple_GET_ITEM(item, 1), &key, &key_len) < 0) {
+        return -1;
+    }
+    PyObject *value = PyTuple_GET_ITEM(item, 2);
+    luigi_status s;
+    if (kind == ROP_ADD) {
+        int64_t delta;
+        if (PyBool_Check(value)) {
+            PyErr_Format(PyExc_TypeError, "op %zd: delta must be an int, not bool", index);
+            return -1;
+        }
+        if (as_i64(st, value, "delta", &delta) < 0) {
+            return -1;
+        }
+        s = luigi_ops_add(ops, key, key_len, delta);
+    }
+    else if (kind == ROP_UNION) {
+        if (PyUnicode_Check(value)) {
+            Py_ssize_t len;
+            const char *data = PyUnicode_AsUTF8AndSize(value, &len);
+            if (data == NULL) {
+                return -1;
+            }
+            s = luigi_ops_union_str(ops, key, key_len, data, (size_t)len);
+        }
+        else if (PyBytes_Check(value)) {
+            s = luigi_ops_union_bytes(ops, key, key_len, (const uint8_t *)PyBytes_AS_STRING(value),
+                                      (size_t)PyBytes_GET_SIZE(value));
+        }
+        else if (PyLong_Check(value) && !PyBool_Check(value)) {
+            int64_t element;
+            if (as_i64(st, value, "set element", &element) < 0) {
+                return -1;
+            }
+            s = luigi_ops_union_int(ops, key, key_len, element);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "op %zd: a set element must be str, bytes or int, not %.100s "
+                         "(one element per union op)",
+                         index, Py_TYPE(value)->tp_name);
+            return -1;
+        }
+    }
+    else {
+        const ops_number_fn *f = kind == ROP_MAX ? &OPS_MAX : kind == ROP_MIN ? &OPS_MIN : &OPS_SET;
+        if (PyFloat_Check(value)) {
+            s = f->with_float(ops, key, key_len, PyFloat_AS_DOUBLE(value)); /* NaN: refused */
+        }
+        else if (!PyBool_Check(value) && (PyLong_Check(value) || PyIndex_Check(value))) {
+            int64_t i;
+            if (as_i64(st, value, "value", &i) < 0) {
+                return -1;
+            }
+            s = f->with_int(ops, key, key_len, i);
+        }
+        else {
+            PyErr_Format(PyExc_TypeError, "op %zd: value must be int or float, not %.100s", index,
+                         Py_TYPE(value)->tp_name);
+            return -1;
+        }
+    }
+    return s == LUIGI_OK ? 0 : raise_op_status(st, s, index);
+}
+
+/* A luigi_ops holding every op of `seq` (any iterable of op tuples, at least
+ * one), for the caller to free with luigi_ops_free; NULL with an exception.
+ * The luigi_ops_* calls copy what they take and are short, so they run with
+ * the GIL held; the ops are a local handle no other thread sees. */
+static luigi_ops *
+client_ops(module_state *st, PyObject *seq)
+{
+    if (PyUnicode_Check(seq) || PyBytes_Check(seq) || PyByteArray_Check(seq)) {
+        PyErr_Format(PyExc_TypeError, "ops must be an iterable of op tuples, not %.100s",
+                     Py_TYPE(seq)->tp_name);
+        return NULL;
+    }
+    if (PyTuple_Check(seq) && PyTuple_GET_SIZE(seq) > 0 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(seq, 0))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ops must be an iterable of op tuples, not one op: wrap it, [op]");
+        return NULL;
+    }
+    PyObject *items = PySequence_Tuple(seq);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    if (n == 0) {
+        Py_DECREF(items);
+        PyErr_SetString(st->LuigiValueError, "a transaction needs at least one op");
+        return NULL;
+    }
+    luigi_ops *ops = NULL;
+    luigi_status s = luigi_ops_new(&ops);
+    if (s != LUIGI_OK) {
+        Py_DECREF(items);
+        raise_status(st, s);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (add_replica_op(st, ops, PyTuple_GET_ITEM(items, i), i) < 0) {
+            luigi_ops_free(ops);
+            Py_DECREF(items);
+            return NULL;
+        }
+    }
+    Py_DECREF(items);
+    return ops;
+}
+
+/* commit() and coordinate(): parse, build the ops, call, free the ops. */
+static PyObject *
+client_replica_txn(PyObject *op, PyObject *args, PyObject *kwds, int coordinate)
+{
+    static char *kwlist[] = {"ops", "group", "timeout", NULL};
+    const char *method = coordinate ? "coordinate" : "commit";
+    ClientObject *self = (ClientObject *)op;
+    module_state *st = state_of(op);
+    PyObject *ops_obj, *group_obj = NULL, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, coordinate ? "O|$OO:coordinate" : "O|$OO:commit",
+                                     kwlist, &ops_obj, &group_obj, &timeout_obj)) {
+        return NULL;
+    }
+    uint64_t group;
+    uint32_t timeout_ms;
+    if (client_replica_group(st, method, group_obj, &group) < 0 ||
+        client_timeout(st, timeout_obj, &timeout_ms) < 0) {
+        return NULL;
+    }
+    luigi_ops *ops = client_ops(st, ops_obj);
+    if (ops == NULL) {
+        return NULL;
+    }
+    uint64_t origin = 0, seq = 0;
+    luigi_status s;
+    CLIENT_CALL(st, self, { luigi_ops_free(ops); return NULL; },
+        s = coordinate ? luigi_client_coordinate(self->client, group, ops, timeout_ms)
+                       : luigi_client_commit(self->client, group, ops, timeout_ms, &origin, &seq));
+    /* The exception first, while the thread's last error message is the call's. */
+    PyObject *result = s != LUIGI_OK ? raise_status(st, s)
+                       : coordinate  ? Py_NewRef(Py_None)
+                                     : Py_BuildValue("(KK)", (unsigned long long)origin,
+                                                     (unsigned long long)seq);
+    luigi_ops_free(ops);
+    return result;
+}
+
+static PyObject *
+Client_commit(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    return client_replica_txn(op, args, kwds, 0);
+}
+
+static PyObject *
+Client_coordinate(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    return client_replica_txn(op, args, kwds, 1);
+}
+
+/* A SET's elements as luigi_client_value lays them out (that of
+ * luigi_replica_set_elements) as a frozenset of int, str and bytes: the
+ * same values Replica.value() gives. (The same decoding as the static
+ * decode_set_elements of _luigi_replica.c; sharing it means exporting that
+ * one through _luigi.h.) */
+static PyObject *
+client_set_elements(module_state *st, const uint8_t *p, size_t n)
+{
+    PyObject *set = PyFrozenSet_New(NULL);
+    size_t i = 0;
+    while (set != NULL && i < n) {
+        uint8_t tag = p[i++];
+        PyObject *element;
+        const uint8_t *data;
+        size_t len;
+        if (tag == LUIGI_ELEMENT_INT && n - i >= 8) {
+            element = PyLong_FromLongLong((long long)(int64_t)read_u64le(p + i));
+            i += 8;
+        }
+        else if (tag == LUIGI_ELEMENT_STR && read_chunk(p, n, &i, &data, &len) == 0) {
+            element = PyUnicode_DecodeUTF8((const char *)data, (Py_ssize_t)len, "strict");
+        }
+        else if (tag == LUIGI_ELEMENT_BYTES && read_chunk(p, n, &i, &data, &len) == 0) {
+            element = PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len);
+        }
+        else {
+            Py_DECREF(set);
+            return malformed_buffer(st, "set elements");
+        }
+        if (element == NULL || PySet_Add(set, element) < 0) {
+            Py_CLEAR(set);
+        }
+        Py_XDECREF(element);
+    }
+    return set;
+}
+
+/* A luigi_value as Replica.value() gives it: None (absent), int (counter),
+ * int or float (max, min, register), frozenset (set). */
+static PyObject *
+client_value_object(module_state *st, const luigi_value *v, const luigi_buffer *elements)
+{
+    switch (v->kind) {
+    case LUIGI_KIND_NONE:
+        Py_RETURN_NONE;
+    case LUIGI_KIND_COUNTER:
+        return int128_to_long(v->counter_hi, v->counter_lo);
+    case LUIGI_KIND_MAX:
+    case LUIGI_KIND_MIN:
+    case LUIGI_KIND_REGISTER:
+        if (v->number_type == LUIGI_NUMBER_FLOAT) {
+            return PyFloat_FromDouble(v->float_value);
+        }
+        return PyLong_FromLongLong((long long)v->int_value);
+    case LUIGI_KIND_SET:
+        return client_set_elements(st, elements->data, elements->len);
+    default:
+        PyErr_Format(st->LuigiError, "libluigi returned an unknown value kind %u",
+                     (unsigned)v->kind);
+        return NULL;
+    }
+}
+
+static PyObject *
+Client_value(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "group", "endpoint", "timeout", NULL};
+    ClientObject *self = (ClientObject *)op;
+    module_state *st = state_of(op);
+    PyObject *key_obj, *group_obj = NULL, *endpoint_obj = NULL, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OOO:value", kwlist, &key_obj, &group_obj,
+                                     &endpoint_obj, &timeout_obj)) {
+        return NULL;
+    }
+    const char *key;
+    size_t key_len;
+    uint64_t group;
+    uint32_t timeout_ms;
+    if (as_key(key_obj, &key, &key_len) < 0 ||
+        client_replica_group(st, "value", group_obj, &group) < 0 ||
+        client_timeout(st, timeout_obj, &timeout_ms) < 0) {
+        return NULL;
+    }
+    /* endpoint None: the first node that answers, (NULL, 0) in luigi.h. */
+    const char *endpoint = NULL;
+    Py_ssize_t endpoint_len = 0;
+    if (endpoint_obj != NULL && endpoint_obj != Py_None) {
+        if (!PyUnicode_Check(endpoint_obj)) {
+            PyErr_Format(PyExc_TypeError, "endpoint must be a str (host:port) or None, not %.100s",
+                         Py_TYPE(endpoint_obj)->tp_name);
+            return NULL;
+        }
+        if ((endpoint = PyUnicode_AsUTF8AndSize(endpoint_obj, &endpoint_len)) == NULL) {
+            return NULL;
+        }
+    }
+    luigi_value v;
+    memset(&v, 0, sizeof v);
+    luigi_buffer elements = {NULL, 0};
+    luigi_status s;
+    CLIENT_CALL(st, self, return NULL,
+        s = luigi_client_value(self->client, group, key, key_len, endpoint, (size_t)endpoint_len,
+            timeout_ms, &v, &elements));
+    PyObject *result = s != LUIGI_OK ? raise_status(st, s) : client_value_object(st, &v, &elements);
+    luigi_buffer_free(&elements);
+    return result;
+}
+
+/* ============================================================ membership */
+
+/* A member's node id: an int in [1, 2**64) (0 is refused by the library). */
+static int
+client_node_id(module_state *st, PyObject *obj, uint64_t *out)
+{
+    if (PyBool_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "node_id must be an int, not bool");
+        return -1;
+    }
+    return as_u64(st, obj, "node_id", out);
+}
+
+static PyObject *
+Client_add_member(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"node_id", "address", "group", "timeout", NULL};
+    ClientObject *self = (ClientObject *)op;
+    module_state *st = state_of(op);
+    PyObject *id_obj, *address_obj, *group_obj = NULL, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|$OO:add_member", kwlist, &id_obj,
+                                     &address_obj, &group_obj, &timeout_obj)) {
+        return NULL;
+    }
+    uint64_t node_id, group;
+    uint32_t timeout_ms;
+    if (client_node_id(st, id_obj, &node_id) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(address_obj)) {
+        PyErr_Format(PyExc_TypeError, "address must be a str (host:port), not %.100s",
+                     Py_TYPE(address_obj)->tp_name);
+        return NULL;
+    }
+    Py_ssize_t address_len;
+    const char *address = PyUnicode_AsUTF8AndSize(address_obj, &address_len);
+    if (address == NULL || client_group(st, group_obj, &group) < 0 ||
+        client_timeout(st, timeout_obj, &timeout_ms) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    CLIENT_CALL(st, self, return NULL,
+        s = luigi_client_add_member(self->client, group, node_id, address, (size_t)address_len,
+            timeout_ms));
+    return none_or_raise(st, s);
+}
+
+static PyObject *
+Client_remove_member(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"node_id", "group", "timeout", NULL};
+    ClientObject *self = (ClientObject *)op;
+    module_state *st = state_of(op);
+    PyObject *id_obj, *group_obj = NULL, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$OO:remove_member", kwlist, &id_obj,
+                                     &group_obj, &timeout_obj)) {
+        return NULL;
+    }
+    uint64_t node_id, group;
+    uint32_t timeout_ms;
+    if (client_node_id(st, id_obj, &node_id) < 0 || client_group(st, group_obj, &group) < 0 ||
+        client_timeout(st, timeout_obj, &timeout_ms) < 0) {
+        return NULL;
+    }
+    luigi_status s;
+    CLIENT_CALL(st, self, return NULL,
+        s = luigi_client_remove_member(self->client, group, node_id, timeout_ms));
+    return none_or_raise(st, s);
+}
+
 /* Frees the handle (waiting for a call in progress); idempotent. */
 static PyObject *
 Client_close(PyObject *op, PyObject *Py_UNUSED(ignored))
@@ -579,6 +1027,34 @@ static PyMethodDef Client_methods[] = {
      "status($self, /, *, timeout=None)\n--\n\n"
      "One node's status document (its HTTP /status), parsed from JSON: a dict\n"
      "with \"node\", \"cluster\", \"groups\", ..."},
+    {"commit", FUNC(Client_commit), METH_VARARGS | METH_KEYWORDS,
+     "commit($self, /, ops, *, group, timeout=None)\n--\n\n"
+     "Commit a transaction on a replica group without coordination, on the\n"
+     "first node that answers; it spreads to the others by anti-entropy.\n"
+     "ops: op tuples (\"add\", key, int), (\"max\"|\"min\", key, int|float),\n"
+     "(\"union\", key, str|bytes|int). Returns the update's dot (origin, seq).\n"
+     "NotAlgebraicError for a set op (use coordinate); sent once, so on\n"
+     "LuigiTimeoutError it may have committed."},
+    {"coordinate", FUNC(Client_coordinate), METH_VARARGS | METH_KEYWORDS,
+     "coordinate($self, /, ops, *, group, timeout=None)\n--\n\n"
+     "Commit a transaction (set ops allowed: (\"set\", key, int|float))\n"
+     "through the replica group's Raft log: every replica applies it at the\n"
+     "same position, exactly once. TypeConflictError when every replica\n"
+     "rejects it."},
+    {"value", FUNC(Client_value), METH_VARARGS | METH_KEYWORDS,
+     "value($self, /, key, *, group, endpoint=None, timeout=None)\n--\n\n"
+     "A key's value in one node's replica (endpoint \"host:port\", or None: the\n"
+     "first node that answers): int (counter), int or float (max, min,\n"
+     "register), frozenset (set), or None when the key is absent."},
+    {"add_member", FUNC(Client_add_member), METH_VARARGS | METH_KEYWORDS,
+     "add_member($self, /, node_id, address, *, group=None, timeout=None)\n--\n\n"
+     "Make node node_id, listening at address (host:port), a voter of the group;\n"
+     "returns once the change applied on the leader. Idempotent. Start the node\n"
+     "with `luigi-node serve --join` first."},
+    {"remove_member", FUNC(Client_remove_member), METH_VARARGS | METH_KEYWORDS,
+     "remove_member($self, /, node_id, *, group=None, timeout=None)\n--\n\n"
+     "Remove node node_id from the group; returns once the change applied on\n"
+     "the leader. Idempotent (a non-member is nothing to do)."},
     {"close", Client_close, METH_NOARGS,
      "close($self, /)\n--\n\n"
      "Close the connections and free the client (waits for a call in progress).\n"
@@ -604,6 +1080,8 @@ static PyType_Slot Client_slots[] = {
                 "Every connection proves knowledge of cluster_secret (str or bytes, >= 16\n"
                 "bytes) and cluster_id; AuthError when the nodes refuse them. timeout: the\n"
                 "default per-call deadline in seconds, (0, 600]; group: the default group.\n"
+                "commit, coordinate and value reach the replica groups (ids above\n"
+                "REPLICA_GROUP_BASE); add_member and remove_member change a group's voters.\n"
                 "Nothing connects until the first call. Calls release the GIL; one Client\n"
                 "serialises its callers (a lock), so use one per thread for parallel calls.\n"
                 "A context manager: `with Client(...) as c:` closes it at the end."},

@@ -142,7 +142,9 @@ luigi_exec(PyObject *module)
         return -1;
     }
     if (PyModule_AddStringConstant(module, "LIBRARY_VERSION", luigi_version_string()) < 0 ||
-        PyModule_AddIntConstant(module, "ABI_VERSION", (long)luigi_abi_version()) < 0) {
+        PyModule_AddIntConstant(module, "ABI_VERSION", (long)luigi_abi_version()) < 0 ||
+        /* Replica groups of a luigi-node are REPLICA_GROUP_BASE + 1, ... (Client). */
+        PyModule_AddIntConstant(module, "REPLICA_GROUP_BASE", (long)LUIGI_REPLICA_GROUP_BASE) < 0) {
         return -1;
     }
     return 0;
