@@ -2,7 +2,8 @@
 
 Needs a running cluster, named by LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and
 LUIGI_CLUSTER_SECRET: `luigi-cluster-demo exec -- <command>` starts 3
-luigi-node processes (one key-value group) and sets them. Tests/python/run.sh
+luigi-node processes (one key-value group, 1, and one replica group,
+REPLICA_GROUP_BASE + 1 = 1001) and sets them. Tests/python/run.sh
 runs this module that way when LUIGI_CLUSTER_RUNNER names luigi-cluster-demo
 (make test-python does). Without a cluster every test FAILS with a message
 saying so, unless LUIGI_CLIENT_TESTS_OPTIONAL=1, which skips the module.
@@ -13,12 +14,15 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Any, Optional
 
 import pytest
@@ -34,6 +38,8 @@ CLUSTER_DIR = os.environ.get("LUIGI_CLUSTER_DIR", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_KEY = 4096
 MAX_VALUE = 8 * 1024 * 1024
+GROUP = ln.REPLICA_GROUP_BASE + 1  # the replica group luigi-cluster-demo exec runs
+NODES = [node.strip() for node in ENDPOINTS.split(",") if node.strip()]  # one host:port each
 
 if not (ENDPOINTS and CLUSTER_ID and SECRET) and os.environ.get("LUIGI_CLIENT_TESTS_OPTIONAL") == "1":
     pytest.skip(
@@ -79,6 +85,40 @@ def connect(**options: Any) -> ln.Client:
 def client(cluster: None) -> Iterator[ln.Client]:
     with connect(timeout=10.0) as c:
         yield c
+
+
+Unreached = tuple[ln.Client, socket.socket]
+
+
+@pytest.fixture(scope="module")
+def unreached(cluster: None) -> Iterator[Unreached]:
+    """A Client whose only endpoint is a socket listening here that nothing
+    accepts from, and that socket. Connecting to it completes in the kernel
+    (the connection waits in its backlog), so after a call returns,
+    listener.accept() finds a connection exactly when the call went to the
+    network; a call that sent a request there could only time out."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        with connect(endpoints=f"127.0.0.1:{port}", timeout=2.0) as c:
+            yield c, listener
+
+
+def refused_before_sending(
+    unreached: Unreached, call: Callable[[ln.Client], object], error: type[BaseException]
+) -> None:
+    """`call` raises exactly `error` (not a subclass, not a timeout) without
+    connecting to the client's endpoint: it was refused before any network I/O."""
+    c, listener = unreached
+    with pytest.raises(error) as info:
+        call(c)
+    assert type(info.value) is error, f"{type(info.value).__name__}: {info.value}"
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:
+        return  # nothing connected
+    conn.close()
+    raise AssertionError(f"the refused call connected to its endpoint first: {call!r}")
 
 
 # ------------------------------------------------------------------ semantics
@@ -167,7 +207,8 @@ def test_status(client: ln.Client) -> None:
     assert status["cluster"] == CLUSTER_ID
     assert isinstance(status["node"], int)
     groups = status["groups"]
-    assert isinstance(groups, list) and [g["group"] for g in groups] == [1]
+    # the key-value group 1 and the replica group REPLICA_GROUP_BASE + 1
+    assert isinstance(groups, list) and [g["group"] for g in groups] == [1, 1001]
     assert groups[0]["role"] in ("follower", "pre_candidate", "candidate", "leader")
     assert sorted(groups[0]["voters"]) == [1, 2, 3]
     assert isinstance(client.status(timeout=2.5), dict)
@@ -201,12 +242,12 @@ def test_the_default_group_and_timeout_options() -> None:
 
 
 def test_a_group_the_nodes_do_not_run_times_out(client: ln.Client) -> None:
-    started = time.monotonic()
     with pytest.raises(ln.LuigiTimeoutError) as info:
         client.get(key("g2"), group=2, timeout=0.3)
-    elapsed = time.monotonic() - started
+    # The call's own deadline ended it: a timeout, not a refusal or another error.
+    assert type(info.value) is ln.LuigiTimeoutError
     assert isinstance(info.value, TimeoutError)
-    assert 0.25 <= elapsed < 3.0, elapsed
+    assert "LUIGI_ERR_TIMEOUT" in str(info.value)
     with pytest.raises(ln.LuigiTimeoutError):
         client.put(key("g2"), b"x", group=2, timeout=0.2)
     # a client whose default group is 2
@@ -227,20 +268,26 @@ def test_a_group_the_nodes_do_not_run_times_out(client: ln.Client) -> None:
 def test_wrong_credentials_raise_auth_error(client: ln.Client, options: dict[str, Any]) -> None:
     k = key("auth")
     with connect(timeout=5.0, **options) as impostor:
-        started = time.monotonic()
         for call in (
             lambda: impostor.get(k),
             lambda: impostor.put(k, b"intruder"),
             lambda: impostor.cas(k, None, b"intruder"),
             lambda: impostor.delete(k),
             lambda: impostor.status(),
+            lambda: impostor.commit([("add", k, 1)], group=GROUP),
+            lambda: impostor.coordinate([("set", k, 1)], group=GROUP),
+            lambda: impostor.value(k, group=GROUP),
+            lambda: impostor.value(k, group=GROUP, endpoint=NODES[0]),
+            lambda: impostor.remove_member(99),
         ):
             with pytest.raises(ln.AuthError) as info:
                 call()
+            # Reported as a refusal, not as a timeout (AuthError is no TimeoutError).
+            assert type(info.value) is ln.AuthError
             assert isinstance(info.value, ln.LuigiError)
             assert "LUIGI_ERR_AUTH" in str(info.value)
-        assert time.monotonic() - started < 5.0  # refused at once, not timed out
     assert client.get(k) is None  # nothing was written
+    assert client.value(k, group=GROUP) is None
 
 
 def _unchanged(client: ln.Client, k: str) -> None:
@@ -294,14 +341,17 @@ def _unchanged(client: ln.Client, k: str) -> None:
     ],
 )
 def test_bad_arguments_raise_and_write_nothing(
-    client: ln.Client, call: Callable[[Any, Any], object], error: type[BaseException]
+    client: ln.Client,
+    unreached: Unreached,
+    call: Callable[[Any, Any], object],
+    error: type[BaseException],
 ) -> None:
     k = key("bad-args")
     client.put(k, b"original")
-    started = time.monotonic()
-    with pytest.raises(error):
+    refused_before_sending(unreached, lambda c: call(c, k), error)
+    with pytest.raises(error) as info:
         call(client, k)
-    assert time.monotonic() - started < 2.0  # refused before anything was sent
+    assert type(info.value) is error
     _unchanged(client, k)
 
 
@@ -378,6 +428,11 @@ def test_context_manager_closes() -> None:
         lambda: c.delete(key("ctx")),
         lambda: c.cas(key("ctx"), None, b"2"),
         lambda: c.status(),
+        lambda: c.commit([("add", key("ctx"), 1)], group=GROUP),
+        lambda: c.coordinate([("add", key("ctx"), 1)], group=GROUP),
+        lambda: c.value(key("ctx"), group=GROUP),
+        lambda: c.add_member(9, "127.0.0.1:1"),
+        lambda: c.remove_member(99),
     ):
         with pytest.raises(ln.TransactionStateError, match="closed"):
             call()
@@ -472,51 +527,112 @@ def test_four_threads_sharing_one_client(client: ln.Client) -> None:
     shared.close()
 
 
-def test_calls_release_the_gil() -> None:
-    """Four clients each wait 0.5 s for a group that does not exist, at once:
-    about 0.5 s in all, not 2 s, and this thread keeps running meanwhile."""
-    clients = [connect() for _ in range(4)]
-    ticks = 0
-    done = threading.Event()
+@contextmanager
+def _switching_only_when_blocked() -> Iterator[None]:
+    """Python threads switch only where the running one blocks or releases
+    the GIL (waiting on a lock or an Event, inside a Client call, at its
+    end), never between two bytecodes: what the threads' flags record then
+    follows from the order of the code, not from where the scheduler
+    happened to preempt a thread. (A switch interval, not a measurement.)"""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _assert_calls_release_the_gil(calls: list[Callable[[], object]]) -> None:
+    """Runs each call (one that blocks until its timeout) in a thread of its
+    own while another thread counts to 100000 once all of them have started,
+    and checks that the count finished while none had returned. A thread
+    sets its `started` and goes straight into its call (no preemption), so
+    a call that held the GIL while it blocked would stop every other thread
+    until it returned: the counter could then only run after a return."""
+    lock = threading.Lock()
+    started = returned = 0
+    all_started = threading.Event()
+    returned_when_counted: list[int] = []
+
+    def count() -> None:
+        all_started.wait()
+        ticks = 0
+        while ticks < 100_000:
+            ticks += 1
+        with lock:
+            returned_when_counted.append(returned)
 
     def body(n: int) -> None:
+        nonlocal started, returned
+        with lock:
+            started += 1
+            if started == len(calls):
+                all_started.set()
         with pytest.raises(ln.LuigiTimeoutError):
-            clients[n].get(key("gil"), group=2, timeout=0.5)
+            calls[n]()
+        with lock:
+            returned += 1
 
-    def spin() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            time.sleep(0.001)
+    with _switching_only_when_blocked():
+        counter = threading.Thread(target=count)
+        counter.start()
+        try:
+            _run_threads(len(calls), body)
+        finally:
+            all_started.set()  # the counter ends even when a thread failed early
+            counter.join()
+    assert returned == len(calls)
+    assert returned_when_counted == [0], (
+        f"the counter only ran after {returned_when_counted} of {len(calls)} calls returned: "
+        "a blocked call held the GIL"
+    )
 
-    spinner = threading.Thread(target=spin)
-    spinner.start()
-    started = time.monotonic()
-    try:
-        _run_threads(4, body)
-    finally:
-        done.set()
-        spinner.join()
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.5, elapsed
-    assert ticks > 50, ticks
+
+def test_calls_release_the_gil() -> None:
+    """Four clients each wait for a group that does not exist, at once, and
+    another Python thread counts while all four are blocked."""
+    clients = [connect() for _ in range(4)]
+    _assert_calls_release_the_gil(
+        [partial(c.get, key("gil"), group=2, timeout=0.5) for c in clients]
+    )
     for c in clients:
         c.close()
 
 
 def test_one_client_serialises_its_callers() -> None:
     """Two threads on one Client: the second call waits for the first (the
-    C handle takes one thread at a time), with the GIL released."""
-    shared = connect()
+    C handle takes one thread at a time), with the GIL released.
+
+    The first thread goes straight from setting `first_entered` into its
+    call, which takes the Client's lock before it releases the GIL, so the
+    second call starts while the first holds the handle. Both wait for a
+    group no node runs, the second for less time than the first: run side
+    by side, the second would return while the first still waits; run in
+    turn, it returns only after the first has."""
+    shared = connect(timeout=10.0)
+    k = key("serial")
+    first_entered = threading.Event()
+    first_returned = threading.Event()
+    second_saw_first_returned: list[bool] = []
 
     def body(n: int) -> None:
-        with pytest.raises(ln.LuigiTimeoutError):
-            shared.get(key("serial"), group=2, timeout=0.4)
+        if n == 0:
+            first_entered.set()
+            with pytest.raises(ln.LuigiTimeoutError):
+                shared.get(k, group=2, timeout=1.0)
+            first_returned.set()
+        else:
+            first_entered.wait()
+            with pytest.raises(ln.LuigiTimeoutError):
+                shared.get(k, group=2, timeout=0.5)
+            second_saw_first_returned.append(first_returned.is_set())
+            # and the handle serves the next call normally
+            shared.put(k, b"after both")
+            assert shared.get(k) == b"after both"
 
-    started = time.monotonic()
-    _run_threads(2, body)
-    elapsed = time.monotonic() - started
-    assert elapsed >= 0.75, elapsed
+    with _switching_only_when_blocked():
+        _run_threads(2, body)
+    assert second_saw_first_returned == [True], "the two calls ran side by side"
     shared.close()
 
 
@@ -543,6 +659,367 @@ def test_close_waits_for_a_call_in_progress() -> None:
     assert c.closed
 
 
+# ------------------------------------------------------------------ replica groups
+# luigi-cluster-demo exec runs one replica group, REPLICA_GROUP_BASE + 1, on
+# every node. commit() runs on the node the client reaches and spreads by
+# anti-entropy, so a test commits through clients pinned to one node each and
+# polls value(..., endpoint=node) on every node until they agree.
+
+CONVERGE_WITHIN = 30.0  # seconds; a generous polling deadline (it takes well under 1 s)
+
+
+@pytest.fixture(scope="module")
+def pinned(cluster: None) -> Iterator[list[ln.Client]]:
+    """A Client per node, each with that node as its only endpoint."""
+    clients = [connect(endpoints=node, timeout=10.0) for node in NODES]
+    yield clients
+    for c in clients:
+        c.close()
+
+
+def values_on_every_node(client: ln.Client, k: str) -> list[object]:
+    return [client.value(k, group=GROUP, endpoint=node) for node in NODES]
+
+
+def converge(client: ln.Client, k: str, expected: object) -> None:
+    """Polls k on every node until each holds `expected` (of its type: 1 is
+    not 1.0 here), failing after CONVERGE_WITHIN seconds."""
+    deadline = time.monotonic() + CONVERGE_WITHIN
+    while True:
+        seen = values_on_every_node(client, k)
+        if all(type(v) is type(expected) and v == expected for v in seen):
+            return
+        assert time.monotonic() < deadline, f"{k}: {seen!r} on {NODES}, expected {expected!r}"
+        time.sleep(0.02)
+
+
+def test_the_replica_group_constant_and_status(client: ln.Client) -> None:
+    assert ln.REPLICA_GROUP_BASE == 1000
+    assert "REPLICA_GROUP_BASE" in ln.__all__ and "ReplicaOp" in ln.__all__
+    groups = {g["group"]: g for g in client.status()["groups"]}
+    assert GROUP in groups and sorted(groups[GROUP]["voters"]) == [1, 2, 3]
+    assert len(NODES) == 3
+
+
+def test_commits_on_every_node_converge(client: ln.Client, pinned: list[ln.Client]) -> None:
+    views, who, top, low = key("rg/views"), key("rg/who"), key("rg/top"), key("rg/low")
+    dots = []
+    for i, p in enumerate(pinned):
+        dot = p.commit(
+            [
+                ("add", views, 10 * (i + 1)),
+                ("union", who, NODES[i]),
+                ("union", who, NODES[i].encode()),
+                ("union", who, -i),
+                ("max", top, i * 1.5),
+                ("min", low, -i),
+            ],
+            group=GROUP,
+        )
+        assert isinstance(dot, tuple) and len(dot) == 2
+        origin, seq = dot
+        assert origin >= 1 and seq >= 1
+        dots.append(dot)
+    assert len({origin for origin, _ in dots}) == 3  # each node commits as its own origin
+    converge(client, views, 60)
+    converge(client, who, frozenset([*NODES, *(n.encode() for n in NODES), 0, -1, -2]))
+    converge(client, top, 3.0)
+    converge(client, low, -2)
+    assert client.value(views, group=GROUP) == 60  # the first node that answers
+
+
+def test_counter_totals_beyond_64_bits(client: ln.Client, pinned: list[ln.Client]) -> None:
+    k = key("rg/huge")
+    for p in pinned:  # each node's contribution fits int64; their total does not
+        p.commit([("add", k, 2**63 - 1)], group=GROUP)
+    converge(client, k, 3 * (2**63 - 1))
+    neg = key("rg/huge-negative")
+    for p in pinned:
+        p.commit([("add", neg, -(2**63))], group=GROUP)
+    converge(client, neg, -3 * 2**63)
+
+
+def test_value_of_an_absent_key_is_none(client: ln.Client) -> None:
+    k = key("rg/absent")
+    assert client.value(k, group=GROUP) is None
+    assert values_on_every_node(client, k) == [None, None, None]
+
+
+def test_commit_with_a_set_is_not_algebraic(client: ln.Client, pinned: list[ln.Client]) -> None:
+    k = key("rg/not-algebraic")
+    with pytest.raises(ln.NotAlgebraicError) as info:
+        client.commit([("set", k, 7)], group=GROUP)
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(ln.NotAlgebraicError):  # with algebraic ops too: all or nothing
+        pinned[0].commit([("add", k + "/other", 1), ("set", k, 7)], group=GROUP)
+    assert values_on_every_node(client, k) == [None, None, None]
+    assert values_on_every_node(client, k + "/other") == [None, None, None]
+
+
+def test_coordinate_sets_a_register_on_every_node(client: ln.Client) -> None:
+    mode, hits = key("rg/mode"), key("rg/mode-hits")
+    coordinate: Any = client.coordinate  # typed as returning None: check that it does
+    assert coordinate([("set", mode, 7)], group=GROUP) is None
+    converge(client, mode, 7)
+    client.coordinate([("set", mode, 2.5), ("add", hits, 5)], group=GROUP)
+    converge(client, mode, 2.5)  # the register now holds a float
+    converge(client, hits, 5)
+    client.coordinate([("add", hits, 1)], group=GROUP)  # algebraic ops go through the log too
+    converge(client, hits, 6)
+
+
+def test_a_type_conflict_on_a_pinned_node(client: ln.Client, pinned: list[ln.Client]) -> None:
+    k = key("rg/typed")
+    p = pinned[1]
+    p.commit([("add", k, 1)], group=GROUP)  # this node knows k as a counter now
+    conflicting: list[list[ln.ReplicaOp]] = [
+        [("max", k, 1)],
+        [("union", k, "x")],
+        [("add", key("rg/typed-other"), 1), ("min", k, 1)],  # all or nothing
+    ]
+    for ops in conflicting:
+        with pytest.raises(ln.TypeConflictError) as info:
+            p.commit(ops, group=GROUP)
+        assert isinstance(info.value, TypeError)
+    converge(client, k, 1)
+    assert client.value(key("rg/typed-other"), group=GROUP, endpoint=NODES[1]) is None
+    # Through the log: every replica knows k as a counter by now, so all reject it.
+    with pytest.raises(ln.TypeConflictError):
+        client.coordinate([("set", k, 5)], group=GROUP)
+    converge(client, k, 1)
+
+
+def test_a_counter_overflow_on_a_pinned_node(client: ln.Client, pinned: list[ln.Client]) -> None:
+    k = key("rg/overflow")
+    p = pinned[2]
+    p.commit([("add", k, 2**63 - 1)], group=GROUP)
+    with pytest.raises(ln.LuigiOverflowError) as info:
+        p.commit([("add", k, 1)], group=GROUP)  # this node's contribution would overflow
+    assert isinstance(info.value, OverflowError)
+    converge(client, k, 2**63 - 1)
+
+
+@settings(max_examples=20)
+@given(deltas=st.lists(st.integers(-(2**61), 2**61), min_size=1, max_size=6))
+def test_counter_deltas_converge_to_their_sum(
+    client: ln.Client, pinned: list[ln.Client], deltas: list[int]
+) -> None:
+    k = key(f"rg/sum/{uuid.uuid4().hex}")
+    for i, delta in enumerate(deltas):
+        pinned[i % len(pinned)].commit([("add", k, delta)], group=GROUP)
+    converge(client, k, sum(deltas))
+
+
+def test_commits_from_threads_converge(client: ln.Client) -> None:
+    k = key("rg/threads")
+    shared = connect(timeout=10.0)
+
+    def body(n: int) -> None:
+        with connect(endpoints=NODES[n % len(NODES)], timeout=10.0) as mine:
+            for _ in range(10):
+                mine.commit([("add", k, 1)], group=GROUP)
+                shared.commit([("add", k, 1)], group=GROUP)  # one Client, four threads
+
+    _run_threads(4, body)
+    shared.close()
+    converge(client, k, 80)
+
+
+def test_replica_calls_release_the_gil() -> None:
+    """Four clients each wait for a replica group no node runs, at once, and
+    another Python thread counts while all four are blocked."""
+    clients = [connect() for _ in range(4)]
+    _assert_calls_release_the_gil(
+        [partial(c.value, key("rg/gil"), group=GROUP + 1, timeout=0.5) for c in clients]
+    )
+    for c in clients:
+        c.close()
+
+
+def test_a_replica_group_the_nodes_do_not_run(client: ln.Client) -> None:
+    k = key("rg/missing-group")
+    # The node refuses it (it runs no such group): nothing committed, said at once.
+    with pytest.raises(ln.TransactionStateError):
+        client.commit([("add", k, 1)], group=GROUP + 1, timeout=0.5)
+    with pytest.raises(ln.LuigiTimeoutError):
+        client.value(k, group=GROUP + 1, timeout=0.3)
+    with pytest.raises(ln.LuigiError):  # a pinned read says so at once
+        client.value(k, group=GROUP + 1, endpoint=NODES[0], timeout=2.0)
+
+
+_OPS_CASES: list[tuple[Callable[[str], Any], type[BaseException]]] = [
+    (lambda k: [], ln.LuigiValueError),
+    (lambda k: (), ln.LuigiValueError),
+    (lambda k: "add", TypeError),
+    (lambda k: b"add", TypeError),
+    (lambda k: 5, TypeError),
+    (lambda k: None, TypeError),
+    (lambda k: ("add", k, 1), TypeError),  # one op, not wrapped in a list
+    (lambda k: [["add", k, 1]], TypeError),  # an op is a tuple
+    (lambda k: [()], ln.LuigiValueError),
+    (lambda k: [("nope", k, 1)], ln.LuigiValueError),
+    (lambda k: [("ADD", k, 1)], ln.LuigiValueError),
+    (lambda k: [(1, k, 1)], TypeError),
+    (lambda k: [("add", k)], ln.LuigiValueError),
+    (lambda k: [("add", k, 1, 2)], ln.LuigiValueError),
+    (lambda k: [("union", k, 1, 2)], ln.LuigiValueError),
+    (lambda k: [("add", k.encode(), 1)], TypeError),
+    (lambda k: [("add", None, 1)], TypeError),
+    (lambda k: [("add", "", 1)], ln.LuigiValueError),
+    (lambda k: [("add", "k" * (MAX_KEY + 1), 1)], ln.LuigiValueError),
+    (lambda k: [("add", "\ud800", 1)], UnicodeEncodeError),
+    (lambda k: [("add", k, 1.0)], TypeError),
+    (lambda k: [("add", k, "1")], TypeError),
+    (lambda k: [("add", k, None)], TypeError),
+    (lambda k: [("add", k, True)], TypeError),
+    (lambda k: [("add", k, 2**63)], ln.LuigiOverflowError),
+    (lambda k: [("add", k, -(2**63) - 1)], ln.LuigiOverflowError),
+    (lambda k: [("max", k, math.nan)], ln.LuigiValueError),
+    (lambda k: [("min", k, -math.nan)], ln.LuigiValueError),
+    (lambda k: [("set", k, math.nan)], ln.LuigiValueError),
+    (lambda k: [("max", k, "3")], TypeError),
+    (lambda k: [("max", k, None)], TypeError),
+    (lambda k: [("min", k, False)], TypeError),
+    (lambda k: [("set", k, b"1")], TypeError),
+    (lambda k: [("max", k, 2**63)], ln.LuigiOverflowError),
+    (lambda k: [("union", k, [1, 2])], TypeError),  # one element per union op
+    (lambda k: [("union", k, {"a"})], TypeError),
+    (lambda k: [("union", k, 1.5)], TypeError),
+    (lambda k: [("union", k, True)], TypeError),
+    (lambda k: [("union", k, bytearray(b"x"))], TypeError),
+    (lambda k: [("union", k, None)], TypeError),
+    (lambda k: [("union", k, 2**63)], ln.LuigiOverflowError),
+    (lambda k: [("add", k, 1), ("max", k, 1)], ln.TypeConflictError),  # two types on one key
+    (lambda k: [("add", k, 1), ("oops", k, 1)], ln.LuigiValueError),  # a bad op anywhere
+    (lambda k: [("add", k, 1)] * 10_001, ln.LuigiValueError),  # at most 10000 ops
+]
+
+
+@pytest.mark.parametrize("method", ["commit", "coordinate"])
+@pytest.mark.parametrize("make_ops, error", _OPS_CASES)
+def test_bad_ops_raise_and_commit_nothing(
+    client: ln.Client,
+    unreached: Unreached,
+    method: str,
+    make_ops: Callable[[str], Any],
+    error: type[BaseException],
+) -> None:
+    k = key("rg/bad-ops")
+    refused_before_sending(unreached, lambda c: getattr(c, method)(make_ops(k), group=GROUP), error)
+    with pytest.raises(error) as info:
+        getattr(client, method)(make_ops(k), group=GROUP)
+    assert type(info.value) is error
+    assert client.value(k, group=GROUP) is None
+
+
+def test_ops_may_be_any_iterable_and_at_most_10000(client: ln.Client) -> None:
+    k = key("rg/iterable")
+    client.commit((("add", k, i) for i in range(10_000)), group=GROUP)  # a generator
+    converge(client, k, sum(range(10_000)))
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda c, k: c.commit([("add", k, 1)], group=ln.REPLICA_GROUP_BASE), ln.LuigiValueError),
+        (lambda c, k: c.commit([("add", k, 1)], group=1), ln.LuigiValueError),
+        (lambda c, k: c.commit([("add", k, 1)], group=0), ln.LuigiValueError),
+        (lambda c, k: c.commit([("add", k, 1)], group=-1), ln.LuigiOverflowError),
+        (lambda c, k: c.commit([("add", k, 1)], group=2**64), ln.LuigiOverflowError),
+        (lambda c, k: c.commit([("add", k, 1)], group=None), TypeError),
+        (lambda c, k: c.commit([("add", k, 1)], group=True), TypeError),
+        (lambda c, k: c.commit([("add", k, 1)], group="1001"), TypeError),
+        (lambda c, k: c.commit([("add", k, 1)], group=1001.0), TypeError),
+        (lambda c, k: c.commit([("add", k, 1)]), TypeError),  # group is required
+        (lambda c, k: c.commit([("add", k, 1)], GROUP), TypeError),  # and keyword-only
+        (lambda c, k: c.commit([("add", k, 1)], group=GROUP, timeout=0), ln.LuigiValueError),
+        (lambda c, k: c.commit([("add", k, 1)], group=GROUP, timeout="1"), TypeError),
+        (lambda c, k: c.commit([("add", k, 1)], group=GROUP, nope=1), TypeError),
+        (lambda c, k: c.coordinate([("add", k, 1)], group=GROUP - 1), ln.LuigiValueError),
+        (lambda c, k: c.coordinate([("add", k, 1)]), TypeError),
+        (lambda c, k: c.coordinate([("add", k, 1)], group=GROUP, timeout=-1), ln.LuigiValueError),
+        (lambda c, k: c.value(k, group=ln.REPLICA_GROUP_BASE), ln.LuigiValueError),
+        (lambda c, k: c.value(k, group=1), ln.LuigiValueError),
+        (lambda c, k: c.value(k), TypeError),
+        (lambda c, k: c.value(k, group=GROUP, timeout=math.inf), ln.LuigiValueError),
+        (lambda c, k: c.value(k.encode(), group=GROUP), TypeError),
+        (lambda c, k: c.value("", group=GROUP), ln.LuigiValueError),
+        (lambda c, k: c.value("k" * (MAX_KEY + 1), group=GROUP), ln.LuigiValueError),
+        (lambda c, k: c.value(k, group=GROUP, endpoint=7001), TypeError),
+        (lambda c, k: c.value(k, group=GROUP, endpoint=NODES[0].encode()), TypeError),
+        (lambda c, k: c.value(k, group=GROUP, endpoint=""), ln.LuigiValueError),
+        (lambda c, k: c.value(k, group=GROUP, endpoint="no-port"), ln.LuigiValueError),
+    ],
+)
+def test_bad_replica_arguments_raise(
+    client: ln.Client,
+    unreached: Unreached,
+    call: Callable[[Any, Any], object],
+    error: type[BaseException],
+) -> None:
+    k = key("rg/bad-args")
+    refused_before_sending(unreached, lambda c: call(c, k), error)
+    with pytest.raises(error) as info:
+        call(client, k)
+    assert type(info.value) is error
+    assert client.value(k, group=GROUP) is None
+
+
+# ------------------------------------------------------------------ membership
+# Adding a real node needs a new luigi-node process (serve --join); the Swift
+# tests do that. Here: the idempotent no-op and the refusals.
+
+
+def _voters(client: ln.Client) -> dict[int, list[int]]:
+    return {g["group"]: sorted(g["voters"]) for g in client.status()["groups"]}
+
+
+def test_removing_a_non_member_is_a_no_op(client: ln.Client) -> None:
+    before = _voters(client)
+    remove_member: Any = client.remove_member  # typed as returning None: check that it does
+    assert remove_member(99) is None
+    assert remove_member(99) is None  # idempotent
+    assert remove_member(99, group=1, timeout=5.0) is None
+    assert remove_member(99, group=GROUP) is None  # a replica group's Raft log
+    assert _voters(client) == before == {1: [1, 2, 3], GROUP: [1, 2, 3]}
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda c: c.add_member(0, "127.0.0.1:1"), ln.LuigiValueError),
+        (lambda c: c.add_member(9, ""), ln.LuigiValueError),
+        (lambda c: c.add_member(9, "no-port"), ln.LuigiValueError),  # the leader refuses it
+        (lambda c: c.add_member(9, "host:notaport"), ln.LuigiValueError),
+        (lambda c: c.add_member(9, "h" * 301 + ":1"), ln.LuigiValueError),
+        (lambda c: c.add_member(9, b"127.0.0.1:1"), TypeError),
+        (lambda c: c.add_member(9, None), TypeError),
+        (lambda c: c.add_member(True, "127.0.0.1:1"), TypeError),
+        (lambda c: c.add_member("9", "127.0.0.1:1"), TypeError),
+        (lambda c: c.add_member(-1, "127.0.0.1:1"), ln.LuigiOverflowError),
+        (lambda c: c.add_member(2**64, "127.0.0.1:1"), ln.LuigiOverflowError),
+        (lambda c: c.add_member(9, "127.0.0.1:1", group=0), ln.LuigiValueError),
+        (lambda c: c.add_member(9, "127.0.0.1:1", group=True), TypeError),
+        (lambda c: c.add_member(9, "127.0.0.1:1", timeout=0), ln.LuigiValueError),
+        (lambda c: c.add_member(9, "127.0.0.1:1", 1), TypeError),  # group is keyword-only
+        (lambda c: c.add_member(9), TypeError),
+        (lambda c: c.remove_member(0), ln.LuigiValueError),
+        (lambda c: c.remove_member(True), TypeError),
+        (lambda c: c.remove_member(None), TypeError),
+        (lambda c: c.remove_member(-1), ln.LuigiOverflowError),
+        (lambda c: c.remove_member(99, group=0), ln.LuigiValueError),
+        (lambda c: c.remove_member(99, timeout=601), ln.LuigiValueError),
+        (lambda c: c.remove_member(99, 1), TypeError),
+    ],
+)
+def test_bad_membership_arguments_raise_and_change_nothing(
+    client: ln.Client, call: Callable[[Any], object], error: type[BaseException]
+) -> None:
+    with pytest.raises(error):
+        call(client)
+    assert _voters(client) == {1: [1, 2, 3], GROUP: [1, 2, 3]}
+
+
 # ------------------------------------------------------------------ example
 
 
@@ -567,6 +1044,9 @@ def test_cluster_client_example_runs() -> None:
         "group 2 (the nodes run only group 1): LuigiTimeoutError",
         "closed: True",
         "AuthError: ",
+        "commit on replica group 1001 -> dot (",
+        "the counter on each node: [5, 5, 5]",
+        "the set: frozenset({'python'})",
     ):
         assert marker in out, f"missing {marker!r} in:\n{out}"
 
@@ -639,10 +1119,9 @@ def test_leader_failover() -> None:
         pid, argv = found
         os.kill(pid, signal.SIGKILL)
         try:
-            started = time.monotonic()
+            # Returns rather than raising LuigiTimeoutError at the client's
+            # deadline: the client found the new leader.
             c.put(key("failover/after"), b"written after the leader died")
-            failover = time.monotonic() - started
-            assert failover < 15.0
             assert c.get(key("failover/after")) == b"written after the leader died"
             for i in range(20):  # every acknowledged write survived
                 assert c.get(key(f"failover/{i}")) == str(i).encode()
