@@ -123,6 +123,17 @@ class LuigiCluster:
                 pass
         return None
 
+    def latency_buckets(self, i):
+        """The node's request-latency histogram: {upper bound in s: cumulative count}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http[i]}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        buckets = {}
+        for line in text.splitlines():
+            m = re.match(r'luigi_client_request_seconds_bucket\{le="([^"]+)"\} (\S+)', line)
+            if m:
+                buckets[float(m.group(1))] = float(m.group(2))
+        return buckets
+
     def leader_counts(self):
         i = self.leader()
         g = self.status(i)["groups"][0]
@@ -262,6 +273,21 @@ def drive_etcd_asyncio(ports, clients, seconds, prefix):
             "p99_us": pct(0.99), "errors": errors, "verified": verified, "clients_with_writes": writers}
 
 
+def server_percentiles(before, after):
+    """p50 and p99 of the requests a node served between two histogram
+    readings, as the upper bound of the bucket each falls in (µs)."""
+    bounds = sorted(after)
+    delta = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = delta[-1] if delta else 0.0
+
+    def at(p):
+        for b, cumulative in zip(bounds, delta):
+            if total and cumulative >= p * total:
+                return b * 1e6
+        return float("inf")
+    return at(0.5), at(0.99)
+
+
 def fdatasync_rate(directory, seconds=2.0):
     path = os.path.join(directory, "sync-probe")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -342,9 +368,13 @@ def main():
             for clients in SIZES:
                 for side in order:
                     before = luigi.leader_counts() if side.startswith("luigi") else None
+                    hist_before = luigi.latency_buckets(before[0]) if before else None
                     r = sides[side](clients, f"r{rep}c{clients}s{list(sides).index(side)}")
                     if before:
                         leader, idx, syncs = luigi.leader_counts()
+                        if leader == before[0]:
+                            r["server_p50_le_us"], r["server_p99_le_us"] = server_percentiles(
+                                hist_before, luigi.latency_buckets(leader))
                         if leader == before[0] and syncs > before[2]:
                             r["entries_per_sync"] = (idx - before[1]) / (syncs - before[2])
                             batches.append((side, clients, r["entries_per_sync"], r["throughput"]))
@@ -385,14 +415,20 @@ def main():
              f"Peer: {doc['etcd_version']} (Debian etcd-server), driven through its gRPC API by the `etcd3` Python "
              "package; luigi through `luigi_node.Client` by the same Python driver, and through the Swift client "
              "(luigi-node-bench). Command: `make bench` (benchmarks/node_bench.py).", "",
-             "| side | clients | throughput | p50 | p99 | errors | last writes read back |", "|---|---|---|---|---|---|---|"]
+             "The p50/p99 columns are what the clients saw; \"leader p99 ≤\" is the upper bound of the leader's "
+             "own request-latency histogram bucket holding its 99th percentile (from its /metrics), which leaves out "
+             "the load generator's scheduling (256 client threads on 2 cores).", "",
+             "| side | clients | throughput | p50 | p99 | leader p99 ≤ | errors | last writes read back |",
+             "|---|---|---|---|---|---|---|---|"]
     for side, per in table.items():
         for c in SIZES:
             cell = per[c]
             t, p50, p99 = cell["throughput"], cell["p50_us"], cell["p99_us"]
+            server = [r["server_p99_le_us"] for r in results[side][c] if "server_p99_le_us" in r]
+            server_text = fmt_us(statistics.median(server)) if server else "–"
             lines.append(f"| {side} | {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
                          f"{fmt_us(p50['median'])} | {fmt_us(p99['median'])} ({fmt_us(p99['min'])}–{fmt_us(p99['max'])}) | "
-                         f"{cell['errors']} | {cell['verified']} |")
+                         f"{server_text} | {cell['errors']} | {cell['verified']} |")
     lines += ["", "Algebraic transactions on replica group 1001 (each client pinned to one node, commits "
               "{add total 1, add c<i> 1}, each synced to that node's update log before the reply; convergence = "
               "from the last acknowledged commit until every node's replica shows the acknowledged total):", "",
