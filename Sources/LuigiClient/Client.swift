@@ -242,7 +242,7 @@ public final class Client {
                 let socket = try connection(endpoint, deadline: deadline)
                 anyNodeAccepted = true
                 let request = ClientRequest(
-                    id: id, timeoutMillis: UInt32(min(deadline.millisecondsLeft, Int(ClientLimits.maxTimeoutMillis))),
+                    id: id, timeoutMillis: UInt32(max(1, min(deadline.millisecondsLeft, Int(ClientLimits.maxTimeoutMillis)))),
                     operation: op)
                 try socket.send([Frame(.request, group: group, payload: request.encoded())], until: deadline)
                 sends += 1

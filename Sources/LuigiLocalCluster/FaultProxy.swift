@@ -121,7 +121,7 @@ public final class FaultProxy: Sendable {
             if n <= 0 { break }
             let (cut, delay) = state.withLock { ($0.cut, $0.delayMillis) }
             if cut { break }
-            if delay > 0 { usleep(UInt32(delay) * 1000) }
+            if delay > 0 { usleep(UInt32(min(delay, 60_000)) * 1000) }
             var sent = 0
             while sent < n {
                 let m = buffer.withUnsafeBytes { send(sink, $0.baseAddress! + sent, n - sent, Int32(MSG_NOSIGNAL)) }

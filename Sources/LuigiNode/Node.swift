@@ -76,7 +76,8 @@ public final class LuigiNode: Service, Sendable {
             $0.server = server
             $0.http = httpChannel
         }
-        links.update(config.members)
+        // What the groups' address books already hold wins over the config.
+        links.update(try await core.loop.submit { core.members }.get())
         let listen = try Address(host: config.listen.host, port: server.localAddress?.port ?? config.listen.port)
         let http = try httpChannel.map { try Address(host: config.http!.host, port: $0.localAddress?.port ?? 0) }
         logger.info(

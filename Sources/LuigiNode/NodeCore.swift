@@ -180,7 +180,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         for group in host.groups { host.remove(group) }
         for storage in storages.values { storage.close() }
         storages = [:]
-        for replica in replicas.values { replica.close() }
+        for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
+            // A graceful stop makes the last commits durable and answers them.
+            if failure == nil, let synced = try? replica.sync() { push(synced, group: group) } else { replica.abandonUnsynced() }
+            replica.close()
+        }
         replicas = [:]
         counted = [:]
     }
@@ -237,12 +241,20 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             case .commit(let ops):
                 do {
                     _ = try replica.commit(ops) { update in
+                        guard let update else {
+                            return answer(.timeout, "the node failed before the commit was durable; its outcome is unknown")
+                        }
                         var w = ByteWriter()
                         w.u64le(update.origin)
                         w.u64le(update.seq)
                         answer(.ok, result: w.bytes)
                     }
                     scheduleProcess()
+                } catch let failed as StorageFailure {
+                    fail(failed.description)
+                    answer(.timeout, "the node failed while committing; the outcome is unknown")
+                } catch let notReady as NotReady {
+                    answer(.unavailable, notReady.description)
                 } catch {
                     answer(.rejected, "\(error)", result: [RejectionKind(error).rawValue])
                 }
@@ -428,22 +440,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         guard failure == nil else { return }
         do {
             try host.process()
-        } catch {
-            failure = "\(error)"
-            logger.critical("storage or state machine failed; the node stops serving", metadata: ["error": "\(error)"])
-            for (request, p) in pending {
-                finish(request, ClientReply(id: p.id, status: .unavailable, message: "node failed: \(error)"))
-            }
-            return
-        }
-        do {
             for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
                 push(try replica.sync(), group: group)
             }
         } catch {
-            failure = "replica update log: \(error)"
-            logger.critical("a replica's update log failed; the node stops serving", metadata: ["error": "\(error)"])
-            return
+            return fail("\(error)")
         }
         finishMembershipChanges()
         serveReads(reask: false)
@@ -469,6 +470,19 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                         message: "leadership changed before the request committed"))
             }
         }
+    }
+
+    /// Storage (a WAL, a sync, a state machine) failed: the node stops
+    /// serving rather than guess, and answers everything that waits: the
+    /// Raft requests and the commits whose sync will not come.
+    private func fail(_ reason: String) {
+        guard failure == nil else { return }
+        failure = reason
+        logger.critical("storage or state machine failed; the node stops serving", metadata: ["error": "\(reason)"])
+        for (request, p) in pending {
+            finish(request, ClientReply(id: p.id, status: .unavailable, message: "node failed: \(reason)"))
+        }
+        for replica in replicas.values { replica.abandonUnsynced() }
     }
 
     private func reply(to p: Pending, result: [UInt8]) -> ClientReply {
@@ -509,8 +523,22 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     /// crash can never make the node reuse a dot another node holds).
     private func push(_ updates: [Update], group: UInt64) {
         guard !updates.isEmpty else { return }
-        let frame = Frame(.delta, group: group, payload: SyncMessage.reply(updates).encoded())
-        for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, [frame]) }
+        // In frames of at most half the frame limit each.
+        var frames: [Frame] = []
+        var batch: [Update] = []
+        var bytes = 0
+        for update in updates {
+            let size = update.encoded().count + 8
+            if !batch.isEmpty && bytes + size > config.maxFramePayload / 2 {
+                frames.append(Frame(.delta, group: group, payload: SyncMessage.reply(batch).encoded()))
+                batch = []
+                bytes = 0
+            }
+            batch.append(update)
+            bytes += size
+        }
+        frames.append(Frame(.delta, group: group, payload: SyncMessage.reply(batch).encoded()))
+        for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, frames) }
     }
 
     /// A peer's digest (answered with what it lacks) or updates (applied).
@@ -522,13 +550,16 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             }
             switch try SyncMessage(decoding: frame.payload) {
             case .digest(let clock):
-                let missing = replica.delta(since: clock, limit: 512)
+                // Within the frame limit, with room for the envelope.
+                let missing = replica.delta(since: clock, maxBytes: config.maxFramePayload / 2)
                 if !missing.isEmpty {
                     sendToPeer(peer, [Frame(.delta, group: frame.group, payload: SyncMessage.reply(missing).encoded())])
                 }
             case .reply(let updates):
                 if try replica.receive(updates) > 0 { scheduleProcess() }
             }
+        } catch let failed as StorageFailure {
+            fail(failed.description)
         } catch {
             metrics.badFrames.increment()
             logger.debug("anti-entropy message refused", metadata: ["peer": "\(peer)", "error": "\(error)"])

@@ -22,7 +22,15 @@ final class ReplicaGroup {
     private let wal: WriteAheadLog
     private var nextIndex: UInt64 = 1
     /// Own commits appended but not yet synced, with their replies.
-    private var unsynced: [(update: Update, reply: (Update) -> Void)] = []
+    private var unsynced: [(update: Update, reply: (Update?) -> Void)] = []
+    /// This node's own updates through this seq are durable: only those
+    /// may leave the node (a digest reply must not carry one a crash could
+    /// take back, or the restarted node would reuse its dot).
+    private var durableOwnSeq: UInt64 = 0
+    /// The highest own seq the update log holds: until the replica has
+    /// applied through it again (an own update may wait for a log update
+    /// the Raft group has not re-applied yet), a new commit could reuse a dot.
+    private let loggedOwnSeq: UInt64
 
     /// The log's origin id in this group's replicas: above every node id.
     static func logOrigin(_ group: UInt64) -> UInt64 { UInt64.max - group }
@@ -51,21 +59,32 @@ final class ReplicaGroup {
         if let decodeFailure { throw LuigiError.decode("update log: \(decodeFailure)") }
         for update in replayed { replica.apply(update) }
         nextIndex = UInt64(replayed.count) + 1
+        loggedOwnSeq = replayed.filter { $0.origin == nodeId }.map(\.seq).max() ?? 0
+        durableOwnSeq = loggedOwnSeq
     }
+
+    /// Whether the replica has applied every own update its log holds.
+    var caughtUpWithLog: Bool { replica.clock[replica.nodeID] >= loggedOwnSeq }
 
     func close() { wal.close() }
 
     /// Commits `ops` on this node's replica and appends the update; `reply`
-    /// runs after the next `sync`. Throws (changing nothing) when an op
+    /// runs after the next `sync` (with nil if that sync never comes: the
+    /// outcome is then unknown). Throws (changing nothing) when an op
     /// needs coordination, conflicts with a key's type or overflows.
-    func commit(_ ops: [AlgebraicOp], reply: @escaping (Update) -> Void) throws -> Update {
+    func commit(_ ops: [AlgebraicOp], reply: @escaping (Update?) -> Void) throws -> Update {
+        guard caughtUpWithLog else {
+            throw NotReady("the replica is still re-applying its own updates after a restart; retry")
+        }
         let tx = replica.transaction()
         for op in ops { try op.record(in: tx) }
         guard !tx.needsCoordination else {
             throw LuigiError.notAlgebraic("a transaction with set needs the group's log: send it as coordinated")
         }
         let update = try tx.commit()
-        try append([update])
+        // The replica holds it now: an update log that cannot take it must
+        // stop the node (the caller treats `StorageFailure` so).
+        do { try append([update]) } catch { throw StorageFailure(error: error) }
         unsynced.append((update, reply))
         return update
     }
@@ -73,28 +92,49 @@ final class ReplicaGroup {
     /// Applies what a peer sent; returns how many updates were new.
     func receive(_ updates: [Update]) throws -> Int {
         var fresh: [Update] = []
+        // Own updates are taken too: a node whose data was lost learns its
+        // durable past back from its peers and does not reuse those dots.
         for update in updates where update.origin != machine.logOrigin {
             if replica.apply(update) { fresh.append(update) }
         }
-        try append(fresh)
+        do { try append(fresh) } catch { throw StorageFailure(error: error) }
         return fresh.count
     }
 
     /// What the digest's sender lacks, without the log's updates (the Raft
     /// group delivers those), at most `limit` of them.
-    func delta(since clock: VectorClock, limit: Int) -> [Update] {
-        Array(replica.delta(since: clock).lazy.filter { $0.origin != self.machine.logOrigin }.prefix(limit))
+    func delta(since clock: VectorClock, maxBytes: Int) -> [Update] {
+        var out: [Update] = []
+        var bytes = 0
+        for update in replica.delta(since: clock) where update.origin != machine.logOrigin {
+            // Own updates not yet synced stay home (see `durableOwnSeq`).
+            if update.origin == replica.nodeID && update.seq > durableOwnSeq { continue }
+            let size = update.encoded().count + 8
+            if !out.isEmpty && bytes + size > maxBytes { break }
+            out.append(update)
+            bytes += size
+        }
+        return out
     }
 
     /// Makes every appended update durable, then answers the commits
     /// waiting for it; returns those commits (now safe to send to peers).
     func sync() throws -> [Update] {
         guard !unsynced.isEmpty || wal.hasUnsyncedWrites else { return [] }
-        try wal.sync()
+        do { try wal.sync() } catch { throw StorageFailure(error: error) }
         let waiting = unsynced
         unsynced = []
+        if let last = waiting.last { durableOwnSeq = max(durableOwnSeq, last.update.seq) }
         for (update, reply) in waiting { reply(update) }
         return waiting.map(\.update)
+    }
+
+    /// Commits whose sync will never come (the node failed): each gets
+    /// `reply(nil)`, an unknown outcome.
+    func abandonUnsynced() {
+        let waiting = unsynced
+        unsynced = []
+        for (_, reply) in waiting { reply(nil) }
     }
 
     private func append(_ updates: [Update]) throws {
@@ -106,4 +146,17 @@ final class ReplicaGroup {
         }
         try wal.append(.entries(entries))
     }
+}
+
+/// The update log failed: the node must stop serving (the replica may hold
+/// an update its log does not).
+struct StorageFailure: Error, CustomStringConvertible {
+    let error: any Error
+    var description: String { "update log: \(error)" }
+}
+
+/// Not now, but later: the client may retry.
+struct NotReady: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -24,6 +24,8 @@ final class ServerConnection: ChannelInboundHandler {
         case closing
     }
 
+    static let handshakeFrameLimit = 4096
+
     let core: NodeCore
     let config: NodeConfig
     let metrics: NodeMetrics
@@ -39,7 +41,9 @@ final class ServerConnection: ChannelInboundHandler {
         self.config = core.config
         self.metrics = core.metrics
         self.logger = core.logger
-        self.decoder = try FrameDecoder(maxPayload: core.config.maxFramePayload)
+        // Until the handshake is done only small frames are taken: an
+        // unauthenticated connection cannot make the node buffer much.
+        self.decoder = try FrameDecoder(maxPayload: min(Self.handshakeFrameLimit, core.config.maxFramePayload))
         self.phase = .handshaking(HandshakeServer(credentials: core.config.credentials, nodeId: core.config.nodeId))
     }
 
@@ -64,8 +68,10 @@ final class ServerConnection: ChannelInboundHandler {
         if case .closing = phase { return }
         buffer.withUnsafeReadableBytes { decoder.push($0) }
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        var completed = false
         do {
             while case .some(let frame) = try decoder.next() {
+                completed = true
                 handle(frame, context: context)
                 if case .closing = phase { return }
             }
@@ -74,15 +80,17 @@ final class ServerConnection: ChannelInboundHandler {
             refuse("bad frame: \(error)", context: context)
             return
         }
-        armFrameTimer(context: context)
+        armFrameTimer(context: context, restart: completed)
     }
 
-    /// A slow sender: a frame that was started must be finished in time.
-    private func armFrameTimer(context: ChannelHandlerContext) {
-        if decoder.buffered == 0 {
+    /// A slow sender: the frame being received must be finished in time
+    /// (its clock restarts with every frame that completes).
+    private func armFrameTimer(context: ChannelHandlerContext, restart: Bool) {
+        if restart || decoder.buffered == 0 {
             frameTimer?.cancel()
             frameTimer = nil
-        } else if frameTimer == nil {
+        }
+        if decoder.buffered > 0 && frameTimer == nil {
             let channel = context.channel
             frameTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(config.frameTimeoutMillis))) {
                 channel.close(promise: nil)
@@ -97,6 +105,7 @@ final class ServerConnection: ChannelInboundHandler {
             case .accepted(let role, let welcome):
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
+                decoder.raiseLimit(to: config.maxFramePayload)
                 write(welcome, context: context)
                 switch role {
                 // Any node that proves the secret may talk Raft: the groups'

@@ -77,7 +77,7 @@ public struct Frame: Equatable, Sendable {
 /// than one maximal frame. Any error is final for the connection: the
 /// stream has lost its framing, so the caller closes it.
 public struct FrameDecoder: Sendable {
-    public let maxPayload: Int
+    public private(set) var maxPayload: Int
     private var buffer: [UInt8] = []
     private var start = 0
     private var failed: LuigiError?
@@ -87,6 +87,12 @@ public struct FrameDecoder: Sendable {
             throw LuigiError.invalidArgument("max frame payload \(maxPayload) outside 0...\(Frame.maxPayloadCeiling)")
         }
         self.maxPayload = maxPayload
+    }
+
+    /// Lets later frames be larger (e.g. once a connection is
+    /// authenticated); never lowers the limit, never above the ceiling.
+    public mutating func raiseLimit(to limit: Int) {
+        maxPayload = max(maxPayload, min(limit, Frame.maxPayloadCeiling))
     }
 
     /// Bytes received but not yet returned as frames.

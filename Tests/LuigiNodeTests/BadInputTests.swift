@@ -52,8 +52,14 @@ import Testing
             big.send(header)
             #expect(big.closedByPeer(), "oversized header (authenticated: \(authenticate))")
         }
+        // Before the handshake even 8 KiB is too much.
+        let early = try RawConnection(port: port)
+        var small = Array(try Frame(.hello, payload: []).encoded().prefix(Frame.headerSize))
+        small[16] = 0; small[17] = 0x20; small[18] = 0; small[19] = 0  // 8 KiB
+        early.send(small)
+        #expect(early.closedByPeer(), "8 KiB hello header before the handshake")
         // Refused by the decoder (counted), not by the slow-sender timer.
-        #expect(cluster.counter("luigi_bad_frames_total") == badFramesBefore + 3)
+        #expect(cluster.counter("luigi_bad_frames_total") == badFramesBefore + 4)
         try stillServes("oversized", &written)
 
         // A wrong secret: refused with a reason, then closed.
