@@ -39,7 +39,9 @@ final class FrameSocket {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
             throw LuigiError.invalidArgument("endpoint '\(address)' is not host:port")
         }
-        let host = String(address[..<colon])
+        var host = String(address[..<colon])
+        // "[::1]:7001": the brackets only delimit an IPv6 address.
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

@@ -22,6 +22,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     struct Pending {
         enum Kind: Equatable {
             case register, write
+            /// A member's new address: done when its address-book put applied.
+            case address
             /// A membership change: done once the group's voters include
             /// (`adding`) or exclude the node.
             case member(id: UInt64, adding: Bool)
@@ -313,6 +315,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 for op in ops { try op.record(in: tx) }
                 kind = .write
                 command = SessionMachine.frame(try replica.machine.command(for: tx), session: id.client, seq: id.seq)
+                // A log entry must fit an append frame to the followers.
+                guard command.count <= config.maxFramePayload / 2 else {
+                    throw LuigiError.invalidArgument(
+                        "a coordinated transaction of \(command.count) bytes exceeds \(config.maxFramePayload / 2)")
+                }
             } catch {
                 return answer(.rejected, "\(error)", result: [RejectionKind(error).rawValue])
             }
@@ -355,8 +362,12 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             let record = KVStateMachine.Command.put(key: AddressBookMachine.key(member), value: Array(address.description.utf8))
             let number = nextRequestNumber()
             try host.propose(record.encoded(), request: number, group: group)
+            if node.conf.voters.contains(member) {
+                // Only the address changes: done when the put applied.
+                return wait(for: request, group: group, node: node, kind: .address, number: number, reply: reply)
+            }
             host.forget(number)
-            if !node.conf.voters.contains(member) { try node.proposeConfChange(ConfChange(.addVoter, node: member)) }
+            try node.proposeConfChange(ConfChange(.addVoter, node: member))
             wait(for: request, group: group, node: node, kind: .member(id: member, adding: true), reply: reply)
         } catch {
             answer(.unavailable, "cannot add node \(member) now: \(error)", [], 0)
@@ -486,6 +497,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     }
 
     private func reply(to p: Pending, result: [UInt8]) -> ClientReply {
+        if p.kind == .address { return ClientReply(id: p.id, status: .ok) }
         switch try? SessionOutcome(decoding: result) {
         case .registered(let session):
             var w = ByteWriter()

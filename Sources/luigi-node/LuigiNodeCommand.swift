@@ -205,29 +205,40 @@ struct Member: ParsableCommand {
         abstract: "Change a running cluster's membership (every group, one change at a time).",
         subcommands: [Add.self, Remove.self])
 
+    /// Every group of the cluster: key-value groups 1...groups, replica
+    /// groups 1001...1000+replicaGroups.
+    struct Groups: ParsableArguments {
+        @Option(help: "Key-value groups the cluster runs.") var groups: UInt64 = 1
+        @Option(name: .customLong("replica-groups"), help: "Replica groups the cluster runs.") var replicaGroups: UInt64 = 0
+        var all: [UInt64] {
+            Array(1...max(groups, 1)) + (0..<replicaGroups).map { NodeConfig.replicaGroupBase + 1 + $0 }
+        }
+    }
+
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add a node (started with --join) as a voter of groups 1...--groups.")
+            abstract: "Add a node (started with --join) as a voter of every group.")
         @Option(help: "The new node's id.") var id: UInt64
         @Option(help: "The new node's host:port.") var address: String
-        @Option(help: "Groups the cluster runs.") var groups: UInt64 = 1
+        @OptionGroup var groups: Groups
         @OptionGroup var options: ClientOptions
         func run() throws {
             let client = try options.client()
-            for group in 1...max(groups, 1) { try client.addMember(id, address: address, group: group) }
-            print("node \(id) at \(address) is a voter of groups 1...\(max(groups, 1))")
+            // Key-value groups first: their address books tell every node where the new one listens.
+            for group in groups.all { try client.addMember(id, address: address, group: group) }
+            print("node \(id) at \(address) is a voter of groups \(groups.all)")
         }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a node from groups 1...--groups.")
+        static let configuration = CommandConfiguration(abstract: "Remove a node from every group.")
         @Option(help: "The node's id.") var id: UInt64
-        @Option(help: "Groups the cluster runs.") var groups: UInt64 = 1
+        @OptionGroup var groups: Groups
         @OptionGroup var options: ClientOptions
         func run() throws {
             let client = try options.client()
-            for group in 1...max(groups, 1) { try client.removeMember(id, group: group) }
-            print("node \(id) is no longer a member of groups 1...\(max(groups, 1))")
+            for group in groups.all { try client.removeMember(id, group: group) }
+            print("node \(id) is no longer a member of groups \(groups.all)")
         }
     }
 }

@@ -87,6 +87,26 @@ import Testing
         await cluster.stopAll()
     }
 
+    @Test func membershipCallsAreIdempotentAndAnAddressChangeIsRecorded() async throws {
+        let cluster = try LocalCluster()
+        try await cluster.startAll()
+        let client = try cluster.client()
+        let real = cluster.members[2]!.description
+        try client.addMember(2, address: real)  // already a voter at that address
+        try client.removeMember(99)  // not a member
+        // A voter's new address goes through the log's address book.
+        try client.addMember(2, address: "127.0.0.1:1")
+        #expect(try client.get("__luigi/member/2") == Array("127.0.0.1:1".utf8))
+        try client.addMember(2, address: real)
+        #expect(try client.get("__luigi/member/2") == Array(real.utf8))
+        // Clients may read the address book, not write it.
+        #expect(throws: LuigiError.self) { try client.put("__luigi/member/9", Array("h:1".utf8)) }
+        #expect(throws: LuigiError.self) { try client.addMember(0, address: real) }
+        try client.put("after", [1])
+        #expect(try client.get("after") == [1])
+        await cluster.stopAll()
+    }
+
     @Test func statusReportsEveryGroup() async throws {
         let cluster = try LocalCluster(groups: 2)
         try await cluster.startAll()
