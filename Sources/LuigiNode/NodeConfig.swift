@@ -58,6 +58,9 @@ public struct NodeConfig: Sendable {
     /// Compact a group's log once this many entries are applied past its snapshot.
     public var compactAfter: Int = 10_000
     public var maxFramePayload: Int = Frame.defaultMaxPayload
+    /// The frame limit on an authenticated peer's connection: a Raft
+    /// snapshot travels as one message, so it bounds a group's state.
+    public var maxPeerFramePayload: Int = Frame.maxPayloadCeiling
     /// Connections allowed at once (authenticated or not); more are closed on accept.
     public var maxConnections: Int = 1024
     /// Requests a client connection may have in flight; more are answered `unavailable`.
@@ -98,6 +101,9 @@ public struct NodeConfig: Sendable {
             throw LuigiError.invalidArgument("need 1 <= heartbeat ticks < election ticks <= 100000")
         }
         guard compactAfter >= 1 else { throw LuigiError.invalidArgument("compact-after must be >= 1") }
+        guard (1024...Frame.maxPayloadCeiling).contains(maxPeerFramePayload), maxPeerFramePayload >= maxFramePayload else {
+            throw LuigiError.invalidArgument("max peer frame payload outside max frame payload...\(Frame.maxPayloadCeiling)")
+        }
         guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
             throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
         }

@@ -105,17 +105,19 @@ final class ServerConnection: ChannelInboundHandler {
             case .accepted(let role, let welcome):
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
-                decoder.raiseLimit(to: config.maxFramePayload)
                 write(welcome, context: context)
                 switch role {
                 // Any node that proves the secret may talk Raft: the groups'
                 // memberships decide what its messages can do (a node being
                 // added is not in this node's address book yet).
                 case .peer(let id) where id != config.nodeId:
+                    // A peer's frames carry whole Raft snapshots (one message each).
+                    decoder.raiseLimit(to: config.maxPeerFramePayload)
                     phase = .peer(id)
                 case .peer(let id):
                     refuse("node \(id) is this node", context: context)
                 case .client:
+                    decoder.raiseLimit(to: config.maxFramePayload)
                     phase = .client
                 }
             case .refused(let reason, let refusal):

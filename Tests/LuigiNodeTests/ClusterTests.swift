@@ -107,6 +107,28 @@ import Testing
         await cluster.stopAll()
     }
 
+    @Test func aSnapshotLargerThanTheClientFrameLimitCatchesUpAFollower() async throws {
+        let cluster = try LocalCluster { config in
+            config.maxFramePayload = 64 << 10
+            config.compactAfter = 20
+        }
+        try await cluster.startAll()
+        let client = try cluster.client()
+        try client.put("first", [1])
+        await cluster.stop(3)
+        // 160 KiB of state over 40 entries: the log is compacted, so node 3
+        // can only catch up from a snapshot bigger than a client frame.
+        for i in 0..<40 { try client.put("big-\(i)", [UInt8](repeating: UInt8(i), count: 4096)) }
+        let target = try [1, 2].map { id in
+            applied(try cluster.client(endpoints: [cluster.members[UInt64(id)]!.description]).status())
+        }.max() ?? 0
+        try await cluster.start(3)
+        let alone = try cluster.client(endpoints: [cluster.members[3]!.description], timeoutMillis: 1000)
+        let caughtUp = await eventually(seconds: 15) { applied((try? alone.status()) ?? "") >= target }
+        #expect(caughtUp, "node 3 never caught up from the snapshot")
+        await cluster.stopAll()
+    }
+
     @Test func statusReportsEveryGroup() async throws {
         let cluster = try LocalCluster(groups: 2)
         try await cluster.startAll()
@@ -133,4 +155,10 @@ import Testing
         #expect(try client.get("k") == [1])
         await cluster.stopAll()
     }
+}
+
+/// Group 1's applied index in a status document.
+func applied(_ status: String) -> UInt64 {
+    guard let range = status.split(separator: ",").first(where: { $0.hasPrefix("\"applied\":") }) else { return 0 }
+    return UInt64(range.dropFirst("\"applied\":".count)) ?? 0
 }
