@@ -50,6 +50,11 @@ final class PeerLink: Sendable {
 
     var isConnected: Bool { state.withLock { $0.ready } }
 
+    var handshakeTimeoutMillis: Int { config.handshakeTimeoutMillis }
+
+    /// Whether `channel` is this link's connection and has finished its handshake.
+    func isReady(_ channel: any Channel) -> Bool { state.withLock { $0.ready && $0.channel === channel } }
+
     /// Sends frames in one flush, or drops them (and counts) when the link
     /// is down or its send buffer is full.
     func send(_ frames: [Frame]) {
@@ -87,8 +92,19 @@ final class PeerLink: Sendable {
                         s.channel = channel
                         return true
                     }
-                    if !keep { channel.close(promise: nil) }
                     channel.closeFuture.whenComplete { _ in link.closed(channel) }
+                    // On loopback a connect to a port nobody listens on can
+                    // pick that very port as its source and connect to
+                    // itself; such a link would wait for a challenge forever.
+                    let selfConnected = channel.localAddress != nil && channel.localAddress == channel.remoteAddress
+                    if !keep || selfConnected {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    // A peer that does not finish the handshake in time is dropped and dialled again.
+                    channel.eventLoop.scheduleTask(in: .milliseconds(Int64(link.handshakeTimeoutMillis))) {
+                        if !link.isReady(channel) { channel.close(promise: nil) }
+                    }
                 case .failure:
                     link.reconnectLater()
                 }

@@ -34,7 +34,7 @@ import Testing
     @Test func everyBadConnectionIsClosedAndTheNodeStaysUp() async throws {
         var written: [String] = []
         try stillServes("start", &written)
-        let credentials = try testCredentials()
+        let credentials = try cluster.credentials()
 
         let badFramesBefore = cluster.counter("luigi_bad_frames_total")
         // Garbage instead of a hello.
@@ -64,7 +64,7 @@ import Testing
 
         // A wrong secret: refused with a reason, then closed.
         let wrong = try RawConnection(port: port)
-        let answer = try wrong.handshake(try ClusterCredentials(clusterId: "test-cluster", secret: "not-the-secret-at-all"))
+        let answer = try wrong.handshake(try cluster.credentials(secret: "not-the-secret-at-all"))
         #expect(answer?.kind == .refuse)
         #expect(answer.map(Handshake.reason(ofRefusal:)) == "authentication failed")
         #expect(wrong.closedByPeer())
@@ -77,7 +77,7 @@ import Testing
         var options = Client.Options()
         options.timeoutMillis = 500
         let badClient = try Client(
-            endpoints: cluster.endpoints, credentials: try ClusterCredentials(clusterId: "test-cluster", secret: "wrong-secret-0123456"),
+            endpoints: cluster.endpoints, credentials: try cluster.credentials(secret: "wrong-secret-0123456"),
             options: options)
         #expect(throws: LuigiError.unauthenticated("the node refused this connection: authentication failed")) {
             try badClient.put("never", [1])
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func aRetriedWriteAppliesOnceAndAnUnknownSessionIsRefused() async throws {
-        let credentials = try testCredentials()
+        let credentials = try cluster.credentials()
         try cluster.client().put("warm", [1])  // waits out the first election
         let raw = try RawConnection(port: port)
         #expect(try raw.handshake(credentials)?.kind == .welcome)

@@ -75,7 +75,7 @@ import Testing
         var options = Client.Options()
         options.timeoutMillis = 1500
         let impostor = try Client(
-            endpoints: cluster.endpoints, credentials: try ClusterCredentials(clusterId: "test-cluster", secret: "wrong-secret-0123456"),
+            endpoints: cluster.endpoints, credentials: try cluster.credentials(secret: "wrong-secret-0123456"),
             options: options)
         #expect {
             try impostor.put("never", [1])
@@ -135,7 +135,7 @@ import Testing
         let client = try cluster.client()
         try client.put("x", [1])
         let status = try client.status()
-        #expect(status.contains("\"cluster\":\"test-cluster\""))
+        #expect(status.contains("\"cluster\":\"\(cluster.clusterId)\""))
         #expect(status.contains("\"group\":1"))
         #expect(status.contains("\"group\":2"))
         await cluster.stopAll()

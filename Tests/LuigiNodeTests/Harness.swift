@@ -19,6 +19,11 @@ func testCredentials() throws -> ClusterCredentials {
 /// and data directory, on loopback.
 final class LocalCluster {
     let directory: String
+    /// Unique per cluster: the test suites run at once in one process, and
+    /// a port one cluster released may be reused by another while the first
+    /// cluster's links still dial it. Only the cluster id keeps them apart
+    /// (as it does for real clusters that share a secret).
+    let clusterId = "test-\(UInt64.random(in: 1...UInt64.max))"
     let ids: [UInt64]
     let members: [UInt64: Address]
     private(set) var nodes: [UInt64: LuigiNode] = [:]
@@ -40,7 +45,7 @@ final class LocalCluster {
     func config(_ id: UInt64) throws -> NodeConfig {
         var config = NodeConfig(
             nodeId: id, listen: members[id]!, http: try Address(host: "127.0.0.1", port: 0),
-            dataDirectory: "\(directory)/node-\(id)", credentials: try testCredentials(), members: members)
+            dataDirectory: "\(directory)/node-\(id)", credentials: try credentials(), members: members)
         tune(&config)
         return config
     }
@@ -67,10 +72,14 @@ final class LocalCluster {
 
     var endpoints: [String] { ids.map { members[$0]!.description } }
 
+    func credentials(secret: String = testSecret) throws -> ClusterCredentials {
+        try ClusterCredentials(clusterId: clusterId, secret: secret)
+    }
+
     func client(endpoints: [String]? = nil, timeoutMillis: Int = 5000) throws -> Client {
         var options = Client.Options()
         options.timeoutMillis = timeoutMillis
-        return try Client(endpoints: endpoints ?? self.endpoints, credentials: try testCredentials(), options: options)
+        return try Client(endpoints: endpoints ?? self.endpoints, credentials: try credentials(), options: options)
     }
 
     /// The leader of `group` as the nodes report it (nil while none has won).
