@@ -27,6 +27,8 @@ public enum FuzzSeeds {
         case "client_request": return clientRequestSeeds()
         case "handshake_hello": return handshakeHelloSeeds()
         case "session_snapshot": return sessionSnapshotSeeds()
+        case "sync_message": return syncMessageSeeds()
+        case "wire_value": return wireValueSeeds()
         default: return []
         }
     }

@@ -33,6 +33,8 @@ public enum FuzzTargets {
             ("client_request", fuzzClientRequest),
             ("handshake_hello", fuzzHandshakeHello),
             ("session_snapshot", fuzzSessionSnapshot),
+            ("sync_message", fuzzSyncMessage),
+            ("wire_value", fuzzWireValue),
         ]
     }
 

@@ -50,6 +50,9 @@ extension FuzzSeeds {
             .register,
             .addMember(id: 4, address: "10.0.0.4:7001"),
             .removeMember(id: 2),
+            .commit([.add(key: "n", delta: -3), .max(key: "m", value: .float(1.5)), .union(key: "s", elements: [.int(1), .string("x"), .bytes([7])])]),
+            .coordinate([.set(key: "r", value: .int(7)), .min(key: "lo", value: .int(-2))]),
+            .value(key: "n"),
         ]
         var seeds = ops.enumerated().map { i, op in
             Array(ClientRequest(id: RequestID(client: 0xC0FFEE, seq: UInt64(i)), timeoutMillis: UInt32(1 + i * 1000), operation: op)
@@ -146,5 +149,28 @@ extension FuzzSeeds {
         apply(restored, index, SessionMachine.registration())
 
         return [snap(SessionMachine(KVStateMachine())), fuzzUnseal(SessionWorld.snapshot), snap(slid), snap(many), snap(restored)]
+    }
+}
+
+extension FuzzSeeds {
+    // MARK: - sync_message, wire_value
+
+    static func syncMessageSeeds() -> [[UInt8]] {
+        let replica = SyncWorld.replica()
+        return [
+            SyncMessage.digest(VectorClock()).encoded(),
+            SyncMessage.digest(replica.clock).encoded(),
+            SyncMessage.reply(replica.delta(since: VectorClock())).encoded(),
+            SyncMessage.reply([]).encoded(),
+            [3, 0],
+        ]
+    }
+
+    static func wireValueSeeds() -> [[UInt8]] {
+        let values: [Value?] = [
+            nil, .counter(-5), .counter(Int128(Int64.max) * 4), .max(.int(3)), .min(.float(-0.5)),
+            .set([.int(1), .string("a"), .bytes([0, 1])]), .set([]), .register(.int(42)),
+        ]
+        return values.map(WireValue.encode) + [[6], [4, 2, 1, 2, 1, 2]]
     }
 }
