@@ -55,6 +55,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     /// Each group's storage as the driver sees it: syncs counted and timed.
     private var counted: [UInt64: SyncCountingStorage] = [:]
     private var pending: [UInt64: Pending] = [:]
+    /// The pending ReadIndex gets and membership changes: each batch checks
+    /// these, not every pending request (writes are answered by `onResult`).
+    private var pendingReads: Set<UInt64> = []
+    private var pendingMembers: Set<UInt64> = []
     /// Host request ids start at a random point: an entry proposed before a
     /// restart must not route its result to a request made after it.
     private var nextRequest = UInt64.random(in: 1...(UInt64.max >> 2))
@@ -179,6 +183,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             p.reply(ClientReply(id: p.id, status: .unavailable, message: "the node is shutting down"))
         }
         pending = [:]
+        pendingReads = []
+        pendingMembers = []
         for group in host.groups { host.remove(group) }
         for storage in storages.values { storage.close() }
         storages = [:]
@@ -346,6 +352,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             group: group, term: node.term, kind: kind, id: request.id,
             deadline: now + .milliseconds(Int64(request.timeoutMillis)), started: now,
             reply: reply)
+        if case .readIndex = kind { pendingReads.insert(number) }
+        if case .member = kind { pendingMembers.insert(number) }
         scheduleProcess()
     }
 
@@ -398,8 +406,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     private func serveReads(reask: Bool) {
         let now = NIODeadline.now()
         let patience = TimeAmount.milliseconds(Int64(2 * config.electionTicks * config.tickMillis))
-        for (number, p) in pending {
-            guard case .readIndex(let key, let index, let asked) = p.kind, let node = host.driver(p.group)?.node else { continue }
+        for number in pendingReads {
+            guard let p = pending[number], case .readIndex(let key, let index, let asked) = p.kind,
+                let node = host.driver(p.group)?.node
+            else { continue }
             if let index {
                 guard node.status.applied >= index, let store = stores[p.group] else { continue }
                 finish(number, ClientReply(id: p.id, status: .ok, result: store.read(key)))
@@ -417,8 +427,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
 
     /// Membership requests whose change has now applied.
     private func finishMembershipChanges() {
-        for (number, p) in pending {
-            guard case .member(let id, let adding) = p.kind, let conf = host.driver(p.group)?.node.conf else { continue }
+        for number in pendingMembers {
+            guard let p = pending[number], case .member(let id, let adding) = p.kind,
+                let conf = host.driver(p.group)?.node.conf
+            else { continue }
             if adding ? conf.voters.contains(id) : !conf.contains(id) {
                 finish(number, ClientReply(id: p.id, status: .ok))
             }
@@ -514,6 +526,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
 
     private func finish(_ request: UInt64, _ reply: ClientReply) {
         guard let p = pending.removeValue(forKey: request) else { return }
+        pendingReads.remove(request)
+        pendingMembers.remove(request)
         host.forget(request)
         if reply.status != .ok { metrics.requestsFailed.increment() }
         metrics.requestLatency.recordNanoseconds((NIODeadline.now() - p.started).nanoseconds)
