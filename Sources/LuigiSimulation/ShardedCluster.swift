@@ -37,6 +37,9 @@ public final class ShardedCluster {
         public var proto = ShardedProtocol.watermark
         /// Coordinator headroom over its delay estimate (nil: 2 x spread).
         public var headroomUs: UInt64? = nil
+        /// Each replica compacts its log into a shard snapshot once this
+        /// many applied entries are in it (0: never; watermark only).
+        public var compactEvery = 0
 
         public init() {}
 
@@ -51,6 +54,9 @@ public final class ShardedCluster {
             }
             guard skewUs <= 10_000_000, driftPpm.isFinite, driftPpm >= 0, driftPpm <= 10_000 else {
                 throw LuigiError.invalidArgument("skew must be at most 10 s and drift in [0, 10,000] ppm (each node draws its own within ±)")
+            }
+            guard compactEvery >= 0, compactEvery == 0 || proto == .watermark else {
+                throw LuigiError.invalidArgument("compactEvery must be >= 0, and the two-phase baseline does not compact")
             }
             return self
         }
@@ -112,6 +118,10 @@ public final class ShardedCluster {
     public private(set) var logMismatches: [String] = []
     /// Messages a node refused (malformed or misaddressed).
     public private(set) var refusedMessages: UInt64 = 0
+    /// Log compactions, and state-machine restores from a snapshot (at a
+    /// restart or from a leader), over every replica.
+    public private(set) var compactions: UInt64 = 0
+    public private(set) var snapshotRestores: UInt64 = 0
     /// FNV-1a over every delivered message (time, ends, bytes): the same
     /// seed and calls give the same hash, in any process.
     public private(set) var traceHash: UInt64 = 0xCBF2_9CE4_8422_2325
@@ -227,6 +237,9 @@ public final class ShardedCluster {
             for e in envelopes { self.network.send(e.bytes, from: e.from, to: e.to, at: self.now) }
         }
         let shard = Int(r.shard)
+        if options.compactEvery > 0 {
+            host.afterAdvance = { [unowned self, unowned r] _, driver in try self.compactIfDue(r, driver) }
+        }
         try host.add(driver, machine: replica.stateMachine, onApply: { [unowned self] entry, _ in
             if let seen = self.committed[shard][entry.index] {
                 if seen.term != entry.term || seen.data != entry.data {
@@ -235,10 +248,20 @@ public final class ShardedCluster {
             } else {
                 self.committed[shard][entry.index] = (entry.term, entry.data)
             }
-        })
+        }, onRestore: { [unowned self] _ in self.snapshotRestores += 1 })
         r.host = host
         r.driver = driver
         r.replica = replica
+    }
+
+    /// Compacts `r`'s log up to what it applied. Every compacted entry was
+    /// applied here first, so `committed` (fed by `onApply`) keeps it.
+    private func compactIfDue(_ r: Replica, _ driver: RaftDriver) throws {
+        let first = try r.storage.firstIndex()
+        let applied = driver.node.status.applied
+        guard applied >= first, Int(applied - first) + 1 >= options.compactEvery else { return }
+        try driver.snapshotMachine()
+        compactions += 1
     }
 
     // MARK: - Faults
@@ -487,6 +510,9 @@ public final class ShardedCluster {
     }
 
     // MARK: - Observing
+
+    /// The last log index `replica` applied (nil while it is down).
+    public func appliedIndex(of replica: UInt64) -> UInt64? { replicas[replica]?.driver?.node.status.applied }
 
     /// The replicated state of `replica` (nil while it is down).
     public func state(of replica: UInt64) -> ShardState? { (replicas[replica]?.replica as? ShardReplica)?.shard.state }

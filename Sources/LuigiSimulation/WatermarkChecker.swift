@@ -28,7 +28,9 @@ public struct WatermarkViolation: Error, CustomStringConvertible, Equatable {
 ///   total order gives every read clients and logs saw, every abort, the
 ///   parts and ops applied, and each live replica's store;
 /// - durability: every acknowledged transaction is in every involved
-///   shard's log, as acknowledged.
+///   shard's log, as acknowledged;
+/// - replica state: each live replica's whole `ShardState` is the committed
+///   log replayed through its applied index (restored snapshots included).
 public struct WatermarkChecker {
     struct Ran {
         var ts: UInt64
@@ -196,6 +198,28 @@ public struct WatermarkChecker {
                 guard st.partsApplied == parts[s], st.opsApplied == ops[s] else {
                     throw fail("ops applied", "replica \(id) applied \(st.partsApplied) parts / \(st.opsApplied) ops, the serial replay \(parts[s]) / \(ops[s])")
                 }
+            }
+            try checkReplay(cluster, shard: s)
+        }
+    }
+
+    /// `committed` comes from `onApply`, not from the replicas' logs: an
+    /// entry a replica compacted away was applied there first, so it is kept.
+    private func checkReplay(_ cluster: ShardedCluster, shard s: Int) throws {
+        let live = cluster.replicaIDs(UInt64(s)).compactMap { id in cluster.appliedIndex(of: id).map { (id, $0) } }
+        var replay = ShardState(shard: UInt64(s), workers: cluster.options.workers)
+        var at: UInt64 = 0
+        for (id, applied) in live.sorted(by: { $0.1 < $1.1 }) {
+            guard let st = cluster.state(of: id) else { continue }
+            while at < applied {
+                at += 1
+                guard let entry = cluster.committed[s][at] else {
+                    throw WatermarkViolation(invariant: "replica state", detail: "shard \(s) index \(at) was applied by no replica")
+                }
+                if let record = try? ShardRecord(decoding: entry.data) { replay.apply(record) }
+            }
+            guard st == replay else {
+                throw WatermarkViolation(invariant: "replica state", detail: "replica \(id) of shard \(s) differs from its log replayed through index \(applied)")
             }
         }
     }

@@ -34,7 +34,8 @@ public enum WatermarkSchedule {
     /// One randomized schedule: a random cluster shape, clock skew, workload,
     /// and faults (loss, duplication, reordering, partitions, leader crashes and
     /// restarts) for a while, then healing; every invariant is checked.
-    public static func random(seed: UInt64, transactions: Int = 40) throws -> (ShardedCluster, WatermarkChecker) {
+    /// `compactEvery` > 0 compacts every replica's log (`Options.compactEvery`).
+    public static func random(seed: UInt64, transactions: Int = 40, compactEvery: Int = 0) throws -> (ShardedCluster, WatermarkChecker) {
         var rng = SplitMix64(seed: seed)
         var o = ShardedCluster.Options()
         o.seed = seed
@@ -46,6 +47,7 @@ public enum WatermarkSchedule {
         o.skewUs = [0, 500, 2_000, 10_000][Int.random(in: 0...3, using: &rng)]
         o.driftPpm = rng.chance(0.5) ? 100 : 0
         if rng.chance(0.2) { o.rule = .ownStream }
+        o.compactEvery = compactEvery
         let cluster = try ShardedCluster(o)
         let bank = BankWorkload(accountsPerShard: 4, crossShard: 0.6)
         let useBank = rng.chance(0.5)

@@ -38,6 +38,23 @@ public struct ShardState: Equatable, Sendable {
         marks = Array(repeating: 0, count: workers)
     }
 
+    /// Every field as given: the snapshot decoder (ShardSnapshot.swift)
+    /// rebuilds a state with it after checking each one.
+    init(shard: UInt64, workers: Int, store: [String: Int64], txns: [TxnId: TxnRecord], marks: [UInt64],
+         readFrontier: [String: UInt64], writeFrontier: [String: UInt64], retired: [RetireKey: UInt64],
+         partsApplied: UInt64, opsApplied: UInt64) {
+        self.shard = shard
+        self.workers = workers
+        self.store = store
+        self.txns = txns
+        self.marks = marks
+        self.readFrontier = readFrontier
+        self.writeFrontier = writeFrontier
+        self.retired = retired
+        self.partsApplied = partsApplied
+        self.opsApplied = opsApplied
+    }
+
     public func isRetired(_ id: TxnId) -> Bool {
         id.seq < retired[RetireKey(coordinator: id.coordinator, worker: id.worker), default: 0]
     }

@@ -19,6 +19,7 @@ public enum FuzzSeeds {
         case "raft_step_leader": return leaderScripts()
         case "watermark_message": return watermarkMessages().map { fuzzUnseal($0.encoded()) }
         case "shard_record": return shardRecords().map { fuzzUnseal($0.encoded()) }
+        case "shard_snapshot": return shardSnapshotSeeds()
         case "shard_step": return shardStepScripts()
         case "coordinator_step": return coordinatorStepScripts()
         case "table_command": return tableCommandSeeds()

@@ -25,6 +25,7 @@ public enum FuzzTargets {
             ("raft_step_leader", { fuzzRaftStep(.leader, $0) }),
             ("watermark_message", fuzzWatermarkMessage),
             ("shard_record", fuzzShardRecord),
+            ("shard_snapshot", fuzzShardSnapshot),
             ("shard_step", fuzzShardStep),
             ("coordinator_step", fuzzCoordinatorStep),
             ("table_command", fuzzTableCommand),
