@@ -98,6 +98,7 @@ test-cluster: node
 	$(CLUSTER_DEMO) --kills 3 --before-kill-ms 1500 --after-kill-ms 2000
 	$(CLUSTER_DEMO) partition --rounds 2
 	$(CLUSTER_DEMO) membership
+	$(CLUSTER_DEMO) sharded --kills 2
 
 # Long randomized sweeps: the Raft fault schedules (make test runs 1,500), the
 # table log's racing writers (make test runs 10 schedules) and the watermark
@@ -105,6 +106,7 @@ test-cluster: node
 soak: $(SIM) node
 	$(CLUSTER_DEMO) --kills 20 --before-kill-ms 2000 --after-kill-ms 3000
 	$(CLUSTER_DEMO) partition --rounds 20
+	$(CLUSTER_DEMO) sharded --kills 20
 	LUIGI_RAFT_SWEEP=50000 swift test -c release --filter RaftFaultSweepTests
 	LUIGI_SWEEP_SCALE=100 swift test -c release --filter TableLogClusterTests
 	$(SIM) sweep 100000 50000

@@ -62,9 +62,9 @@ let package = Package(
         .target(name: "LuigiStorage", dependencies: ["LuigiBase", "LuigiRaft"]),
         .target(name: "LuigiSimulation", dependencies: ["LuigiCore", "LuigiHost"]),
         // The node's wire: frames, the HMAC handshake, client requests and replies. Pure (no sockets).
-        .target(name: "LuigiWire", dependencies: ["LuigiBase", "LuigiAlgebraic", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "LuigiWire", dependencies: ["LuigiBase", "LuigiAlgebraic", "LuigiWatermark", .product(name: "Crypto", package: "swift-crypto")]),
         // The blocking client (POSIX sockets, no event loop): Swift callers and the C ABI.
-        .target(name: "LuigiClient", dependencies: ["LuigiWire", "LuigiRaft"]),
+        .target(name: "LuigiClient", dependencies: ["LuigiWire", "LuigiRaft", "LuigiWatermark"]),
         // The node runtime: the shared host loop on SwiftNIO, storage off the event loop, HTTP, metrics.
         .target(
             name: "LuigiNode",

@@ -39,6 +39,9 @@ import urllib.request
 
 SIZES = [1, 16, 256]
 ALGEBRAIC_SIZES = [3, 48]
+SHARDED_SIZES = [1, 16, 64]
+# The original Luigi's published multi-shard throughput on 2 shards x 3 replicas.
+PUBLISHED_SHARDED = 5500
 VALUE = 256
 
 
@@ -105,7 +108,7 @@ class LuigiCluster:
                 [self.bin, "serve", "--id", str(i), "--listen", f"127.0.0.1:{self.ports[i]}",
                  "--http", f"127.0.0.1:{self.http[i]}", "--data-dir", os.path.join(self.root, f"n{i}"),
                  "--cluster-id", "bench", "--secret-file", self.secret_file, "--log-level", "warning",
-                 "--replica-groups", "1"] + members,
+                 "--replica-groups", "1", "--shards", "2"] + members,
                 stdout=log, stderr=log)
         wait_until(lambda: self.leader() is not None, 15, "a luigi leader")
 
@@ -328,6 +331,7 @@ def main():
     luigi, etcd = LuigiCluster(args.bin_dir, root), EtcdCluster(root)
     results = {}
     algebraic = {}
+    sharded = {}
     batches = []
     try:
         luigi.start()
@@ -361,6 +365,14 @@ def main():
                 capture_output=True, text=True)
             return json.loads(out.stdout.strip().splitlines()[-1])
 
+        def luigi_sharded(clients, prefix):
+            out = subprocess.run(
+                [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
+                 "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
+                 "--seconds", str(args.seconds), "--prefix", prefix, "--sharded", "2"],
+                capture_output=True, text=True)
+            return json.loads(out.stdout.strip().splitlines()[-1])
+
         sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "etcd (python asyncio)": etcd_aio,
                  "luigi (swift)": luigi_swift}
         for rep in range(args.reps):
@@ -388,6 +400,12 @@ def main():
                 print(f"rep {rep + 1} algebraic {clients:3} clients: {fmt_rate(r['throughput']):>9}  "
                       f"p50 {fmt_us(r['p50_us'])}  p99 {fmt_us(r['p99_us'])}  convergence {r['convergence_ms']} ms",
                       flush=True)
+            for clients in SHARDED_SIZES:
+                r = luigi_sharded(clients, f"s{rep}c{clients}")
+                sharded.setdefault(clients, []).append(r)
+                print(f"rep {rep + 1} sharded {clients:3} clients: {fmt_rate(r['throughput']):>9}  "
+                      f"p50 {fmt_us(r['p50_us'])}  p99 {fmt_us(r['p99_us'])}  errors {r['errors']}  "
+                      f"read back {r['verified']}/{r['clients_with_writes']}", flush=True)
     finally:
         luigi.stop()
         etcd.stop()
@@ -402,7 +420,7 @@ def main():
                     | {"errors": sum(r["errors"] for r in runs),
                        "verified": f"{sum(r['verified'] for r in runs)}/{sum(r['clients_with_writes'] for r in runs)}"}
                     for c, runs in per.items()} for side, per in results.items()}
-    doc = {"fdatasync_per_s": sync_rate, "failover": failover, "cells": table, "runs": results, "algebraic": algebraic,
+    doc = {"fdatasync_per_s": sync_rate, "failover": failover, "cells": table, "runs": results, "algebraic": algebraic, "sharded": sharded,
            "entries_per_sync": batches, "seconds_per_cell": args.seconds, "reps": args.reps,
            "etcd_version": subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]}
     os.makedirs(args.out_dir, exist_ok=True)
@@ -444,6 +462,23 @@ def main():
         lines.append(f"| {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
                      f"{fmt_us(statistics.median(r['p50_us'] for r in runs))} | "
                      f"{fmt_us(statistics.median(r['p99_us'] for r in runs))} | {conv_text} |")
+    lines += ["", "Sharded transactions (the watermark protocol) on 2 shards, each a Raft group on the 3 nodes; "
+              "every transaction writes 2 keys on each shard (c<i> = n and a fresh key), the nodes coordinate in "
+              "turn; after each run every client's c<i> is read back on both shards as its last acknowledged n. "
+              f"The original's published figure on 2 shards x 3 replicas: {fmt_rate(PUBLISHED_SHARDED)} "
+              "transactions/s (a published number, not run here).", "",
+              "| clients | transactions/s | vs 5.5 K/s | ops applied/s | p50 | p99 | errors | read back |",
+              "|---|---|---|---|---|---|---|---|"]
+    for c in SHARDED_SIZES:
+        runs = sharded.get(c, [])
+        if not runs:
+            continue
+        t = summarize([r["throughput"] for r in runs])
+        lines.append(f"| {c} | {fmt_rate(t['median'])} ({fmt_rate(t['min'])}–{fmt_rate(t['max'])}) | "
+                     f"{100 * t['median'] / PUBLISHED_SHARDED:.0f}% | {fmt_rate(4 * t['median'])} | "
+                     f"{fmt_us(statistics.median(r['p50_us'] for r in runs))} | "
+                     f"{fmt_us(statistics.median(r['p99_us'] for r in runs))} | {sum(r['errors'] for r in runs)} | "
+                     f"{sum(r['verified'] for r in runs)}/{sum(r['clients_with_writes'] for r in runs)} |")
     lines += ["", f"Disk: {sync_rate:.0f} fdatasync/s (4 KiB write + fdatasync, one file)."]
     for side, c, eps, thr in batches:
         if c == 256:

@@ -1,5 +1,6 @@
 import LuigiAlgebraic
 import LuigiBase
+import LuigiWatermark
 import LuigiWire
 
 #if canImport(Glibc)
@@ -105,6 +106,22 @@ public final class Client {
         let result = try call(.commit(ops), group: group, deadline: deadline(timeoutMillis), session: 0, anyNode: true, resend: false)
         var r = ByteReader(result)
         return Dot(origin: try r.u64le(), seq: try r.u64le())
+    }
+
+    /// Runs a sharded transaction through the watermark protocol: `parts`
+    /// maps each shard (0-based) to the ops its part runs, in order. Any node
+    /// coordinates it (they take turns). Returns the outcome (`.aborted`
+    /// when a check failed or an add would overflow: nothing was written),
+    /// the agreed timestamp and each shard's reads. Sent once, like
+    /// `commit`: a node that received it but did not answer makes the call
+    /// fail with `.timeout` (the transaction may have committed).
+    public func transact(_ parts: [UInt64: [Op]], timeoutMillis: Int? = nil) throws -> TransactResult {
+        let ops = parts.keys.sorted().map { ShardOps(shard: $0, ops: parts[$0] ?? []) }
+        let mayAbort = ops.contains { $0.ops.contains(where: \.mayAbort) }
+        guard !ops.isEmpty else { throw LuigiError.invalidArgument("a transaction needs at least one shard's ops") }
+        try Txn(id: TxnId(coordinator: 0, worker: 0, seq: 0), ts: 0, mayAbort: mayAbort, parts: ops).validate()
+        let result = try call(.transact(ops), group: 0, deadline: deadline(timeoutMillis), session: 0, anyNode: true, resend: false)
+        return try TransactResult(decoding: result)
     }
 
     /// Commits `ops` (which may `set`) through the group's log: every

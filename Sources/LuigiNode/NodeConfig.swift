@@ -46,6 +46,16 @@ public struct NodeConfig: Sendable {
     /// `replicaGroupBase + 1 ... replicaGroupBase + n`.
     public var replicaGroups: Int = 0
     public static let replicaGroupBase: UInt64 = 1000
+    /// Watermark shards (the Luigi protocol's sharded transactions): shard
+    /// s is Raft group `shardGroupBase + 1 + s`, replicated on every member.
+    public var shards: Int = 0
+    public static let shardGroupBase: UInt64 = 2000
+    /// Streams per shard: each transaction is logged in one (round robin).
+    public var shardWorkers: Int = 4
+    /// Microseconds between a shard leader's watermark heartbeats (and the
+    /// shards' timer): a larger value costs latency on an idle stream,
+    /// a smaller one log entries and syncs.
+    public var shardTickMicros: Int = 2_000
     /// Milliseconds between anti-entropy digests to each peer.
     public var antiEntropyMillis: Int = 100
     /// Joining a running cluster: the groups start with the other members
@@ -93,6 +103,17 @@ public struct NodeConfig: Sendable {
         guard (0...1000).contains(replicaGroups) else {
             throw LuigiError.invalidArgument("replica groups \(replicaGroups) outside 0...1000")
         }
+        guard (0...1000).contains(shards) else { throw LuigiError.invalidArgument("shards \(shards) outside 0...1000") }
+        guard (1...1024).contains(shardWorkers) else {
+            throw LuigiError.invalidArgument("shard workers \(shardWorkers) outside 1...1024")
+        }
+        guard (100...1_000_000).contains(shardTickMicros) else {
+            throw LuigiError.invalidArgument("shard tick \(shardTickMicros) µs outside 100...1000000")
+        }
+        // Coordinator ids are node id << 20 | incarnation, at most 2^62.
+        guard members.keys.allSatisfy({ $0 < 1 << 42 }) else {
+            throw LuigiError.invalidArgument("node ids must be below 2^42")
+        }
         guard (1...60_000).contains(antiEntropyMillis) else {
             throw LuigiError.invalidArgument("anti-entropy interval \(antiEntropyMillis) ms outside 1...60000")
         }
@@ -116,9 +137,11 @@ public struct NodeConfig: Sendable {
         return self
     }
 
-    /// Every group id this node runs: the key-value groups, then the replica groups.
+    /// Every group id this node runs: the key-value groups, the replica
+    /// groups, then the shard groups.
     public var groupIds: [UInt64] {
         Array(1...UInt64(groups)) + (0..<UInt64(replicaGroups)).map { Self.replicaGroupBase + 1 + $0 }
+            + (0..<UInt64(shards)).map { Self.shardGroupBase + 1 + $0 }
     }
 
     /// Peers: every member but this node.

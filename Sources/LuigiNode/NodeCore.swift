@@ -52,6 +52,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     /// Each key-value group's machine, read directly by ReadIndex gets.
     private var stores: [UInt64: KVStateMachine] = [:]
     private var antiEntropyTask: RepeatedTask?
+    /// The watermark shards and this node's coordinator (nil: no shards).
+    private var shards: ShardGroups?
+    private var shardTimer: RepeatedTask?
+    /// When the next one-shot wake-up for a held transaction is due.
+    private var shardWake: NIODeadline?
     /// Each group's storage as the driver sees it: syncs counted and timed.
     private var counted: [UInt64: SyncCountingStorage] = [:]
     private var pending: [UInt64: Pending] = [:]
@@ -126,6 +131,18 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         // voters, itself not among them: it campaigns only once a leader
         // has added it (`member add`) and the change reached it.
         let voters = config.members.keys.filter { !config.join || $0 != config.nodeId }.sorted()
+        if config.shards > 0 {
+            let incarnation = try DurableCounter.next(at: "\(config.dataDirectory)/coordinator-incarnation")
+            let groups = try ShardGroups(config: config, incarnation: incarnation)
+            groups.leaderOf = { [unowned self] group in host.driver(group)?.node.leader ?? 0 }
+            groups.members = { [unowned self] in members.keys.sorted() }
+            groups.send = { [sendToPeer, metrics] peer, frames in
+                sendToPeer(peer, frames)
+                metrics.framesOut.increment(by: frames.count)
+            }
+            shards = groups
+            logger.info("coordinator started", metadata: ["coordinator": "\(groups.coordinatorId)"])
+        }
         for group in config.groupIds {
             let directory = "\(config.dataDirectory)/group-\(group)"
             let storage: DurableRaftStorage
@@ -141,7 +158,9 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             raft.seed = UInt64.random(in: 0...UInt64.max)
             let counting = SyncCountingStorage(storage)
             let driver = try RaftDriver(config: raft, storage: counting, voters: voters)
-            if group > NodeConfig.replicaGroupBase {
+            if let shards, group > NodeConfig.shardGroupBase {
+                try host.add(driver, machine: try shards.attach(group: group, driver: driver))
+            } else if group > NodeConfig.replicaGroupBase {
                 let replica = try ReplicaGroup(
                     group: group, nodeId: config.nodeId, directory: "\(config.dataDirectory)/replica-\(group)")
                 replicas[group] = replica
@@ -164,6 +183,12 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         tickTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
             self?.tick()
         }
+        if shards != nil {
+            let every = TimeAmount.microseconds(Int64(config.shardTickMicros))
+            shardTimer = loop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
+                self?.pumpShards()
+            }
+        }
         if !replicas.isEmpty {
             let every = TimeAmount.milliseconds(Int64(config.antiEntropyMillis))
             antiEntropyTask = loop.scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
@@ -178,6 +203,10 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         tickTask = nil
         antiEntropyTask?.cancel()
         antiEntropyTask = nil
+        shardTimer?.cancel()
+        shardTimer = nil
+        shards?.abandon("the node is shutting down")
+        shards = nil
         for (request, p) in pending {
             host.forget(request)
             p.reply(ClientReply(id: p.id, status: .unavailable, message: "the node is shutting down"))
@@ -232,6 +261,13 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         }
         if case .status = request.operation { return answer(.ok, result: Array(statusJSON().utf8)) }
         if let failure { return answer(.unavailable, "node failed: \(failure)") }
+        if case .transact(let parts) = request.operation {
+            guard let shards else { return answer(.unavailable, "this node runs no watermark shards (--shards)") }
+            shards.transact(parts, timeoutMillis: request.timeoutMillis) { status, message, result in
+                answer(status, message, result: result)
+            }
+            return scheduleProcess()
+        }
         guard let driver = host.driver(group) else {
             return answer(.unavailable, "this node runs groups \(config.groupIds.first ?? 1)...\(config.groupIds.last ?? 1) (replica groups from \(NodeConfig.replicaGroupBase + 1)), not \(group)")
         }
@@ -329,7 +365,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             } catch {
                 return answer(.rejected, "\(error)", result: [RejectionKind(error).rawValue])
             }
-        case .status, .addMember, .removeMember, .commit, .value:
+        case .status, .addMember, .removeMember, .commit, .value, .transact:
             return  // answered above
         }
         let requestNumber = nextRequestNumber()
@@ -454,14 +490,36 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         for (request, p) in pending where p.deadline <= now {
             finish(request, ClientReply(id: p.id, status: .timeout, message: "no outcome within the timeout; retry with the same request id"))
         }
+        shards?.expire(now: now)
         updateGauges()
         serveReads(reask: true)
         scheduleProcess()
     }
 
+    /// The shards' timers (resends, watermark heartbeats), then their output.
+    private func pumpShards() {
+        guard failure == nil, let shards else { return }
+        if shards.pump() { scheduleProcess() }
+        scheduleShardWake()
+    }
+
+    /// Wakes the shards when the next held transaction's timestamp passes,
+    /// rather than at the next timer tick.
+    private func scheduleShardWake() {
+        guard let due = shards?.nextDue else { return }
+        let at = NIODeadline.now() + due
+        if let wake = shardWake, wake <= at { return }
+        shardWake = at
+        loop.scheduleTask(deadline: at) { [weak self] in
+            self?.shardWake = nil
+            self?.pumpShards()
+        }
+    }
+
     private func process() {
         guard failure == nil else { return }
         do {
+            shards?.setClock()
             try host.process()
             for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
                 push(try replica.sync(), group: group)
@@ -469,6 +527,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         } catch {
             return fail("\(error)")
         }
+        if let shards, shards.pump() { scheduleProcess() }
+        scheduleShardWake()
         finishMembershipChanges()
         serveReads(reask: false)
         // Results were answered as they applied (`onResult`); what is left
@@ -506,6 +566,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             finish(request, ClientReply(id: p.id, status: .unavailable, message: "node failed: \(reason)"))
         }
         for replica in replicas.values { replica.abandonUnsynced() }
+        shards?.abandon("node failed: \(reason)")
     }
 
     private func reply(to p: Pending, result: [UInt8]) -> ClientReply {
@@ -532,6 +593,21 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         if reply.status != .ok { metrics.requestsFailed.increment() }
         metrics.requestLatency.recordNanoseconds((NIODeadline.now() - p.started).nanoseconds)
         p.reply(reply)
+    }
+
+    /// A peer's watermark-protocol message: stepped into the shard or the
+    /// coordinator it names; refused input changes nothing.
+    func receiveWatermark(_ frame: Frame, from peer: UInt64) {
+        metrics.framesIn.increment()
+        do {
+            guard let shards else { throw LuigiError.invalidArgument("this node runs no watermark shards") }
+            try shards.receive(frame)
+        } catch {
+            metrics.badFrames.increment()
+            logger.debug("watermark message refused", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            return
+        }
+        scheduleProcess()
     }
 
     // MARK: - Anti-entropy
@@ -629,10 +705,12 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 "{\"group\":\(group),\"role\":\"\(s.role)\",\"term\":\(s.term),\"leader\":\(s.leader),"
                     + "\"commit\":\(s.commit),\"applied\":\(s.applied),\"first_index\":\(s.firstIndex),"
                     + "\"last_index\":\(s.lastIndex),\"voters\":\(s.conf.voters),\"syncs\":\(counted[group]?.syncs ?? 0),"
-                    + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),\"lag\":{\(lag.joined(separator: ","))}}")
+                    + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),\"lag\":{\(lag.joined(separator: ","))}"
+                    + (shards?.watermarks(group: group).map { ",\"watermarks\":\($0)" } ?? "") + "}")
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","
+            + (shards.map { "\"coordinator\":\($0.coordinatorId)," } ?? "")
             + "\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
     }
 }

@@ -132,6 +132,7 @@ final class ServerConnection: ChannelInboundHandler {
             switch frame.kind {
             case .raft: core.loop.execute { core.receive(frame, from: id) }
             case .delta: core.loop.execute { core.receiveDelta(frame, from: id) }
+            case .watermark: core.loop.execute { core.receiveWatermark(frame, from: id) }
             default: refuse("a peer may not send \(frame.kind) frames", context: context)
             }
         case .client:

@@ -39,8 +39,13 @@ extension ByteWriter {
         id(t.id)
         varint(t.ts)
         flag(t.mayAbort)
-        varint(UInt64(t.parts.count))
-        for p in t.parts {
+        shardOps(t.parts)
+    }
+
+    /// Each shard's ops, sorted by shard.
+    package mutating func shardOps(_ parts: [ShardOps]) {
+        varint(UInt64(parts.count))
+        for p in parts {
             varint(p.shard)
             varint(UInt64(p.ops.count))
             for o in p.ops { op(o) }
@@ -144,6 +149,14 @@ extension ByteReader {
         let id = try id()
         let ts = try timestamp("timestamp")
         let mayAbort = try flag()
+        let t = Txn(id: id, ts: ts, mayAbort: mayAbort, parts: try shardOps())
+        do { try t.validate() } catch { throw LuigiError.decode("\(error)") }
+        return t
+    }
+
+    /// Each shard's ops: 1...2^16 parts sorted by shard, each of
+    /// 1...maxOpsPerPart ops, at most maxOpsPerTxn in all.
+    package mutating func shardOps() throws -> [ShardOps] {
         let n = try count()
         guard n >= 1, n <= WatermarkLimits.maxShards else { throw LuigiError.decode("\(n) parts is out of range") }
         var parts: [ShardOps] = []
@@ -160,9 +173,7 @@ extension ByteReader {
             }
             parts.append(ShardOps(shard: shard, ops: try (0..<k).map { _ in try op() }))
         }
-        let t = Txn(id: id, ts: ts, mayAbort: mayAbort, parts: parts)
-        do { try t.validate() } catch { throw LuigiError.decode("\(error)") }
-        return t
+        return parts
     }
 
     package mutating func proposals() throws -> [ShardStamp] {

@@ -76,9 +76,16 @@ struct LeaderState {
     var lastMarksAppended: [UInt64]
     var lastMarksAppendedAt: UInt64 = 0
     var finishedSinceMarks = false
+    /// The largest timestamp of a part run (or found run in the log): the
+    /// timer appends marks only while the last appended ones are below it,
+    /// so an idle shard writes no heartbeat entries.
+    var maxFinishedTs: UInt64 = 0
     var marksPushedAt: UInt64 = 0
     var marksChanged = false
     var retireAppended: [ShardState.RetireKey: UInt64] = [:]
+    /// Coordinators by when they last submitted or retired (open coordinator
+    /// sets push watermarks to these).
+    var heardFrom: [UInt64: UInt64] = [:]
     /// A release pass is due: something was agreed or finished since the
     /// last one (else only a timestamp coming due can release anything).
     var releaseDirty = true
@@ -88,6 +95,14 @@ struct LeaderState {
         self.term = term
         floor = Array(repeating: 0, count: workers)
         lastMarksAppended = floor
+    }
+
+    mutating func heard(from coordinator: UInt64, at t: UInt64) { heardFrom[coordinator] = t }
+
+    /// The coordinators heard from since `t`; older ones are forgotten.
+    mutating func coordinators(heardSince t: UInt64) -> [UInt64] {
+        heardFrom = heardFrom.filter { $0.value >= t }
+        return heardFrom.keys.sorted()
     }
 
     /// Drops a message from `shard`'s leader of `term` if a newer leader of

@@ -15,7 +15,8 @@ extension ShardNode {
         l.writeFrontier = state.writeFrontier
         l.floor = state.marks
         l.lastMarksAppended = state.marks
-        for (id, rec) in state.txns where rec.outcome == nil {
+        l.maxFinishedTs = state.txns.values.map(\.execution.ts).max() ?? 0
+        for rec in state.txns.values where rec.outcome == nil {
             let e = rec.execution
             l.startAwaiting(.init(execution: e, durable: true, reads: Set(e.reads.map(\.key)), writes: Set(e.writes.map(\.key))))
         }
@@ -204,7 +205,9 @@ extension ShardNode {
             guard let a = l.awaiting[id], a.durable, now >= a.lastSent + config.resendAfter else { continue }
             sendVote(id, ask: true)
         }
-        if now >= l.lastMarksAppendedAt + config.marksEvery {
+        // Heartbeat marks while a part run here is not yet under them (a
+        // stream that was held may have moved); an idle shard appends none.
+        if now >= l.lastMarksAppendedAt + config.marksEvery && (l.lastMarksAppended.min() ?? 0) < l.maxFinishedTs {
             updateFloor()
             if leader!.floor != leader!.lastMarksAppended { appendMarks() }
         }
@@ -267,6 +270,7 @@ extension ShardNode {
             leader!.startAwaiting(a)
             leader!.finishing[e.id] = e
             leader!.finishedSinceMarks = true
+            leader!.maxFinishedTs = max(leader!.maxFinishedTs, e.ts)
             reply(e, outcome: vote ? .committed : .aborted, decided: false)
             decide(e.id)
         } else {
@@ -296,6 +300,7 @@ extension ShardNode {
         output.appends.append(.exec(e))
         if outcome == .committed { overlay(e) }
         leader!.finishedSinceMarks = true
+        leader!.maxFinishedTs = max(leader!.maxFinishedTs, e.ts)
         reply(e, outcome: outcome)
     }
 
@@ -332,7 +337,10 @@ extension ShardNode {
     private func pushMarks() {
         leader!.marksChanged = false
         leader!.marksPushedAt = now
-        for c in config.coordinators {
+        let targets = config.openCoordinators
+            ? leader!.coordinators(heardSince: now >= config.coordinatorQuietAfter ? now - config.coordinatorQuietAfter : 0)
+            : config.coordinators
+        for c in targets {
             send(.marks(shard: shard, term: leader!.term, marks: state.marks), to: c)
         }
     }

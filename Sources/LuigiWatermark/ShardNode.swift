@@ -8,6 +8,13 @@ public struct ShardConfig: Equatable, Sendable {
     public var workers: Int
     /// Coordinator ids: replies and watermarks go to them.
     public var coordinators: [UInt64]
+    /// Any coordinator id is accepted (`coordinators` may be empty), and
+    /// watermarks are pushed to the coordinators heard from (a submit or a
+    /// retire) in the last `coordinatorQuietAfter` µs. For hosts whose
+    /// coordinators take a new id each time they start (a node process),
+    /// so that a restarted one never reuses a transaction id.
+    public var openCoordinators = false
+    public var coordinatorQuietAfter: UInt64 = 10_000_000
     /// Re-send an unanswered proposal, vote or recovery request after this long (µs).
     public var resendAfter: UInt64 = 10_000
     /// Push watermarks to coordinators at least this often (µs).
@@ -29,11 +36,11 @@ public struct ShardConfig: Equatable, Sendable {
         guard (1...WatermarkLimits.maxWorkers).contains(workers) else {
             throw LuigiError.invalidArgument("workers must be in 1...\(WatermarkLimits.maxWorkers), got \(workers)")
         }
-        guard !coordinators.isEmpty, Set(coordinators).count == coordinators.count else {
+        guard openCoordinators || !coordinators.isEmpty, Set(coordinators).count == coordinators.count else {
             throw LuigiError.invalidArgument("coordinators must be a non-empty list without duplicates")
         }
-        for t in [resendAfter, marksEvery] { try WatermarkLimits.check(t, "interval") }
-        guard resendAfter > 0, marksEvery > 0, earlyCapacity >= 1 else {
+        for t in [resendAfter, marksEvery, coordinatorQuietAfter] { try WatermarkLimits.check(t, "interval") }
+        guard resendAfter > 0, marksEvery > 0, coordinatorQuietAfter > 0, earlyCapacity >= 1 else {
             throw LuigiError.invalidArgument("intervals and the early-vote capacity must be positive")
         }
         return self
@@ -146,12 +153,14 @@ public final class ShardNode {
         case .recovered(let from, let term, let txns):
             onRecovered(from: from, term: term, txns: txns)
         case .submit(let txn) where l.serving:
+            leader!.heard(from: txn.id.coordinator, at: now)
             onSubmit(txn)
         case .propose(let txn, let from, let term, let ts, let ask) where l.serving:
             if leader!.admit(from, term: term) { onPropose(txn, from: from, ts: ts, ask: ask) }
         case .vote(let id, let shards, let from, let term, let commit, let ask) where l.serving:
             if leader!.admit(from, term: term) { onVote(id, shards: shards, from: from, commit: commit, ask: ask) }
         case .retire(let c, let worker, let below) where l.serving:
+            leader!.heard(from: c, at: now)
             onRetire(c, worker, below)
         default:
             break
@@ -187,13 +196,17 @@ public final class ShardNode {
         return output
     }
 
+    func accepts(coordinator c: UInt64) -> Bool {
+        config.openCoordinators ? c <= WatermarkLimits.maxTimestamp : config.coordinators.contains(c)
+    }
+
     /// Every check a shard-bound message must pass, before anything changes.
     func check(_ e: WatermarkEnvelope) throws {
         guard e.toShard, e.to == config.shard else {
             throw LuigiError.invalidArgument("message for \(e.toShard ? "shard" : "coordinator") \(e.to) stepped into shard \(config.shard)")
         }
         func checkTxn(_ id: TxnId, _ shards: [UInt64]) throws {
-            guard config.coordinators.contains(id.coordinator) else {
+            guard accepts(coordinator: id.coordinator) else {
                 throw LuigiError.invalidArgument("\(id) names unknown coordinator \(id.coordinator)")
             }
             guard Int(id.worker) < config.workers else {
@@ -224,7 +237,7 @@ public final class ShardNode {
             try checkTxn(id, shards)
             try checkPeer(from, shards)
         case .retire(let c, let worker, _):
-            guard config.coordinators.contains(c), Int(worker) < config.workers else {
+            guard accepts(coordinator: c), Int(worker) < config.workers else {
                 throw LuigiError.invalidArgument("retire for unknown coordinator \(c) or worker \(worker)")
             }
         case .recover(let from, let term):

@@ -1,5 +1,6 @@
 import LuigiAlgebraic
 import LuigiBase
+import LuigiWatermark
 
 /// A request's identity: the client's random 64-bit id and its own sequence
 /// number. A retry reuses both, and the node applies a command at most once
@@ -46,11 +47,15 @@ public enum ClientOperation: Equatable, Sendable {
     /// A key's value in the receiving node's replica (`WireValue`): what
     /// that node has seen, not a linearizable read.
     case value(key: String)
+    /// A sharded transaction through the watermark protocol, coordinated
+    /// by the receiving node (any node; the frame's group is 0). The result
+    /// is a `TransactResult`. Not retried once delivered, like `commit`.
+    case transact([ShardOps])
 
     /// Whether a retry could apply it twice (reads and status cannot).
     public var isWrite: Bool {
         switch self {
-        case .put, .delete, .cas, .commit, .coordinate: return true
+        case .put, .delete, .cas, .commit, .coordinate, .transact: return true
         case .get, .status, .register, .addMember, .removeMember, .value: return false
         }
     }
@@ -112,6 +117,8 @@ public struct ClientRequest: Equatable, Sendable {
             w.u8(10); AlgebraicOp.writeList(ops, to: &w)
         case .value(let key):
             w.u8(11); w.string(key)
+        case .transact(let parts):
+            w.u8(12); w.shardOps(parts)
         }
         return w.bytes
     }
@@ -160,6 +167,7 @@ public struct ClientRequest: Equatable, Sendable {
         case 9: operation = .commit(try AlgebraicOp.readList(&r))
         case 10: operation = .coordinate(try AlgebraicOp.readList(&r))
         case 11: operation = .value(key: try key())
+        case 12: operation = .transact(try r.shardOps())
         case let tag: throw LuigiError.decode("unknown client operation \(tag)")
         }
         try r.expectEnd("client request")

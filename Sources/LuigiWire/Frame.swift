@@ -19,6 +19,9 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
     case reply = 7
     /// Peer -> peer: algebraic anti-entropy for the envelope's group.
     case delta = 8
+    /// Peer -> peer: one watermark-protocol message (`WatermarkEnvelope`);
+    /// the group is the sending or receiving shard's group.
+    case watermark = 9
 }
 
 /// One frame on a Luigi connection:

@@ -21,6 +21,7 @@ let arguments = CommandLine.arguments
 if arguments.count > 1 && arguments[1] == "exec" { runExec(arguments) }
 if arguments.count > 1 && arguments[1] == "partition" { runPartition(arguments) }
 if arguments.count > 1 && arguments[1] == "membership" { runMembership(arguments) }
+if arguments.count > 1 && arguments[1] == "sharded" { runSharded(arguments) }
 func option(_ name: String, _ fallback: Int) -> Int {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count, let v = Int(arguments[i + 1]) else { return fallback }
     return v

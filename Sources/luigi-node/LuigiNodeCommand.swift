@@ -83,6 +83,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Key-value Raft groups to run (ids 1...n).") var groups: Int?
     @Option(name: .customLong("replica-groups"), help: "Replica groups to run (algebraic, ids 1001...1000+n).")
     var replicaGroups: Int?
+    @Option(help: "Watermark shards to run (sharded transactions; shard s is group 2001+s).") var shards: Int?
+    @Option(name: .customLong("shard-workers"), help: "Streams per shard (default 4).") var shardWorkers: Int?
     @Option(name: .customLong("tick-ms"), help: "Milliseconds per Raft tick.") var tickMs: Int?
     @Option(name: .customLong("election-ticks"), help: "Ticks before a follower campaigns.") var electionTicks: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
@@ -136,6 +138,9 @@ struct Serve: AsyncParsableCommand {
             credentials: try cluster.credentials(fileConfig: file), members: table)
         if let g = groups ?? file?.int(forKey: "raft.groups") { config.groups = g }
         if let r = replicaGroups ?? file?.int(forKey: "raft.replica_groups") { config.replicaGroups = r }
+        if let s = shards ?? file?.int(forKey: "watermark.shards") { config.shards = s }
+        if let w = shardWorkers ?? file?.int(forKey: "watermark.workers") { config.shardWorkers = w }
+        if let t = file?.int(forKey: "watermark.tick_us") { config.shardTickMicros = t }
         if let a = file?.int(forKey: "raft.anti_entropy_ms") { config.antiEntropyMillis = a }
         if let t = tickMs ?? file?.int(forKey: "raft.tick_ms") { config.tickMillis = t }
         if let e = electionTicks ?? file?.int(forKey: "raft.election_ticks") { config.electionTicks = e }
@@ -206,12 +211,14 @@ struct Member: ParsableCommand {
         subcommands: [Add.self, Remove.self])
 
     /// Every group of the cluster: key-value groups 1...groups, replica
-    /// groups 1001...1000+replicaGroups.
+    /// groups 1001...1000+replicaGroups, shard groups 2001...2000+shards.
     struct Groups: ParsableArguments {
         @Option(help: "Key-value groups the cluster runs.") var groups: UInt64 = 1
         @Option(name: .customLong("replica-groups"), help: "Replica groups the cluster runs.") var replicaGroups: UInt64 = 0
+        @Option(help: "Watermark shards the cluster runs.") var shards: UInt64 = 0
         var all: [UInt64] {
             Array(1...max(groups, 1)) + (0..<replicaGroups).map { NodeConfig.replicaGroupBase + 1 + $0 }
+                + (0..<shards).map { NodeConfig.shardGroupBase + 1 + $0 }
         }
     }
 

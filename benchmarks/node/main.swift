@@ -8,10 +8,17 @@
 // commits coordination-free transactions {add total 1, add c<i> 1} to that
 // replica group instead; after the run it measures the time until every
 // node's replica shows the acknowledged total (convergence by anti-entropy).
+//
+// With --sharded S, each client runs watermark transactions across all S
+// shards (the nodes coordinate them in turn): on every shard it writes its
+// own key c<i> = n and a fresh key k<i>-<n> = n (2 ops per shard, no
+// conflicts between clients). After the run every client's c<i> must read
+// back, on every shard, as its last acknowledged n.
 import LuigiAlgebraic
 import LuigiBase
 import LuigiClient
 import LuigiLocalCluster
+import LuigiWatermark
 import LuigiWire
 import Synchronization
 
@@ -35,11 +42,14 @@ let seconds = Double(value("--seconds") ?? "5") ?? 5
 let valueSize = Int(value("--value-size") ?? "256") ?? 256
 let prefix = value("--prefix") ?? "bench"
 let algebraicGroup = value("--algebraic").flatMap { UInt64($0) }
+let shardCount = value("--sharded").flatMap { UInt64($0) }
 
 final class Results: Sendable {
     let latencies = Mutex<[UInt64]>([])
     let errors = Atomic<Int>(0)
     let lastKeys = Mutex<[String: [UInt8]]>([:])
+    /// Sharded runs: each client's last acknowledged n.
+    let lastWritten = Mutex<[Int: Int64]>([:])
 }
 let results = Results()
 let credentials = try ClusterCredentials(clusterId: clusterId, secret: secret)
@@ -62,6 +72,8 @@ onThreads(clients) { i in
     // Connect and open the session before the clock starts (not the load).
     if let group = algebraicGroup {
         _ = try? client.value("warmup", group: group)
+    } else if shardCount != nil {
+        _ = try? client.status()
     } else {
         _ = try? client.put("\(prefix)-warmup-\(i)", [0])
     }
@@ -71,6 +83,7 @@ onThreads(clients) { i in
     local.reserveCapacity(100_000)
     var n = 0
     var last: (String, [UInt8])?
+    var lastN: Int64?
     let end = clock.begin() + UInt64(seconds * 1e9)
     while monotonicNanoseconds() < end {
         let key = "\(prefix)-\(i)-\(n)"
@@ -78,7 +91,12 @@ onThreads(clients) { i in
         v[0] = UInt8(truncatingIfNeeded: i)
         let t0 = monotonicNanoseconds()
         do {
-            if let group = algebraicGroup {
+            if let shards = shardCount {
+                let ops: [Op] = [.write("\(prefix)-c\(i)", Int64(n)), .write("\(prefix)-k\(i)-\(n)", Int64(n))]
+                let r = try client.transact(Dictionary(uniqueKeysWithValues: (0..<shards).map { ($0, ops) }))
+                guard r.outcome == .committed else { throw LuigiError.state("a write-only transaction aborted") }
+                lastN = Int64(n)
+            } else if let group = algebraicGroup {
                 try client.commit([.add(key: "\(prefix)-total", delta: 1), .add(key: "\(prefix)-c\(i)", delta: 1)], group: group)
             } else {
                 try client.put(key, v)
@@ -92,6 +110,7 @@ onThreads(clients) { i in
     }
     results.latencies.withLock { $0 += local }
     if let last { results.lastKeys.withLock { $0[last.0] = last.1 } }
+    if let lastN { results.lastWritten.withLock { $0[i] = lastN } }
 }
 let finished = monotonicNanoseconds()
 let elapsed = Double(finished - clock.start.load(ordering: .relaxed)) / 1e9
@@ -117,6 +136,26 @@ if let group = algebraicGroup {
             + "\"convergence_ms\":\(converged.map { "\($0)" } ?? "null"),\"verified\":\(converged == nil ? 0 : endpoints.count),"
             + "\"clients_with_writes\":\(endpoints.count)}")
     exit(converged == nil ? 1 : 0)
+}
+
+if let shards = shardCount {
+    // Every client's last acknowledged transaction is applied on every shard.
+    var options = Client.Options()
+    options.timeoutMillis = 10_000
+    let checker = try Client(endpoints: endpoints, credentials: credentials, options: options)
+    let last = results.lastWritten.withLock { $0 }
+    var verified = 0
+    for (i, n) in last {
+        let read: [Op] = [.read("\(prefix)-c\(i)")]
+        let r = try? checker.transact(Dictionary(uniqueKeysWithValues: (0..<shards).map { ($0, read) }))
+        if let r, (0..<shards).allSatisfy({ r.reads[$0]?.first?.value.map { $0 >= n } ?? false }) { verified += 1 }
+    }
+    print(
+        "{\"ops\":\(sorted.count),\"seconds\":\(elapsed),\"throughput\":\(Double(sorted.count) / elapsed),"
+            + "\"p50_us\":\(pct(0.5)),\"p99_us\":\(pct(0.99)),\"errors\":\(results.errors.load(ordering: .relaxed)),"
+            + "\"ops_applied\":\(sorted.count * Int(shards) * 2),"
+            + "\"verified\":\(verified),\"clients_with_writes\":\(last.count)}")
+    exit(verified == last.count ? 0 : 1)
 }
 
 // The work was done: every client's last acknowledged write reads back.

@@ -139,9 +139,19 @@ public func fuzzClientRequest(_ data: [UInt8]) {
             fuzzCheck((1...AlgebraicLimits.maxOps).contains(ops.count), "client_request: \(ops.count) ops decoded")
             keys = ops.map(\.key)
         case .value(let k): keys = [k]
+        case .transact(let parts):
+            fuzzCheck(!parts.isEmpty && zip(parts, parts.dropFirst()).allSatisfy { $0.shard < $1.shard },
+                      "client_request: transaction parts not sorted and unique")
+            fuzzCheck(parts.allSatisfy { !$0.ops.isEmpty && $0.ops.allSatisfy { $0.key.utf8.count <= WatermarkLimits.maxKeyBytes } },
+                      "client_request: an empty part or an over-long key decoded")
         }
         for k in keys { fuzzCheck((try? ClientRequest.checkKey(k)) != nil, "client_request: a key of \(k.utf8.count) bytes decoded") }
         for v in values { fuzzCheck((try? ClientRequest.checkValue(v)) != nil, "client_request: a value of \(v.count) bytes decoded") }
+    }
+    // The same body as a transaction's result: range-checked, canonical.
+    if let result = try? TransactResult(decoding: data) {
+        fuzzCheck(result.encoded() == data, "client_request: a non-canonical transaction result decoded")
+        fuzzCheck(result.ts <= WatermarkLimits.maxTimestamp, "client_request: a result timestamp over 2^62 decoded")
     }
     let replyBytes = FuzzMagic.clientReply + data
     if let reply = try? ClientReply(decoding: replyBytes) {

@@ -1,0 +1,178 @@
+import LuigiBase
+import LuigiClient
+import LuigiLocalCluster
+import LuigiNode
+import LuigiWatermark
+import LuigiWire
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sharded transactions through the watermark protocol on nodes over TCP:
+/// 2 shards, each a Raft group on all 3 nodes, every node a coordinator.
+@Suite(.serialized) struct ShardedTxnTests {
+    func cluster() throws -> LocalCluster {
+        try LocalCluster { config in
+            config.shards = 2
+            config.shardWorkers = 3
+        }
+    }
+
+    /// Starts the cluster and waits for a first transaction to commit: the
+    /// shard groups elect leaders and recover first (slow under a loaded CI).
+    func started() async throws -> LocalCluster {
+        let cluster = try cluster()
+        try await cluster.startAll()
+        let r = try cluster.client(timeoutMillis: 30_000).transact([0: [.read("warm")], 1: [.read("warm")]])
+        #expect(r.outcome == .committed)
+        return cluster
+    }
+
+    /// Both shards' counters, read in one transaction (a read-only one
+    /// commits like any other).
+    func counters(_ client: Client) throws -> (Int64?, Int64?) {
+        let r = try client.transact([0: [.read("x")], 1: [.read("y")]])
+        #expect(r.outcome == .committed)
+        return (r.reads[0]?.first?.value, r.reads[1]?.first?.value)
+    }
+
+    /// Adds to a key on each shard from clients on every node while
+    /// readers check that no transaction ever sees one shard's add without
+    /// the other's: multi-shard atomicity and serializability over TCP.
+    @Test func crossShardAddsAreAtomicAndEveryAcknowledgedOneApplies() async throws {
+        let cluster = try await started()
+        let writers = 4, perWriter = 40
+        let acknowledged = Atomic<Int>(0)
+        let torn = Mutex<[String]>([])
+        let failures = Mutex<[String]>([])
+        let credentials = try cluster.credentials()
+        let endpoints = cluster.endpoints
+        onThreads(writers + 2) { t in
+            do {
+                var options = Client.Options()
+                options.timeoutMillis = 10_000
+                // Writers start on different nodes: every coordinator works.
+                let client = try Client(
+                    endpoints: Array(endpoints[(t % 3)...] + endpoints[..<(t % 3)]), credentials: credentials, options: options)
+                if t < writers {
+                    for _ in 0..<perWriter {
+                        let r = try client.transact([0: [.add("x", 1)], 1: [.add("y", 1)]])
+                        guard r.outcome == .committed else { throw LuigiError.state("an add aborted") }
+                        acknowledged.add(1, ordering: .relaxed)
+                    }
+                } else {
+                    for _ in 0..<60 {
+                        let r = try client.transact([0: [.read("x")], 1: [.read("y")]])
+                        let x = r.reads[0]?.first?.value ?? 0, y = r.reads[1]?.first?.value ?? 0
+                        if x != y { torn.withLock { $0.append("x \(x) y \(y) at \(r.ts)") } }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("thread \(t): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(torn.withLock { $0 } == [], "a reader saw one shard's add without the other's")
+        let total = Int64(acknowledged.load(ordering: .relaxed))
+        #expect(total == Int64(writers * perWriter))
+        let (x, y) = try counters(try cluster.client())
+        #expect(x == total && y == total)
+        await cluster.stopAll()
+    }
+
+    @Test func aFailedCheckAbortsEveryShardsPartAndBadRequestsAreRefused() async throws {
+        let cluster = try await started()
+        let client = try cluster.client()
+        #expect(try client.transact([0: [.write("a", 5)], 1: [.write("b", 7)]]).outcome == .committed)
+        // Shard 1's check fails: shard 0's write must not take effect.
+        let r = try client.transact([0: [.write("a", 99)], 1: [.check("b", atLeast: 8), .write("b", 0)]])
+        #expect(r.outcome == .aborted)
+        let after = try client.transact([0: [.read("a")], 1: [.read("b")]])
+        #expect(after.reads[0] == [ReadResult(key: "a", value: 5)])
+        #expect(after.reads[1] == [ReadResult(key: "b", value: 7)])
+        // An add that would overflow aborts; the value stays.
+        #expect(try client.transact([0: [.write("big", Int64.max)]]).outcome == .committed)
+        #expect(try client.transact([0: [.add("big", 1)]]).outcome == .aborted)
+        #expect(try client.transact([0: [.read("big")]]).reads[0] == [ReadResult(key: "big", value: Int64.max)])
+        // Refused before sending, and by the node (shard 2 of 2).
+        #expect(throws: LuigiError.self) { try client.transact([:]) }
+        #expect(throws: LuigiError.self) { try client.transact([0: []]) }
+        #expect(throws: LuigiError.self) { try client.transact([0: [.read(String(repeating: "k", count: 2000))]]) }
+        do {
+            _ = try client.transact([2: [.read("k")]])
+            Issue.record("a transaction on shard 2 of 2 was accepted")
+        } catch let error as LuigiError {
+            guard case .invalidArgument = error else { Issue.record("expected invalidArgument, got \(error)"); return }
+        }
+        await cluster.stopAll()
+    }
+
+    /// A shard leader stops under load: the shard elects another leader,
+    /// which recovers the unfinished transactions, and the counters end
+    /// equal, with every acknowledged add applied. A restarted node's
+    /// coordinator takes a new incarnation.
+    @Test func aShardLeaderStopsUnderLoadAndNothingAcknowledgedIsLost() async throws {
+        let cluster = try await started()
+        let client = try cluster.client()
+        _ = try counters(client)
+        guard let leader = try cluster.leader(group: ShardGroupsTestView.group(0)) else {
+            Issue.record("shard 0 has no leader")
+            return
+        }
+        let before = try coordinatorId(cluster, leader)
+        let acknowledged = Atomic<Int>(0)
+        let unknown = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let credentials = try cluster.credentials()
+        let others = cluster.ids.filter { $0 != leader }.map { cluster.members[$0]!.description }
+        let failures = Mutex<[String]>([])
+        let load = Task.detached {
+            onThreads(3) { _ in
+                var options = Client.Options()
+                options.timeoutMillis = 5_000
+                guard let client = try? Client(endpoints: others, credentials: credentials, options: options) else { return }
+                while !stop.load(ordering: .relaxed) {
+                    do {
+                        let r = try client.transact([0: [.add("x", 1)], 1: [.add("y", 1)]])
+                        if r.outcome == .committed { acknowledged.add(1, ordering: .relaxed) }
+                    } catch let error as LuigiError {
+                        if case .timeout = error { unknown.add(1, ordering: .relaxed) } else {
+                            failures.withLock { $0.append("\(error)") }
+                        }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                }
+            }
+        }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        await cluster.stop(leader)
+        let atStop = acknowledged.load(ordering: .relaxed)
+        #expect(await eventually(seconds: 10) { acknowledged.load(ordering: .relaxed) > atStop + 20 }, "no commits after the leader stopped")
+        try await cluster.start(leader)
+        try await Task.sleep(nanoseconds: 300_000_000)
+        stop.store(true, ordering: .relaxed)
+        await load.value
+        #expect(failures.withLock { $0 } == [])
+        let (x, y) = try counters(try cluster.client(timeoutMillis: 10_000))
+        let acked = Int64(acknowledged.load(ordering: .relaxed)), maybe = Int64(unknown.load(ordering: .relaxed))
+        #expect(x == y, "the shards disagree: x \(x ?? -1) y \(y ?? -1)")
+        #expect((x ?? 0) >= acked && (x ?? 0) <= acked + maybe, "x \(x ?? -1), acknowledged \(acked), unknown \(maybe)")
+        let after = try coordinatorId(cluster, leader)
+        #expect(after != before && after >> 20 == leader, "coordinator \(before) -> \(after)")
+        await cluster.stopAll()
+    }
+
+    func coordinatorId(_ cluster: LocalCluster, _ node: UInt64) throws -> UInt64 {
+        let status = try cluster.client(endpoints: [cluster.members[node]!.description]).status()
+        guard let r = status.firstRange(of: "\"coordinator\":") else { return 0 }
+        return UInt64(status[r.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
+}
+
+enum ShardGroupsTestView {
+    static func group(_ shard: UInt64) -> UInt64 { NodeConfig.shardGroupBase + 1 + shard }
+}
