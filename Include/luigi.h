@@ -1163,6 +1163,26 @@ luigi_status luigi_client_value(luigi_client *client, uint64_t group, const char
                                 uint32_t timeout_ms, luigi_value *out,
                                 luigi_buffer *out_elements);
 
+/* Sharded transactions through the client. A node started with
+ * `--shards n` runs watermark shards 0..n-1 (shard s is Raft group 2001 + s
+ * on every node) and coordinates the transactions it receives. `ops` are
+ * luigi_wm_op as luigi_sharded_submit takes them (a shard's ops run in the
+ * order given); they commit atomically across their shards at the agreed
+ * timestamp *out_ts (microseconds). *out_outcome is LUIGI_WM_COMMITTED, or
+ * LUIGI_WM_ABORTED when a check failed or an add would overflow: nothing
+ * was written, and that is not an error. *out_reads holds what the ops
+ * read, in the reads format above; free it with luigi_buffer_free.
+ * LUIGI_ERR_INVALID_ARGUMENT before anything is sent for count 0, reserved
+ * != 0, an unknown kind, a key that is not UTF-8 or over 1024 bytes, more
+ * than 4096 ops on a shard or 16384 in all; and from the node for a shard
+ * >= its shard count. A node that runs no shards gives LUIGI_ERR_STATE.
+ * Sent once, like luigi_client_commit: if the node received it but did not
+ * answer within the deadline, LUIGI_ERR_TIMEOUT, and the transaction may
+ * have committed. */
+luigi_status luigi_client_transact(luigi_client *client, const luigi_wm_op *ops, size_t count,
+                                   uint32_t timeout_ms, uint32_t *out_outcome, uint64_t *out_ts,
+                                   luigi_buffer *out_reads);
+
 /* Membership of `group` (0: the default group). add: records the node's
  * address in the group's log, then makes it a voter; remove: drops it.
  * Both return once the change applied on the leader, and are idempotent.

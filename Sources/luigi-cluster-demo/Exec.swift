@@ -4,14 +4,14 @@ import LuigiLocalCluster
 import Glibc
 #endif
 
-/// `luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] -- COMMAND ARGS...`:
+/// `luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] [--shards S] -- COMMAND ARGS...`:
 /// starts a cluster (by default 3 nodes, 1 key-value group, 1 replica
-/// group), runs COMMAND with LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and
-/// LUIGI_CLUSTER_SECRET set (what the C and Python client tests read), then
-/// stops the cluster and exits with COMMAND's status.
+/// group, 2 watermark shards), runs COMMAND with LUIGI_ENDPOINTS,
+/// LUIGI_CLUSTER_ID and LUIGI_CLUSTER_SECRET set (what the C and Python
+/// client tests read), then stops the cluster and exits with COMMAND's status.
 func runExec(_ arguments: [String]) -> Never {
     guard let dash = arguments.firstIndex(of: "--"), dash + 1 < arguments.count else {
-        print("usage: luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] -- COMMAND [ARGS...]")
+        print("usage: luigi-cluster-demo exec [--nodes N] [--groups G] [--replica-groups R] [--shards S] -- COMMAND [ARGS...]")
         exit(2)
     }
     func value(_ name: String, _ fallback: Int) -> Int {
@@ -22,7 +22,9 @@ func runExec(_ arguments: [String]) -> Never {
     do {
         let cluster = try ProcessCluster(
             binary: executableDirectory() + "/luigi-node", size: value("--nodes", 3), groups: value("--groups", 1),
-            extraArguments: ["--replica-groups", String(value("--replica-groups", 1))])
+            extraArguments: [
+                "--replica-groups", String(value("--replica-groups", 1)), "--shards", String(value("--shards", 2)),
+            ])
         try cluster.startAll()
         guard cluster.awaitLeader() != nil else {
             cluster.keep = true

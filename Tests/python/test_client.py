@@ -2,8 +2,9 @@
 
 Needs a running cluster, named by LUIGI_ENDPOINTS, LUIGI_CLUSTER_ID and
 LUIGI_CLUSTER_SECRET: `luigi-cluster-demo exec -- <command>` starts 3
-luigi-node processes (one key-value group, 1, and one replica group,
-REPLICA_GROUP_BASE + 1 = 1001) and sets them. Tests/python/run.sh
+luigi-node processes (one key-value group, 1, one replica group,
+REPLICA_GROUP_BASE + 1 = 1001, and 2 watermark shards, groups 2001 and
+2002) and sets them. Tests/python/run.sh
 runs this module that way when LUIGI_CLUSTER_RUNNER names luigi-cluster-demo
 (make test-python does). Without a cluster every test FAILS with a message
 saying so, unless LUIGI_CLIENT_TESTS_OPTIONAL=1, which skips the module.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,6 +41,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MAX_KEY = 4096
 MAX_VALUE = 8 * 1024 * 1024
 GROUP = ln.REPLICA_GROUP_BASE + 1  # the replica group luigi-cluster-demo exec runs
+SHARDS = 2  # the watermark shards it runs; shard s is Raft group 2001 + s
+SHARD_GROUPS = [2001 + s for s in range(SHARDS)]
 NODES = [node.strip() for node in ENDPOINTS.split(",") if node.strip()]  # one host:port each
 
 if not (ENDPOINTS and CLUSTER_ID and SECRET) and os.environ.get("LUIGI_CLIENT_TESTS_OPTIONAL") == "1":
@@ -207,8 +211,8 @@ def test_status(client: ln.Client) -> None:
     assert status["cluster"] == CLUSTER_ID
     assert isinstance(status["node"], int)
     groups = status["groups"]
-    # the key-value group 1 and the replica group REPLICA_GROUP_BASE + 1
-    assert isinstance(groups, list) and [g["group"] for g in groups] == [1, 1001]
+    # the key-value group 1, the replica group REPLICA_GROUP_BASE + 1, the shards
+    assert isinstance(groups, list) and [g["group"] for g in groups] == [1, 1001, *SHARD_GROUPS]
     assert groups[0]["role"] in ("follower", "pre_candidate", "candidate", "leader")
     assert sorted(groups[0]["voters"]) == [1, 2, 3]
     assert isinstance(client.status(timeout=2.5), dict)
@@ -965,9 +969,238 @@ def test_bad_replica_arguments_raise(
     assert client.value(k, group=GROUP) is None
 
 
+# ------------------------------------------------------------------ sharded transactions
+# luigi-cluster-demo exec runs SHARDS watermark shards on every node; every
+# node coordinates the transactions it receives. Keys carry the run's prefix.
+
+
+@pytest.fixture(scope="module")
+def sharded(client: ln.Client) -> ln.Client:
+    """The module's client, once the shards serve: their Raft groups elect
+    leaders beside group 1's, so a read-only transaction (harmless to send
+    again) is retried until one commits."""
+    for _ in range(10):
+        try:
+            assert client.transact([("read", 0, key("txn/ready"))]).committed
+            return client
+        except ln.LuigiTimeoutError:
+            pass
+    raise AssertionError("the watermark shards did not serve a transaction")
+
+
+def _read(c: ln.Client, *keys: tuple[int, str]) -> dict[tuple[int, str], Optional[int]]:
+    """The values of `keys` ((shard, key) pairs), read in one transaction."""
+    r = c.transact([("read", shard, k) for shard, k in keys])
+    assert r.committed
+    return r.reads
+
+
+def test_transact_round_trip(sharded: ln.Client) -> None:
+    a, b = key("txn/a"), key("txn/b")
+    r = sharded.transact([("write", 0, a, 100), ("write", 1, b, -5)])
+    assert isinstance(r, ln.TxnResult) and r.committed is True
+    assert isinstance(r.ts, int) and r.ts > 0 and r.reads == {}
+    assert _read(sharded, (0, a), (1, b), (1, a)) == {(0, a): 100, (1, b): -5, (1, a): None}
+    # A shard's ops run in order; a key read twice keeps its last read, and a
+    # check reads too. Any iterable of op tuples will do.
+    ops: list[ln.TxnOp] = [
+        ("check", 0, a, 100),
+        ("add", 0, a, 1),
+        ("read", 0, a),
+        ("add", 1, b, 5),
+    ]
+    r = sharded.transact(op for op in ops)
+    assert r.committed and r.reads == {(0, a): 101}
+    assert _read(sharded, (0, a), (1, b)) == {(0, a): 101, (1, b): 0}
+
+
+def test_an_aborted_transaction_changes_no_shard(sharded: ln.Client) -> None:
+    a, b = key("txn/abort-a"), key("txn/abort-b")
+    assert sharded.transact([("write", 0, a, 5), ("write", 1, b, 7)]).committed
+    # shard 1's check fails: shard 0's write does not take effect either
+    r = sharded.transact([("write", 0, a, 99), ("check", 1, b, 8), ("write", 1, b, 0)])
+    assert isinstance(r, ln.TxnResult) and r.committed is False
+    assert _read(sharded, (0, a), (1, b)) == {(0, a): 5, (1, b): 7}
+    # an add that would overflow aborts too (an abort is a result, not an error)
+    assert sharded.transact([("write", 0, a, 2**63 - 1)]).committed
+    assert not sharded.transact([("write", 1, b, 0), ("add", 0, a, 1)]).committed
+    assert not sharded.transact([("add", 1, b, -(2**63)), ("add", 1, b, -(2**63))]).committed
+    assert _read(sharded, (0, a), (1, b)) == {(0, a): 2**63 - 1, (1, b): 7}
+
+
+def test_transfers_from_threads_keep_the_total(sharded: ln.Client) -> None:
+    """Threads, each with its own client (starting on a different node),
+    move money between accounts on both shards with checked transfers while
+    a reader sums every account in one transaction. Every sum is the total,
+    no balance goes negative, and each final balance is the start plus the
+    committed transfers in and out (adds commute, so their order does not
+    matter)."""
+    accounts = [(n % SHARDS, key(f"txn/bank/{n}")) for n in range(6)]
+    start, writers, transfers = 100, 4, 12
+    assert sharded.transact([("write", shard, k, start) for shard, k in accounts]).committed
+    total = start * len(accounts)
+    moved: list[tuple[int, int, int]] = []  # (from, to, amount) of committed transfers
+    aborted = 0
+    sums: list[int] = []
+    lock = threading.Lock()
+
+    def body(n: int) -> None:
+        nonlocal aborted
+        nodes = NODES[n % len(NODES) :] + NODES[: n % len(NODES)]
+        with connect(endpoints=nodes, timeout=30.0) as mine:
+            if n == writers:  # the reader
+                for _ in range(transfers):
+                    reads = _read(mine, *accounts)
+                    with lock:
+                        sums.append(sum(v or 0 for v in reads.values()))
+                    assert all(v is not None and v >= 0 for v in reads.values()), reads
+                return
+            rng = random.Random(n)
+            for _ in range(transfers):
+                i, j = rng.sample(range(len(accounts)), 2)
+                amount = rng.randint(1, 80)
+                (si, ki), (sj, kj) = accounts[i], accounts[j]
+                r = mine.transact(
+                    [("check", si, ki, amount), ("add", si, ki, -amount), ("add", sj, kj, amount)]
+                )
+                with lock:
+                    if r.committed:
+                        moved.append((i, j, amount))
+                    else:
+                        aborted += 1
+
+    _run_threads(writers + 1, body)
+    assert len(moved) + aborted == writers * transfers and moved
+    assert sums and all(total_seen == total for total_seen in sums), sums
+    expected = [start] * len(accounts)
+    for i, j, amount in moved:
+        expected[i] -= amount
+        expected[j] += amount
+    final = _read(sharded, *accounts)
+    assert [final[account] for account in accounts] == expected
+    assert sum(expected) == total and min(expected) >= 0
+
+
+def test_a_shard_the_cluster_does_not_run(sharded: ln.Client) -> None:
+    k = key("txn/no-shard")
+    # The node refuses it (its coordinator runs SHARDS shards): nothing applies.
+    with pytest.raises(ln.LuigiValueError):
+        sharded.transact([("write", 0, k, 1), ("write", SHARDS, k, 1)])
+    assert _read(sharded, (0, k)) == {(0, k): None}
+
+
+_TXN_CASES: list[tuple[Callable[[str], Any], type[BaseException]]] = [
+    (lambda k: [], ln.LuigiValueError),
+    (lambda k: (), ln.LuigiValueError),
+    (lambda k: "read", TypeError),
+    (lambda k: b"read", TypeError),
+    (lambda k: 5, TypeError),
+    (lambda k: None, TypeError),
+    (lambda k: ("read", 0, k), TypeError),  # one op, not wrapped in a list
+    (lambda k: [["read", 0, k]], TypeError),  # an op is a tuple
+    (lambda k: [()], ln.LuigiValueError),
+    (lambda k: [("nope", 0, k)], ln.LuigiValueError),
+    (lambda k: [("READ", 0, k)], ln.LuigiValueError),
+    (lambda k: [(1, 0, k)], TypeError),
+    (lambda k: [("read", 0)], ln.LuigiValueError),
+    (lambda k: [("read", 0, k, 1)], ln.LuigiValueError),
+    (lambda k: [("write", 0, k)], ln.LuigiValueError),
+    (lambda k: [("check", 0, k, 1, 2)], ln.LuigiValueError),
+    (lambda k: [("write", 0, k.encode(), 1)], TypeError),
+    (lambda k: [("write", 0, None, 1)], TypeError),
+    (lambda k: [("write", 0, "k" * 1025, 1)], ln.LuigiValueError),  # keys: at most 1024 bytes
+    (lambda k: [("write", 0, "\ud800", 1)], UnicodeEncodeError),
+    (lambda k: [("write", 0, k, True)], TypeError),  # bool is refused as an int
+    (lambda k: [("check", 0, k, False)], TypeError),
+    (lambda k: [("write", True, k, 1)], TypeError),
+    (lambda k: [("read", False, k)], TypeError),
+    (lambda k: [("write", 0, k, 1.0)], TypeError),
+    (lambda k: [("write", 0, k, "1")], TypeError),
+    (lambda k: [("write", 0, k, None)], TypeError),
+    (lambda k: [("write", 1.0, k, 1)], TypeError),
+    (lambda k: [("write", "0", k, 1)], TypeError),
+    (lambda k: [("write", 0, k, 2**63)], ln.LuigiOverflowError),
+    (lambda k: [("add", 0, k, -(2**63) - 1)], ln.LuigiOverflowError),
+    (lambda k: [("write", -1, k, 1)], ln.LuigiOverflowError),
+    (lambda k: [("write", 2**64, k, 1)], ln.LuigiOverflowError),
+    (lambda k: [("write", 2**16, k, 1)], ln.LuigiValueError),  # shards are below 2**16
+    (lambda k: [("write", 0, k, 1), ("oops", 0, k, 1)], ln.LuigiValueError),  # a bad op anywhere
+    (lambda k: [("write", 0, k, 1)] * 4097, ln.LuigiValueError),  # at most 4096 ops per shard
+]
+
+
+@pytest.mark.parametrize("make_ops, error", _TXN_CASES)
+def test_bad_transactions_raise_and_change_nothing(
+    sharded: ln.Client,
+    unreached: Unreached,
+    make_ops: Callable[[str], Any],
+    error: type[BaseException],
+) -> None:
+    k = key("txn/bad")
+    refused_before_sending(unreached, lambda c: c.transact(make_ops(k)), error)
+    with pytest.raises(error) as info:
+        sharded.transact(make_ops(k))
+    assert type(info.value) is error
+    assert _read(sharded, (0, k), (1, k)) == {(0, k): None, (1, k): None}
+
+
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda c, ops: c.transact(ops, timeout=0), ln.LuigiValueError),
+        (lambda c, ops: c.transact(ops, timeout=-1.0), ln.LuigiValueError),
+        (lambda c, ops: c.transact(ops, timeout=600.5), ln.LuigiValueError),
+        (lambda c, ops: c.transact(ops, timeout=math.nan), ln.LuigiValueError),
+        (lambda c, ops: c.transact(ops, timeout="1"), TypeError),
+        (lambda c, ops: c.transact(ops, 1.0), TypeError),  # timeout is keyword-only
+        (lambda c, ops: c.transact(ops, group=1), TypeError),  # no group: shards are in the ops
+        (lambda c, ops: c.transact(), TypeError),
+    ],
+)
+def test_bad_transact_arguments_raise(
+    sharded: ln.Client,
+    unreached: Unreached,
+    call: Callable[[Any, Any], object],
+    error: type[BaseException],
+) -> None:
+    k = key("txn/bad-args")
+    ops = [("write", 0, k, 1)]
+    refused_before_sending(unreached, lambda c: call(c, ops), error)
+    with pytest.raises(error):
+        call(sharded, ops)
+    assert _read(sharded, (0, k)) == {(0, k): None}
+
+
+def test_transact_on_a_closed_client() -> None:
+    c = connect()
+    c.close()
+    with pytest.raises(ln.TransactionStateError):
+        c.transact([("read", 0, key("txn/closed"))])
+
+
+def test_transact_releases_the_gil_and_times_out() -> None:
+    """Four clients whose endpoint never answers (a socket listening here
+    that nothing accepts from) each wait in transact until their deadline:
+    LuigiTimeoutError (a TimeoutError; the outcome is unknown), with the GIL
+    released meanwhile. Nothing is measured in wall-clock time."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as listener:
+        port = listener.getsockname()[1]
+        clients = [connect(endpoints=f"127.0.0.1:{port}") for _ in range(4)]
+        _assert_calls_release_the_gil(
+            [partial(c.transact, [("add", 0, key("txn/gil"), 1)], timeout=0.5) for c in clients]
+        )
+        with pytest.raises(TimeoutError):
+            clients[0].transact([("read", 0, key("txn/gil"))], timeout=0.2)
+        for c in clients:
+            c.close()
+
+
 # ------------------------------------------------------------------ membership
 # Adding a real node needs a new luigi-node process (serve --join); the Swift
 # tests do that. Here: the idempotent no-op and the refusals.
+
+
+ALL_VOTERS = {group: [1, 2, 3] for group in [1, GROUP, *SHARD_GROUPS]}
 
 
 def _voters(client: ln.Client) -> dict[int, list[int]]:
@@ -981,7 +1214,7 @@ def test_removing_a_non_member_is_a_no_op(client: ln.Client) -> None:
     assert remove_member(99) is None  # idempotent
     assert remove_member(99, group=1, timeout=5.0) is None
     assert remove_member(99, group=GROUP) is None  # a replica group's Raft log
-    assert _voters(client) == before == {1: [1, 2, 3], GROUP: [1, 2, 3]}
+    assert _voters(client) == before == ALL_VOTERS
 
 
 @pytest.mark.parametrize(
@@ -1017,7 +1250,7 @@ def test_bad_membership_arguments_raise_and_change_nothing(
 ) -> None:
     with pytest.raises(error):
         call(client)
-    assert _voters(client) == {1: [1, 2, 3], GROUP: [1, 2, 3]}
+    assert _voters(client) == ALL_VOTERS
 
 
 # ------------------------------------------------------------------ example

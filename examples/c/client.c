@@ -8,9 +8,10 @@
  *   LUIGI_CLUSTER_SECRET  the shared secret
  * Writes, reads, compares-and-sets and deletes keys; commits algebraic
  * transactions on each node of the replica group LUIGI_REPLICA_GROUP_BASE + 1
- * and watches them converge; sets a register through the group's log; then
- * shows that bad arguments and a wrong secret are refused with a status,
- * never a crash.
+ * and watches them converge; sets a register through the group's log; runs
+ * sharded transactions across the cluster's 2 watermark shards (a transfer,
+ * an aborted check); then shows that bad arguments and a wrong secret are
+ * refused with a status, never a crash.
  * Prints "client: N passed, M failed" like the other C tests.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -44,6 +45,62 @@ static luigi_client_options options(const char *id, const char *secret)
     o.secret_len = strlen(secret);
     o.timeout_ms = 5000;
     return o;
+}
+
+/* The value the reads record (shard, key) holds, in the luigi.h reads format
+ * (u64 shard, u32 key length, key, u8 present, i64 value; little-endian):
+ * 1 with *out set when present, 0 when read absent, -1 when not read. A
+ * key read twice (a check reads too) keeps its last read, which saw the
+ * shard's earlier ops. */
+static int read_of(const luigi_buffer *reads, uint64_t shard, const char *key, int64_t *out)
+{
+    const uint8_t *p = reads->data;
+    size_t i = 0, n = reads->len, key_len = strlen(key);
+    int found = -1;
+    while (n - i >= 12) {
+        uint64_t s = 0, v = 0;
+        uint32_t len = 0;
+        for (int b = 7; b >= 0; b--) s = s << 8 | p[i + (size_t)b];
+        for (int b = 3; b >= 0; b--) len = len << 8 | p[i + 8 + (size_t)b];
+        i += 12;
+        if (n - i < (size_t)len + 9) return -1;
+        const uint8_t *k = p + i;
+        int present = p[i + len];
+        for (int b = 7; b >= 0; b--) v = v << 8 | p[i + len + 1 + (size_t)b];
+        i += (size_t)len + 9;
+        if (s == shard && len == key_len && memcmp(k, key, len) == 0) {
+            *out = (int64_t)v;
+            found = present;
+        }
+    }
+    return i == n ? found : -1;
+}
+
+static luigi_wm_op wm_op(uint32_t kind, uint64_t shard, const char *key, int64_t value)
+{
+    luigi_wm_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = kind;
+    op.shard = shard;
+    op.key = key;
+    op.key_len = strlen(key);
+    op.value = value;
+    return op;
+}
+
+/* Both accounts' balances (alice on shard 0, bob on shard 1), read in one
+ * transaction: 1 when it committed and both were present. */
+static int balances(luigi_client *c, int64_t *alice, int64_t *bob)
+{
+    luigi_wm_op ops[2] = {wm_op(LUIGI_WM_READ, 0, "alice", 0), wm_op(LUIGI_WM_READ, 1, "bob", 0)};
+    uint32_t outcome = 0;
+    uint64_t ts = 0;
+    luigi_buffer reads = {0};
+    if (luigi_client_transact(c, ops, 2, 0, &outcome, &ts, &reads) != LUIGI_OK) return 0;
+    int ok = outcome == LUIGI_WM_COMMITTED && read_of(&reads, 0, "alice", alice) == 1 &&
+             read_of(&reads, 1, "bob", bob) == 1;
+    luigi_buffer_free(&reads);
+    return ok;
 }
 
 int main(void)
@@ -170,6 +227,87 @@ int main(void)
     EXPECT(luigi_client_add_member(c, 0, 0, "127.0.0.1:1", 11, 0) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_remove_member(c, 0, 0, 0) == LUIGI_ERR_INVALID_ARGUMENT);
     EXPECT(luigi_client_remove_member(c, 0, 99, 0) == LUIGI_OK); /* not a member: nothing to do */
+
+    /* Sharded transactions (the exec cluster runs 2 watermark shards):
+     * atomic across shards, sent once. The shards' Raft groups elect their
+     * leaders beside group 1's, so a read-only transaction (harmless to
+     * repeat) waits for them first. */
+    luigi_wm_op probe = wm_op(LUIGI_WM_READ, 0, "alice", 0);
+    uint32_t outcome = 0;
+    uint64_t ts = 0;
+    luigi_buffer reads = {0};
+    luigi_status ready = LUIGI_ERR_TIMEOUT;
+    for (int attempt = 0; attempt < 10 && ready == LUIGI_ERR_TIMEOUT; attempt++) {
+        ready = luigi_client_transact(c, &probe, 1, 0, &outcome, &ts, &reads);
+        if (ready == LUIGI_OK) luigi_buffer_free(&reads);
+    }
+    EXPECT(ready == LUIGI_OK && outcome == LUIGI_WM_COMMITTED);
+    luigi_wm_op deposit[2] = {wm_op(LUIGI_WM_WRITE, 0, "alice", 100), wm_op(LUIGI_WM_WRITE, 1, "bob", 50)};
+    EXPECT(luigi_client_transact(c, deposit, 2, 0, &outcome, &ts, &reads) == LUIGI_OK &&
+           outcome == LUIGI_WM_COMMITTED && ts > 0 && reads.len == 0);
+    luigi_buffer_free(&reads);
+    int64_t alice = 0, bob = 0, seen = 0;
+    EXPECT(balances(c, &alice, &bob) && alice == 100 && bob == 50);
+    /* A transfer: checked, taken from one shard, given on the other; its
+     * reads see the shard's earlier ops. */
+    luigi_wm_op transfer[4] = {wm_op(LUIGI_WM_CHECK, 0, "alice", 30), wm_op(LUIGI_WM_ADD, 0, "alice", -30),
+                               wm_op(LUIGI_WM_READ, 0, "alice", 0), wm_op(LUIGI_WM_ADD, 1, "bob", 30)};
+    EXPECT(luigi_client_transact(c, transfer, 4, 0, &outcome, &ts, &reads) == LUIGI_OK &&
+           outcome == LUIGI_WM_COMMITTED && read_of(&reads, 0, "alice", &seen) == 1 && seen == 70);
+    luigi_buffer_free(&reads);
+    EXPECT(balances(c, &alice, &bob) && alice == 70 && bob == 80);
+    /* bob's check fails: neither shard's part takes effect. */
+    luigi_wm_op overdraw[3] = {wm_op(LUIGI_WM_ADD, 0, "alice", 500), wm_op(LUIGI_WM_CHECK, 1, "bob", 500),
+                               wm_op(LUIGI_WM_ADD, 1, "bob", -500)};
+    EXPECT(luigi_client_transact(c, overdraw, 3, 0, &outcome, &ts, &reads) == LUIGI_OK &&
+           outcome == LUIGI_WM_ABORTED);
+    luigi_buffer_free(&reads);
+    /* An add that would overflow aborts too. */
+    luigi_wm_op overflow[2] = {wm_op(LUIGI_WM_WRITE, 1, "bob", 0), wm_op(LUIGI_WM_ADD, 0, "alice", INT64_MAX)};
+    EXPECT(luigi_client_transact(c, overflow, 2, 0, &outcome, &ts, &reads) == LUIGI_OK &&
+           outcome == LUIGI_WM_ABORTED);
+    luigi_buffer_free(&reads);
+    EXPECT(balances(c, &alice, &bob) && alice == 70 && bob == 80);
+    /* An absent key reads as absent. */
+    luigi_wm_op nobody_read = wm_op(LUIGI_WM_READ, 1, "carol", 0);
+    EXPECT(luigi_client_transact(c, &nobody_read, 1, 0, &outcome, &ts, &reads) == LUIGI_OK &&
+           outcome == LUIGI_WM_COMMITTED && read_of(&reads, 1, "carol", &seen) == 0);
+    luigi_buffer_free(&reads);
+    /* Refused with a status, outputs untouched: by the node (shard 2 of 2)
+     * or before anything is sent. */
+    uint32_t untouched = 77;
+    luigi_wm_op bad_op = wm_op(LUIGI_WM_WRITE, 2, "alice", 1);
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    bad_op.shard = 1u << 16;
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    bad_op = wm_op(9, 0, "alice", 1); /* unknown kind */
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    bad_op = wm_op(LUIGI_WM_WRITE, 0, "alice", 1);
+    bad_op.reserved = 1;
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    bad_op = wm_op(LUIGI_WM_WRITE, 0, "\xff\xfe", 1);
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    static char long_key[1025];
+    memset(long_key, 'k', sizeof long_key - 1);
+    bad_op = wm_op(LUIGI_WM_WRITE, 0, long_key, 1); /* 1024 bytes: the longest key */
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &outcome, &ts, &reads) == LUIGI_OK);
+    luigi_buffer_free(&reads);
+    long_key[1024] = 'k'; /* no terminator: key_len says 1025 */
+    bad_op.key_len = 1025;
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    bad_op = wm_op(LUIGI_WM_WRITE, 0, "alice", 1);
+    bad_op.key = NULL;
+    EXPECT(luigi_client_transact(c, &bad_op, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, 0, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, NULL, 1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, (size_t)-1, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, 2, 600001, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, 2, 0, NULL, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, 2, 0, &untouched, NULL, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(c, deposit, 2, 0, &untouched, &ts, NULL) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(luigi_client_transact(NULL, deposit, 2, 0, &untouched, &ts, &reads) == LUIGI_ERR_INVALID_ARGUMENT);
+    EXPECT(untouched == 77);
+    EXPECT(balances(c, &alice, &bob) && alice == 70 && bob == 80);
 
     /* Bad arguments: a status, nothing sent, nothing changed. */
     static uint8_t big[LUIGI_CLIENT_MAX_VALUE + 1];

@@ -414,6 +414,7 @@ class Client:
         endpoint: str | None = None,
         timeout: float | None = None,
     ) -> int | float | frozenset[_Element] | None: ...
+    def transact(self, ops: Iterable[TxnOp], *, timeout: float | None = None) -> TxnResult: ...
     def add_member(
         self,
         node_id: int,

@@ -15,10 +15,11 @@
  * Timeouts are seconds (int or float) in (0, 600], rounded up to whole
  * milliseconds; groups start at 1, replica groups at REPLICA_GROUP_BASE + 1.
  *
- * Replica groups (commit, coordinate, value) and membership (add_member,
- * remove_member) are below, after the key-value methods: a transaction's
- * op tuples become a luigi_ops built before the lock is taken and freed
- * after the call. */
+ * Replica groups (commit, coordinate, value), sharded transactions
+ * (transact) and membership (add_member, remove_member) are below, after
+ * the key-value methods: a transaction's op tuples become a luigi_ops (or
+ * luigi_wm_op array) built before the lock is taken and freed after the
+ * call. */
 
 #include "_luigi.h"
 
@@ -874,6 +875,78 @@ Client_value(PyObject *op, PyObject *args, PyObject *kwds)
     return result;
 }
 
+/* ============================================================ sharded transactions
+ *
+ * A node started with --shards n runs watermark shards 0..n-1; transact()
+ * takes the op tuples ShardedCluster.submit takes (wm_collect_ops) and
+ * returns a TxnResult like ShardedCluster.result. */
+
+/* wm_collect_ops takes bool as an int; here, as for every int the Client
+ * takes, a bool shard or value is refused as a likely mistake. */
+static int
+refuse_bool_ops(const wm_ops *ops)
+{
+    for (size_t i = 0; i < ops->count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(ops->owner, (Py_ssize_t)i); /* checked: a 3- or 4-tuple */
+        Py_ssize_t size = PyTuple_GET_SIZE(item);
+        for (Py_ssize_t at = 1; at < size; at += 2) { /* the shard, then the value */
+            if (PyBool_Check(PyTuple_GET_ITEM(item, at))) {
+                PyErr_Format(PyExc_TypeError, "op %zu: %s must be an int, not bool", i,
+                             at == 1 ? "shard" : "value");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+Client_transact(PyObject *op, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"ops", "timeout", NULL};
+    ClientObject *self = (ClientObject *)op;
+    module_state *st = state_of(op);
+    PyObject *ops_obj, *timeout_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|$O:transact", kwlist, &ops_obj,
+                                     &timeout_obj)) {
+        return NULL;
+    }
+    uint32_t timeout_ms;
+    wm_ops ops;
+    if (client_timeout(st, timeout_obj, &timeout_ms) < 0 ||
+        wm_collect_ops(st, ops_obj, &ops) < 0) {
+        return NULL;
+    }
+    if (refuse_bool_ops(&ops) < 0) {
+        wm_release_ops(&ops);
+        return NULL;
+    }
+    uint32_t outcome = 0;
+    uint64_t ts = 0;
+    luigi_buffer buf = {NULL, 0};
+    luigi_status s;
+    CLIENT_CALL(st, self, { wm_release_ops(&ops); return NULL; },
+        s = luigi_client_transact(self->client, ops.ops, ops.count, timeout_ms, &outcome, &ts,
+            &buf));
+    /* The exception first, while the thread's last error message is the call's. */
+    PyObject *reads = NULL;
+    size_t at = 0;
+    if (s != LUIGI_OK) {
+        raise_status(st, s);
+    }
+    else {
+        reads = wm_reads(st, buf.data, buf.len, &at, SIZE_MAX);
+    }
+    luigi_buffer_free(&buf);
+    wm_release_ops(&ops);
+    if (reads == NULL) {
+        return NULL;
+    }
+    return PyObject_CallFunction(st->TxnResultType, "OKN",
+                                 outcome == LUIGI_WM_COMMITTED ? Py_True : Py_False,
+                                 (unsigned long long)ts, reads);
+}
+
 /* ============================================================ membership */
 
 /* A member's node id: an int in [1, 2**64) (0 is refused by the library). */
@@ -1046,6 +1119,15 @@ static PyMethodDef Client_methods[] = {
      "A key's value in one node's replica (endpoint \"host:port\", or None: the\n"
      "first node that answers): int (counter), int or float (max, min,\n"
      "register), frozenset (set), or None when the key is absent."},
+    {"transact", FUNC(Client_transact), METH_VARARGS | METH_KEYWORDS,
+     "transact($self, /, ops, *, timeout=None)\n--\n\n"
+     "Run a sharded transaction on a cluster whose nodes run watermark shards\n"
+     "(luigi-node --shards n): op tuples (\"read\", shard, key), (\"write\"|\"add\"|\n"
+     "\"check\", shard, key, int), atomic across their shards. Returns\n"
+     "TxnResult(committed, ts, reads); committed is False when a check failed or\n"
+     "an add would overflow (nothing was written). LuigiValueError for a shard\n"
+     "the cluster does not run, TransactionStateError when the node runs no\n"
+     "shards; sent once, so on LuigiTimeoutError it may have committed."},
     {"add_member", FUNC(Client_add_member), METH_VARARGS | METH_KEYWORDS,
      "add_member($self, /, node_id, address, *, group=None, timeout=None)\n--\n\n"
      "Make node node_id, listening at address (host:port), a voter of the group;\n"
@@ -1081,7 +1163,8 @@ static PyType_Slot Client_slots[] = {
                 "bytes) and cluster_id; AuthError when the nodes refuse them. timeout: the\n"
                 "default per-call deadline in seconds, (0, 600]; group: the default group.\n"
                 "commit, coordinate and value reach the replica groups (ids above\n"
-                "REPLICA_GROUP_BASE); add_member and remove_member change a group's voters.\n"
+                "REPLICA_GROUP_BASE); transact runs a sharded transaction; add_member and\n"
+                "remove_member change a group's voters.\n"
                 "Nothing connects until the first call. Calls release the GIL; one Client\n"
                 "serialises its callers (a lock), so use one per thread for parallel calls.\n"
                 "A context manager: `with Client(...) as c:` closes it at the end."},
