@@ -40,6 +40,9 @@ public final class ShardedCluster {
         /// Each replica compacts its log into a shard snapshot once this
         /// many applied entries are in it (0: never; watermark only).
         public var compactEvery = 0
+        /// Shards accept any coordinator id and push watermarks to those
+        /// heard from (`ShardConfig.openCoordinators`), as in luigi-node.
+        public var openCoordinators = false
 
         public init() {}
 
@@ -227,6 +230,10 @@ public final class ShardedCluster {
             var sc = ShardConfig(shard: r.shard, shardCount: options.shards, workers: options.workers,
                                  coordinators: Self.coordinatorIDs(options.coordinators))
             let mean = options.profile.meanUs
+            if options.openCoordinators {
+                sc.openCoordinators = true
+                sc.coordinators = []
+            }
             sc.resendAfter = 6 * mean
             sc.marksEvery = max(1, mean / 2)
             replica = ShardReplica(shard: try ShardNode(config: sc), driver: driver)

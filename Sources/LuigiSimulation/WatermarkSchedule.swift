@@ -48,6 +48,8 @@ public enum WatermarkSchedule {
         o.driftPpm = rng.chance(0.5) ? 100 : 0
         if rng.chance(0.2) { o.rule = .ownStream }
         o.compactEvery = compactEvery
+        // Half the seeds run the shards as luigi-node does (any coordinator id).
+        o.openCoordinators = seed % 2 == 1
         let cluster = try ShardedCluster(o)
         let bank = BankWorkload(accountsPerShard: 4, crossShard: 0.6)
         let useBank = rng.chance(0.5)

@@ -116,6 +116,9 @@ public final class Coordinator {
     /// leader term heard from.
     public private(set) var marks: [[UInt64]]
     private var terms: [UInt64]
+    /// When each shard's newest leader last sent us watermarks (a push or a
+    /// reply): a shard silent for `retryAfter` may not know us.
+    private var heardAt: [UInt64]
     private var retireSent: [UInt64]
     private var retireSentAt: UInt64 = 0
     private var now: UInt64 = 0
@@ -129,6 +132,7 @@ public final class Coordinator {
         estimators = Array(repeating: DelayEstimator(initial: config.initialDelay), count: config.shardCount)
         marks = Array(repeating: Array(repeating: 0, count: config.workers), count: config.shardCount)
         terms = Array(repeating: 0, count: config.shardCount)
+        heardAt = Array(repeating: 0, count: config.shardCount)
     }
 
     public var id: UInt64 { config.id }
@@ -210,6 +214,7 @@ public final class Coordinator {
     private func noteMarks(_ shard: UInt64, _ term: UInt64, _ m: [UInt64]) {
         let s = Int(shard)
         terms[s] = max(terms[s], term)
+        if term == terms[s] { heardAt[s] = now }
         for w in 0..<config.workers { marks[s][w] = max(marks[s][w], m[w]) }
     }
 
@@ -268,15 +273,22 @@ public final class Coordinator {
     // MARK: - Timers
 
     /// Retries what waits too long (to the shards whose reply is missing or
-    /// stale) and sends retire points.
+    /// stale, or that have sent no watermarks for `retryAfter`) and sends
+    /// retire points.
     public func tick(now t: UInt64) {
         advanceClock(t)
         for id in inFlight.keys.sorted() {
             guard var f = inFlight[id], now >= f.lastSent + config.retryAfter else { continue }
             f.lastSent = now
             var resent = false
-            for s in f.txn.shards where (f.replies[s]?.term ?? 0) < max(1, terms[Int(s)]) {
-                f.replies[s] = nil
+            for s in f.txn.shards {
+                let stale = (f.replies[s]?.term ?? 0) < max(1, terms[Int(s)])
+                // A silent shard may have a new leader that does not know
+                // us (shards with open coordinator sets push watermarks only
+                // to coordinators heard from): the submit tells it, and it
+                // answers from its record.
+                guard stale || now >= heardAt[Int(s)] + config.retryAfter else { continue }
+                if stale { f.replies[s] = nil }
                 output.append(WatermarkEnvelope(to: s, .submit(f.txn)))
                 resent = true
             }

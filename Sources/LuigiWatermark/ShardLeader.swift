@@ -411,6 +411,9 @@ extension ShardNode {
         let r = TxnReply(id: e.id, shard: shard, term: leader!.term, ts: e.ts, outcome: outcome, decided: decided,
                          reads: e.reads, receivedAt: e.receivedAt, executedAt: now, marks: state.marks)
         send(.reply(r), to: e.id.coordinator)
+        // It waits for our watermarks now, even if its submit never reached
+        // us (the part may have come in a proposal).
+        leader!.heard(from: e.id.coordinator, at: now)
     }
 
     /// A finished part answers with its outcome; one waiting for votes with

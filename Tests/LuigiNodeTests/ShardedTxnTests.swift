@@ -166,6 +166,38 @@ import Glibc
         await cluster.stopAll()
     }
 
+    /// A peer's watermark frames that lie about their shard or target, or
+    /// hold garbage, are refused and counted; a message for an earlier
+    /// coordinator incarnation is dropped; the node keeps serving. A client
+    /// may not send watermark frames at all.
+    @Test func badWatermarkFramesAreRefusedAndTheNodeStaysUp() async throws {
+        let cluster = try await started()
+        let credentials = try cluster.credentials()
+        let port = cluster.members[1]!.port
+        let badBefore = cluster.counter("luigi_bad_frames_total")
+        let peer = try RawConnection(port: port)
+        #expect(try peer.handshake(credentials, role: .peer(99))?.kind == .welcome)
+        let txn = Txn(
+            id: TxnId(coordinator: 2 << 20 | 1, worker: 0, seq: 1), ts: 10, mayAbort: false,
+            parts: [ShardOps(shard: 1, ops: [.write("evil", 1)])])
+        let submitTo1 = WatermarkEnvelope(to: 1, .submit(txn)).encoded()
+        peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: submitTo1))  // shard 1's message in shard 0's frame
+        peer.send(Frame(.watermark, group: ShardGroupsTestView.group(1), payload: [0x4C, 0x57, 0x4D, 0x01, 99]))  // garbage
+        peer.send(Frame(.watermark, group: 7, payload: submitTo1))  // not a shard group
+        let marks = WatermarkEnvelope(to: 3 << 20 | 1, .marks(shard: 0, term: 1, marks: [1, 1, 1]))
+        peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: marks.encoded()))  // for node 3's coordinator
+        let stale = WatermarkEnvelope(to: 1 << 20, .marks(shard: 0, term: 1, marks: [1, 1, 1]))
+        peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: stale.encoded()))  // an old incarnation: dropped, not bad
+        #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 4 })
+        let client = try RawConnection(port: port)
+        #expect(try client.handshake(credentials)?.kind == .welcome)
+        client.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: submitTo1))
+        #expect(client.closedByPeer())
+        let r = try cluster.client().transact([0: [.write("after", 1)], 1: [.read("evil")]])
+        #expect(r.outcome == .committed && r.reads[1] == [ReadResult(key: "evil", value: nil)])
+        await cluster.stopAll()
+    }
+
     func coordinatorId(_ cluster: LocalCluster, _ node: UInt64) throws -> UInt64 {
         let status = try cluster.client(endpoints: [cluster.members[node]!.description]).status()
         guard let r = status.firstRange(of: "\"coordinator\":") else { return 0 }
