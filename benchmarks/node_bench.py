@@ -357,21 +357,18 @@ def main():
         def etcd_aio(clients, prefix):
             return drive_etcd_asyncio(etcd_ports, clients, args.seconds, prefix)
 
-        def luigi_algebraic(clients, prefix):
-            out = subprocess.run(
-                [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
-                 "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
-                 "--seconds", str(args.seconds), "--prefix", prefix, "--algebraic", "1001"],
-                capture_output=True, text=True)
-            return json.loads(out.stdout.strip().splitlines()[-1])
+        def luigi_mode(mode, value):
+            def run(clients, prefix):
+                out = subprocess.run(
+                    [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
+                     "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
+                     "--seconds", str(args.seconds), "--prefix", prefix, mode, value],
+                    capture_output=True, text=True)
+                return json.loads(out.stdout.strip().splitlines()[-1])
+            return run
 
-        def luigi_sharded(clients, prefix):
-            out = subprocess.run(
-                [os.path.join(args.bin_dir, "luigi-node-bench"), "--endpoints", ",".join(luigi.endpoints),
-                 "--cluster-id", "bench", "--secret", luigi.secret, "--clients", str(clients),
-                 "--seconds", str(args.seconds), "--prefix", prefix, "--sharded", "2"],
-                capture_output=True, text=True)
-            return json.loads(out.stdout.strip().splitlines()[-1])
+        luigi_algebraic = luigi_mode("--algebraic", "1001")
+        luigi_sharded = luigi_mode("--sharded", "2")
 
         sides = {"luigi (python)": luigi_py, "etcd (python)": etcd_py, "etcd (python asyncio)": etcd_aio,
                  "luigi (swift)": luigi_swift}

@@ -269,7 +269,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             return scheduleProcess()
         }
         guard let driver = host.driver(group) else {
-            return answer(.unavailable, "this node runs groups \(config.groupIds.first ?? 1)...\(config.groupIds.last ?? 1) (replica groups from \(NodeConfig.replicaGroupBase + 1)), not \(group)")
+            return answer(.unavailable, "this node runs groups \(config.groupIds.first ?? 1)...\(config.groupIds.last ?? 1) (replica groups from \(NodeConfig.replicaGroupBase + 1), shard groups from \(NodeConfig.shardGroupBase + 1)), not \(group)")
         }
         let replica = replicas[group]
         switch request.operation {
@@ -527,8 +527,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         } catch {
             return fail("\(error)")
         }
-        if let shards, shards.pump() { scheduleProcess() }
-        scheduleShardWake()
+        pumpShards()
         finishMembershipChanges()
         serveReads(reask: false)
         // Results were answered as they applied (`onResult`); what is left

@@ -31,18 +31,7 @@ public enum DurableCounter {
         w.magic(magic)
         w.varint(current + 1)
         w.sealWithChecksum()
-        let temp = path + ".tmp"
-        let fd = try io.open(temp, .createOrTruncate)
-        do {
-            try io.writeAll(fd, temp, w.bytes, at: 0)
-            try io.syncData(fd, temp)
-        } catch {
-            io.closeQuietly(fd)
-            throw error
-        }
-        try io.close(fd, temp)
-        try io.rename(temp, path)
-        try io.syncDirectory(parentDirectory(path))
+        try io.replaceDurably(path, with: w.bytes, temp: path + ".tmp", directory: parentDirectory(path))
         return current + 1
     }
 }

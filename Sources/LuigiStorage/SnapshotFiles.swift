@@ -67,18 +67,8 @@ public struct SnapshotFiles {
     func write(_ snapshot: Snapshot, replacesLog: Bool, walSeq: UInt64) throws(StorageError) -> String {
         let name = Self.fileName(index: snapshot.metadata.index, term: snapshot.metadata.term)
         let path = joinPath(directory, name)
-        let temp = path + Self.tempSuffix
-        let fd = try io.open(temp, .createOrTruncate)
-        do {
-            try io.writeAll(fd, temp, Self.encode(snapshot, replacesLog: replacesLog, walSeq: walSeq), at: 0)
-            try io.syncData(fd, temp)
-        } catch {
-            io.closeQuietly(fd)
-            throw error
-        }
-        try io.close(fd, temp)
-        try io.rename(temp, path)
-        try io.syncDirectory(directory)
+        try io.replaceDurably(path, with: Self.encode(snapshot, replacesLog: replacesLog, walSeq: walSeq),
+                              temp: path + Self.tempSuffix, directory: directory)
         return path
     }
 

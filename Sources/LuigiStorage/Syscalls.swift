@@ -194,6 +194,22 @@ struct FileIO {
         try retrying(path, .fdatasync) { sys.fdatasync(fd) }
     }
 
+    /// Writes `bytes` to `temp`, syncs it, renames it over `path` and syncs
+    /// `directory`: a crash leaves the old file or the new one, never half.
+    func replaceDurably(_ path: String, with bytes: [UInt8], temp: String, directory: String) throws(StorageError) {
+        let fd = try open(temp, .createOrTruncate)
+        do {
+            try writeAll(fd, temp, bytes, at: 0)
+            try syncData(fd, temp)
+        } catch {
+            closeQuietly(fd)
+            throw error
+        }
+        try close(fd, temp)
+        try rename(temp, path)
+        try syncDirectory(directory)
+    }
+
     func syncDirectory(_ path: String) throws(StorageError) {
         let fd = try open(path, .directory)
         defer { closeQuietly(fd) }
