@@ -41,7 +41,7 @@ final class ShardGroups {
     /// Client requests by transaction, answered when the coordinator
     /// acknowledges (or at their deadline, outcome unknown).
     private var waiting: [TxnId: Waiting] = [:]
-    static let maxWaiting = 65_536
+    static let maxInFlight = 65_536
     private var nextWorker: UInt32 = 0
     private var clock = ProtocolClock()
     private var outbox: [UInt64: [Frame]] = [:]
@@ -96,8 +96,10 @@ final class ShardGroups {
 
     /// Starts a client's sharded transaction; `reply` is called once.
     func transact(_ parts: [ShardOps], timeoutMillis: UInt32, reply: @escaping (ReplyStatus, String, [UInt8]) -> Void) {
-        guard waiting.count < Self.maxWaiting else {
-            return reply(.unavailable, "\(Self.maxWaiting) transactions are in flight on this node; retry later", [])
+        // Bounded by what the coordinator drives, not what clients still
+        // wait for: a transaction outlives its client's timeout.
+        guard coordinator.inFlightCount < Self.maxInFlight else {
+            return reply(.unavailable, "\(Self.maxInFlight) transactions are in flight on this node; retry later", [])
         }
         var byShard: [UInt64: [Op]] = [:]
         for p in parts { byShard[p.shard] = p.ops }
