@@ -56,6 +56,9 @@ public struct NodeConfig: Sendable {
     /// shards' timer): a larger value costs latency on an idle stream,
     /// a smaller one log entries and syncs.
     public var shardTickMicros: Int = 2_000
+    /// Transactions this node's coordinator drives at once (past their
+    /// clients' timeouts too); more are refused `unavailable`.
+    public var maxTransactionsInFlight: Int = 65_536
     /// Milliseconds between anti-entropy digests to each peer.
     public var antiEntropyMillis: Int = 100
     /// Joining a running cluster: the groups start with the other members
@@ -110,6 +113,7 @@ public struct NodeConfig: Sendable {
         guard (100...1_000_000).contains(shardTickMicros) else {
             throw LuigiError.invalidArgument("shard tick \(shardTickMicros) µs outside 100...1000000")
         }
+        guard maxTransactionsInFlight >= 1 else { throw LuigiError.invalidArgument("max transactions in flight must be >= 1") }
         // Coordinator ids are node id << 20 | incarnation, at most 2^62.
         guard members.keys.allSatisfy({ $0 < 1 << 42 }) else {
             throw LuigiError.invalidArgument("node ids must be below 2^42")

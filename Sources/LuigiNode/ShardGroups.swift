@@ -41,7 +41,7 @@ final class ShardGroups {
     /// Client requests by transaction, answered when the coordinator
     /// acknowledges (or at their deadline, outcome unknown).
     private var waiting: [TxnId: Waiting] = [:]
-    static let maxInFlight = 65_536
+    private let maxInFlight: Int
     private var nextWorker: UInt32 = 0
     private var clock = ProtocolClock()
     private var outbox: [UInt64: [Frame]] = [:]
@@ -58,6 +58,7 @@ final class ShardGroups {
             throw LuigiError.state("coordinator incarnation \(incarnation) is out of ids (restarts 1...2^20)")
         }
         nodeId = config.nodeId
+        maxInFlight = config.maxTransactionsInFlight
         coordinatorId = config.nodeId << Self.incarnationBits | incarnation
         var c = CoordinatorConfig(id: coordinatorId, shardCount: config.shards, workers: config.shardWorkers)
         c.retireEvery = UInt64(config.shardTickMicros) * 5
@@ -98,8 +99,8 @@ final class ShardGroups {
     func transact(_ parts: [ShardOps], timeoutMillis: UInt32, reply: @escaping (ReplyStatus, String, [UInt8]) -> Void) {
         // Bounded by what the coordinator drives, not what clients still
         // wait for: a transaction outlives its client's timeout.
-        guard coordinator.inFlightCount < Self.maxInFlight else {
-            return reply(.unavailable, "\(Self.maxInFlight) transactions are in flight on this node; retry later", [])
+        guard coordinator.inFlightCount < maxInFlight else {
+            return reply(.unavailable, "\(maxInFlight) transactions are in flight on this node; retry later", [])
         }
         var byShard: [UInt64: [Op]] = [:]
         for p in parts { byShard[p.shard] = p.ops }

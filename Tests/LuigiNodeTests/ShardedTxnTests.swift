@@ -198,6 +198,36 @@ import Glibc
         await cluster.stopAll()
     }
 
+    /// Transactions that cannot finish (no shard has a quorum) count against
+    /// the coordinator's bound after their clients gave up on them: past it,
+    /// new ones are refused before any effect.
+    @Test func theCoordinatorBoundsWhatItDrivesPastClientTimeouts() async throws {
+        let cluster = try LocalCluster { config in
+            config.shards = 2
+            config.maxTransactionsInFlight = 3
+        }
+        try await cluster.startAll()
+        _ = try cluster.client(timeoutMillis: 30_000).transact([0: [.read("warm")], 1: [.read("warm")]])
+        await cluster.stop(2)
+        await cluster.stop(3)
+        let lonely = try cluster.client(endpoints: [cluster.members[1]!.description], timeoutMillis: 50)
+        for i in 0..<3 {
+            do {
+                _ = try lonely.transact([0: [.write("k\(i)", 1)]])
+                Issue.record("transaction \(i) committed without a quorum")
+            } catch let error as LuigiError {
+                guard case .timeout = error else { Issue.record("transaction \(i): \(error)"); continue }
+            }
+        }
+        do {
+            _ = try lonely.transact([0: [.write("k3", 1)]])
+            Issue.record("a fourth transaction was accepted past the bound of 3")
+        } catch let error as LuigiError {
+            guard case .state = error else { Issue.record("expected a refusal (state), got \(error)"); return }
+        }
+        await cluster.stopAll()
+    }
+
     func coordinatorId(_ cluster: LocalCluster, _ node: UInt64) throws -> UInt64 {
         let status = try cluster.client(endpoints: [cluster.members[node]!.description]).status()
         guard let r = status.firstRange(of: "\"coordinator\":") else { return 0 }
