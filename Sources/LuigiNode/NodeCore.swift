@@ -709,7 +709,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","
-            + (shards.map { "\"coordinator\":\($0.coordinatorId)," } ?? "")
+            + (shards.map { "\"coordinator\":\($0.coordinatorId),\"stale_watermark_messages\":\($0.staleMessages)," } ?? "")
             + "\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
     }
 }

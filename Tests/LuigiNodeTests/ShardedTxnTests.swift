@@ -189,6 +189,7 @@ import Glibc
         let stale = WatermarkEnvelope(to: 1 << 20, .marks(shard: 0, term: 1, marks: [1, 1, 1]))
         peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: stale.encoded()))  // an old incarnation: dropped, not bad
         #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 4 })
+        #expect(try cluster.client(endpoints: [cluster.members[1]!.description]).status().contains("\"stale_watermark_messages\":1,"))
         let client = try RawConnection(port: port)
         #expect(try client.handshake(credentials)?.kind == .welcome)
         client.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: submitTo1))
