@@ -83,8 +83,8 @@ struct LeaderState {
     var marksPushedAt: UInt64 = 0
     var marksChanged = false
     var retireAppended: [ShardState.RetireKey: UInt64] = [:]
-    /// Coordinators by when they last submitted or retired (open coordinator
-    /// sets push watermarks to these).
+    /// Coordinators by when they last submitted, retired or were replied to
+    /// (open coordinator sets push watermarks to these).
     var heardFrom: [UInt64: UInt64] = [:]
     /// A release pass is due: something was agreed or finished since the
     /// last one (else only a timestamp coming due can release anything).

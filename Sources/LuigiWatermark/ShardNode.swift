@@ -9,8 +9,9 @@ public struct ShardConfig: Equatable, Sendable {
     /// Coordinator ids: replies and watermarks go to them.
     public var coordinators: [UInt64]
     /// Any coordinator id is accepted (`coordinators` may be empty), and
-    /// watermarks are pushed to the coordinators heard from (a submit or a
-    /// retire) in the last `coordinatorQuietAfter` µs. For hosts whose
+    /// watermarks are pushed to the coordinators heard from (a submit, a
+    /// retire, or a reply this shard sent them) in the last
+    /// `coordinatorQuietAfter` µs. For hosts whose
     /// coordinators take a new id each time they start (a node process),
     /// so that a restarted one never reuses a transaction id.
     public var openCoordinators = false
