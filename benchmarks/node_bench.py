@@ -19,6 +19,9 @@ etcd comes from Debian's etcd-server (`make bench` installs it). Drivers:
 Cells are interleaved (each repetition runs every side at every load, the
 side order alternating) and reported as median (min-max) over the
 repetitions. After each cell the clients' last writes are read back. Also:
+sharded transactions (luigi-node-bench --sharded 2, the Swift client) at 1,
+16, 64 and 256 clients, each client's last write read back on both shards,
+beside the original's published 5.5 K/s on 2 shards x 3 replicas;
 the disk's fdatasync rate and the leader's entries per sync (the durability
 goal), and the failover time of a leader SIGKILL (luigi-cluster-demo).
 Writes OUT_DIR/node.json and OUT_DIR/NODE.md.
