@@ -179,7 +179,7 @@ public final class Replica {
 
     /// Keys sorted by UTF-8 bytes.
     public var keys: [String] {
-        state.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        state.keys.sorted(by: utf8Precedes)
     }
 
     public var keyCount: Int { state.count }

@@ -33,6 +33,19 @@ public final class SessionMachine: RaftStateMachine {
         var floor: UInt64 = 0
         /// The log index of the last entry that touched it (eviction order).
         var lastUsed: UInt64
+
+        /// The smallest seq kept. Every kept seq is at or above `floor`, and
+        /// seqs mostly come in order, so a short walk up from the floor
+        /// usually finds it without scanning the whole window.
+        func oldest() -> UInt64? {
+            var seq = floor
+            for _ in 0..<64 {
+                if results[seq] != nil { return seq }
+                guard seq < UInt64.max else { break }
+                seq += 1
+            }
+            return results.keys.min()
+        }
     }
 
     public let inner: RaftStateMachine
@@ -67,7 +80,9 @@ public final class SessionMachine: RaftStateMachine {
             var r = ByteReader(Array(entry.data[5..<21]))
             let id = try r.u64le()
             let seq = try r.u64le()
-            guard var session = sessions[id] else {
+            // Taken out, not copied: a copy would share `results`, and the
+            // first write to it would copy the whole window.
+            guard var session = sessions.removeValue(forKey: id) else {
                 return SessionOutcome.expired("session \(id) is unknown or expired").encoded()
             }
             session.lastUsed = entry.index
@@ -80,7 +95,7 @@ public final class SessionMachine: RaftStateMachine {
             unwrapped.data = Array(entry.data[21...])
             let result = try inner.apply(unwrapped)
             session.results[seq] = result
-            if session.results.count > Self.window, let oldest = session.results.keys.min() {
+            if session.results.count > Self.window, let oldest = session.oldest() {
                 session.results[oldest] = nil
                 session.floor = oldest + 1
             }

@@ -68,7 +68,9 @@ public struct NodeConfig: Sendable {
     public var tickMillis: Int = 10
     public var electionTicks: Int = 10
     public var heartbeatTicks: Int = 1
-    /// Compact a group's log once this many entries are applied past its snapshot.
+    /// Compact a group's log once this many entries are applied past its
+    /// snapshot and the log since it holds at least the snapshot's bytes
+    /// (so a snapshot of a large state is not rewritten every few entries).
     public var compactAfter: Int = 10_000
     public var maxFramePayload: Int = Frame.defaultMaxPayload
     /// The frame limit on an authenticated peer's connection: a Raft

@@ -121,11 +121,15 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             if case .member = p.kind { return }  // done when the membership change applies
             finish(request, reply(to: p, result: result))
         }
-        host.afterAdvance = { [config] group, driver in
+        host.afterAdvance = { [unowned self] group, driver in
             let status = driver.node.status
-            if status.applied >= status.firstIndex, Int(status.applied - status.firstIndex) + 1 >= config.compactAfter {
-                try driver.snapshotMachine()
-            }
+            guard status.applied >= status.firstIndex, Int(status.applied - status.firstIndex) + 1 >= config.compactAfter
+            else { return }
+            // A snapshot writes the whole state: taken only once the log
+            // since the last one outweighs it, its cost stays proportional
+            // to the bytes written, however large the state grows.
+            if let storage = counted[group], storage.bytesSinceSnapshot < storage.snapshotBytes { return }
+            try driver.snapshotMachine()
         }
         // A joining node starts with the current members as the group's
         // voters, itself not among them: it campaigns only once a leader
@@ -704,7 +708,9 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 "{\"group\":\(group),\"role\":\"\(s.role)\",\"term\":\(s.term),\"leader\":\(s.leader),"
                     + "\"commit\":\(s.commit),\"applied\":\(s.applied),\"first_index\":\(s.firstIndex),"
                     + "\"last_index\":\(s.lastIndex),\"voters\":\(s.conf.voters),\"syncs\":\(counted[group]?.syncs ?? 0),"
-                    + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),\"lag\":{\(lag.joined(separator: ","))}"
+                    + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),"
+                    + "\"compactions\":\(counted[group]?.compactions ?? 0),\"snapshot_bytes\":\(counted[group]?.snapshotBytes ?? 0),"
+                    + "\"log_bytes\":\(counted[group]?.bytesSinceSnapshot ?? 0),\"lag\":{\(lag.joined(separator: ","))}"
                     + (shards?.watermarks(group: group).map { ",\"watermarks\":\($0)" } ?? "") + "}")
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"

@@ -111,7 +111,7 @@ public final class KVStateMachine: RaftStateMachine {
         var w = ByteWriter()
         w.varint(appliedIndex)
         w.varint(UInt64(data.count))
-        for (k, v) in data.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }) {
+        for (k, v) in data.sorted(by: { utf8Precedes($0.key, $1.key) }) {
             w.blob(k.utf8)
             w.blob(v)
         }

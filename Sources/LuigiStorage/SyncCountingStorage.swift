@@ -4,14 +4,25 @@ import LuigiRaft
 import Glibc
 #endif
 
-/// Any `RaftStorage`, counting its syncs and the time they took: what the
-/// benchmarks report as fdatasyncs. Confined like the storage it wraps.
+/// Any `RaftStorage`, counting its syncs and the time they took (what the
+/// benchmarks report as fdatasyncs), and the entry bytes appended since its
+/// last snapshot (what the node's compaction policy weighs against the
+/// snapshot's size). Confined like the storage it wraps.
 public final class SyncCountingStorage: RaftStorage {
     public let inner: RaftStorage
     public private(set) var syncs = 0
     public private(set) var syncNanos: UInt64 = 0
+    /// Entry data appended since the last compaction or installed snapshot.
+    public private(set) var bytesSinceSnapshot = 0
+    /// The size of the snapshot data the log starts after.
+    public private(set) var snapshotBytes: Int
+    /// Compactions since this wrapper was made (installed snapshots aside).
+    public private(set) var compactions = 0
 
-    public init(_ inner: RaftStorage) { self.inner = inner }
+    public init(_ inner: RaftStorage) {
+        self.inner = inner
+        snapshotBytes = (try? inner.snapshot().data.count) ?? 0
+    }
 
     public func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
     public func entries(_ lo: UInt64, _ hi: UInt64, maxBytes: Int) throws -> [RaftEntry] {
@@ -21,11 +32,21 @@ public final class SyncCountingStorage: RaftStorage {
     public func firstIndex() throws -> UInt64 { try inner.firstIndex() }
     public func lastIndex() throws -> UInt64 { try inner.lastIndex() }
     public func snapshot() throws -> Snapshot { try inner.snapshot() }
-    public func append(_ entries: [RaftEntry]) throws { try inner.append(entries) }
+    public func append(_ entries: [RaftEntry]) throws {
+        try inner.append(entries)
+        for entry in entries { bytesSinceSnapshot &+= entry.data.count }
+    }
     public func setHardState(_ state: HardState) throws { try inner.setHardState(state) }
-    public func applySnapshot(_ snapshot: Snapshot) throws { try inner.applySnapshot(snapshot) }
+    public func applySnapshot(_ snapshot: Snapshot) throws {
+        try inner.applySnapshot(snapshot)
+        snapshotBytes = snapshot.data.count
+        bytesSinceSnapshot = 0
+    }
     public func compact(to index: UInt64, conf: ConfState, data: [UInt8]) throws {
         try inner.compact(to: index, conf: conf, data: data)
+        compactions += 1
+        snapshotBytes = data.count
+        bytesSinceSnapshot = 0
     }
 
     public func sync() throws {

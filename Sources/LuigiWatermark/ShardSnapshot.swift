@@ -62,7 +62,7 @@ extension ByteWriter {
     /// `count | (key, value)*`, keys ascending by UTF-8 bytes.
     mutating func keyed<V>(_ map: [String: V], _ value: (inout ByteWriter, V) -> Void) {
         varint(UInt64(map.count))
-        for k in map.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
+        for k in map.keys.sorted(by: utf8Precedes) {
             string(k)
             value(&self, map[k]!)
         }

@@ -141,6 +141,32 @@ import Testing
         await cluster.stopAll()
     }
 
+    /// A group compacts after `compactAfter` entries only once the log
+    /// since its snapshot outweighs it: a growing state is not rewritten
+    /// every few entries (count alone: 30 snapshots here), and what the
+    /// snapshots hold comes back after a restart.
+    @Test func compactionIsWeighedByTheSnapshotsSize() async throws {
+        let cluster = try LocalCluster(size: 1) { $0.compactAfter = 20 }
+        try await cluster.startAll()
+        let client = try cluster.client()
+        let value = [UInt8](repeating: 7, count: 200)
+        for i in 0..<600 { try client.put("key-\(i)", value + [UInt8(i & 0xFF)]) }
+        let status = try client.status()
+        let compactions = firstGroup("compactions", status)
+        #expect((2...9).contains(compactions), "\(compactions) compactions: \(status)")
+        let first = firstGroup("first_index", status)
+        #expect(first > 1, "the log was never compacted: \(status)")
+        let entries = applied(status) - first + 1
+        #expect(entries < 20 || firstGroup("log_bytes", status) < firstGroup("snapshot_bytes", status), "\(status)")
+        await cluster.stopAll()
+        try await cluster.startAll()
+        let fresh = try cluster.client()
+        for i in stride(from: 0, to: 600, by: 7) {
+            #expect(try fresh.get("key-\(i)") == value + [UInt8(i & 0xFF)], "key-\(i)")
+        }
+        await cluster.stopAll()
+    }
+
     @Test func clientRefusesBadArgumentsBeforeSending() async throws {
         let cluster = try LocalCluster(size: 1)
         try await cluster.startAll()
@@ -158,7 +184,11 @@ import Testing
 }
 
 /// Group 1's applied index in a status document.
-func applied(_ status: String) -> UInt64 {
-    guard let range = status.split(separator: ",").first(where: { $0.hasPrefix("\"applied\":") }) else { return 0 }
-    return UInt64(range.dropFirst("\"applied\":".count)) ?? 0
+func applied(_ status: String) -> UInt64 { firstGroup("applied", status) }
+
+/// A number in the first group of a status document (0 when absent).
+func firstGroup(_ field: String, _ status: String) -> UInt64 {
+    let prefix = "\"\(field)\":"
+    guard let range = status.split(separator: ",").first(where: { $0.hasPrefix(prefix) }) else { return 0 }
+    return UInt64(range.dropFirst(prefix.count)) ?? 0
 }
