@@ -6,6 +6,7 @@ import Glibc
 /// canonical encoding here writes keys in. Compares contiguous bytes with
 /// memcmp (native strings, small ones included, are contiguous UTF-8);
 /// element by element only for a bridged string that is not.
+@inlinable
 public func utf8Precedes(_ a: String, _ b: String) -> Bool {
     let fast = a.utf8.withContiguousStorageIfAvailable { x in
         b.utf8.withContiguousStorageIfAvailable { y -> Bool in

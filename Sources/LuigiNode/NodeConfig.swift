@@ -76,6 +76,10 @@ public struct NodeConfig: Sendable {
     /// The frame limit on an authenticated peer's connection: a Raft
     /// snapshot travels as one message, so it bounds a group's state.
     public var maxPeerFramePayload: Int = Frame.maxPayloadCeiling
+    /// Bytes of one peer connection's frames that may wait for the host
+    /// thread (busy with a sync, say); past this the connection is not read
+    /// until they drain, and the peer's TCP window fills instead of memory.
+    public var maxPeerQueuedBytes: Int = 64 << 20
     /// Connections allowed at once (authenticated or not); more are closed on accept.
     public var maxConnections: Int = 1024
     /// Requests a client connection may have in flight; more are answered `unavailable`.
@@ -128,6 +132,7 @@ public struct NodeConfig: Sendable {
             throw LuigiError.invalidArgument("need 1 <= heartbeat ticks < election ticks <= 100000")
         }
         guard compactAfter >= 1 else { throw LuigiError.invalidArgument("compact-after must be >= 1") }
+        guard maxPeerQueuedBytes >= 1 else { throw LuigiError.invalidArgument("maxPeerQueuedBytes must be >= 1") }
         guard (1024...Frame.maxPayloadCeiling).contains(maxPeerFramePayload), maxPeerFramePayload >= maxFramePayload else {
             throw LuigiError.invalidArgument("max peer frame payload outside max frame payload...\(Frame.maxPayloadCeiling)")
         }

@@ -1,6 +1,7 @@
 import Logging
 import LuigiWire
 import NIOCore
+import Synchronization
 
 /// One accepted connection, peer or client. It sends the challenge at once
 /// and accepts nothing but a valid hello until the connector has proved it
@@ -12,7 +13,9 @@ import NIOCore
 /// buffered), a wrong secret, a handshake not finished in time, a frame
 /// left half-sent too long (a slow sender), or a frame kind the role may
 /// not send. A client with too many requests in flight gets `unavailable`
-/// replies; one that does not read its replies stops being read from.
+/// replies; one that does not read its replies stops being read from, and
+/// so does a peer whose frames wait for the host thread beyond
+/// `maxPeerQueuedBytes`, until they drain.
 final class ServerConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -35,6 +38,12 @@ final class ServerConnection: ChannelInboundHandler {
     private var inflight = 0
     private var handshakeTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
+    /// A peer's frames handed to the host thread and not yet stepped.
+    private let queued = QueuedBytes()
+    /// Reading stopped: the peer's queued frames are over the limit.
+    private var pausedForHost = false
+    /// Reading stopped: the client does not read its replies.
+    private var pausedForWrites = false
 
     init(core: NodeCore) throws {
         self.core = core
@@ -90,7 +99,7 @@ final class ServerConnection: ChannelInboundHandler {
             frameTimer?.cancel()
             frameTimer = nil
         }
-        if decoder.buffered > 0 && frameTimer == nil {
+        if decoder.buffered > 0 && frameTimer == nil && !pausedForHost {
             let channel = context.channel
             frameTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(config.frameTimeoutMillis))) {
                 channel.close(promise: nil)
@@ -129,12 +138,14 @@ final class ServerConnection: ChannelInboundHandler {
             }
         case .peer(let id):
             let core = core
+            let step: @Sendable () -> Void
             switch frame.kind {
-            case .raft: core.loop.execute { core.receive(frame, from: id) }
-            case .delta: core.loop.execute { core.receiveDelta(frame, from: id) }
-            case .watermark: core.loop.execute { core.receiveWatermark(frame, from: id) }
-            default: refuse("a peer may not send \(frame.kind) frames", context: context)
+            case .raft: step = { core.receive(frame, from: id) }
+            case .delta: step = { core.receiveDelta(frame, from: id) }
+            case .watermark: step = { core.receiveWatermark(frame, from: id) }
+            default: return refuse("a peer may not send \(frame.kind) frames", context: context)
             }
+            queueForHost(frame.payload.count, step, context: context)
         case .client:
             guard frame.kind == .request else { return refuse("a client may not send \(frame.kind) frames", context: context) }
             let request: ClientRequest
@@ -167,9 +178,49 @@ final class ServerConnection: ChannelInboundHandler {
         }
     }
 
+    /// Hands a peer's frame to the host thread, and stops reading the
+    /// connection while more than `maxPeerQueuedBytes` of its frames wait
+    /// there; the host thread resumes it once they drained below that.
+    private func queueForHost(_ size: Int, _ step: @escaping @Sendable () -> Void, context: ChannelHandlerContext) {
+        let limit = config.maxPeerQueuedBytes
+        let total = queued.bytes.wrappingAdd(size, ordering: .relaxed).newValue
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        core.loop.execute { [queued] in
+            step()
+            let left = queued.bytes.wrappingSubtract(size, ordering: .relaxed).newValue
+            if left <= limit && left + size > limit {
+                bound.eventLoop.execute {
+                    let (handler, context) = bound.value
+                    handler.resumeIfDrained(context: context)
+                }
+            }
+        }
+        if total > limit && !pausedForHost {
+            pausedForHost = true
+            metrics.peerReadPauses.increment()
+            // Not a slow sender: this node stopped reading.
+            frameTimer?.cancel()
+            frameTimer = nil
+            updateAutoRead(context: context)
+        }
+    }
+
+    private func resumeIfDrained(context: ChannelHandlerContext) {
+        guard pausedForHost, queued.bytes.load(ordering: .relaxed) <= config.maxPeerQueuedBytes else { return }
+        pausedForHost = false
+        updateAutoRead(context: context)
+        armFrameTimer(context: context, restart: true)
+    }
+
+    private func updateAutoRead(context: ChannelHandlerContext) {
+        let read = !pausedForHost && !pausedForWrites
+        context.channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
+    }
+
     /// A client that does not read its replies stops being read from.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        pausedForWrites = !context.channel.isWritable
+        updateAutoRead(context: context)
         context.fireChannelWritabilityChanged()
     }
 
@@ -191,4 +242,9 @@ final class ServerConnection: ChannelInboundHandler {
         metrics.framesOut.increment()
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
     }
+}
+
+/// Bytes shared by a connection's event loop and the host thread.
+private final class QueuedBytes: Sendable {
+    let bytes = Atomic<Int>(0)
 }

@@ -111,7 +111,9 @@ public final class KVStateMachine: RaftStateMachine {
         var w = ByteWriter()
         w.varint(appliedIndex)
         w.varint(UInt64(data.count))
-        for (k, v) in data.sorted(by: { utf8Precedes($0.key, $1.key) }) {
+        // Keys alone are sorted: moving (key, value) pairs costs retains.
+        for k in data.keys.sorted(by: utf8Precedes) {
+            guard let v = data[k] else { continue }
             w.blob(k.utf8)
             w.blob(v)
         }

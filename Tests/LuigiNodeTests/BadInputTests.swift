@@ -18,6 +18,7 @@ import Testing
             config.frameTimeoutMillis = 300
             config.maxConnections = 16
             config.maxFramePayload = 64 << 10
+            config.maxPeerQueuedBytes = 1024
         }
         try await cluster.startAll()
         port = cluster.members[1]!.port
@@ -134,6 +135,26 @@ import Testing
         flood.removeAll()
         try stillServes("flood", &written)
         await cluster.stopAll()
+    }
+
+    /// A peer's frames waiting for the host thread are bounded: past
+    /// `maxPeerQueuedBytes` the connection is not read until they drain, and
+    /// then reading resumes, so every frame is still stepped (here each is
+    /// refused, and counted).
+    @Test func aPeerFloodIsPausedThenDrainedWithNothingLost() async throws {
+        var written: [String] = []
+        let before = cluster.counter("luigi_bad_frames_total")
+        let peer = try RawConnection(port: port)
+        #expect(try peer.handshake(try cluster.credentials(), role: .peer(7))?.kind == .welcome)
+        let frames = 300
+        for i in 0..<frames {
+            peer.send(Frame(.raft, group: 1, payload: [UInt8](repeating: UInt8(i & 0xFF), count: 2048)))
+        }
+        #expect(await eventually { cluster.counter("luigi_bad_frames_total") == before + frames },
+                "\(cluster.counter("luigi_bad_frames_total") - before) of \(frames) frames stepped")
+        #expect(cluster.counter("luigi_peer_read_pauses_total") >= 1)
+        #expect(!peer.closedByPeer(within: 100))
+        try stillServes("peer flood", &written)
     }
 
     @Test func aRetriedWriteAppliesOnceAndAnUnknownSessionIsRefused() async throws {
