@@ -308,7 +308,8 @@ public final class Client {
             // Back off a little before the next node. An election takes
             // 100-200 ms: a longer pause would leave the new leader idle
             // (with 200 ms, failover measured 310 ms where the vote took 150).
-            let sleepMs = min(pause, deadline.millisecondsLeft)
+            // Jittered (half to all of it), so clients do not retry in step.
+            let sleepMs = min(Int.random(in: (pause + 1) / 2...pause), deadline.millisecondsLeft)
             if sleepMs > 0 { usleep(UInt32(sleepMs) * 1000) }
             pause = min(pause * 2, Self.maxRetryPauseMillis)
         }

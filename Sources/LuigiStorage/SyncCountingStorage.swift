@@ -12,7 +12,8 @@ public final class SyncCountingStorage: RaftStorage {
     public let inner: RaftStorage
     public private(set) var syncs = 0
     public private(set) var syncNanos: UInt64 = 0
-    /// Entry data appended since the last compaction or installed snapshot.
+    /// Entry bytes (`RaftEntry.size`) appended since the last compaction or
+    /// installed snapshot, counting what the log held when this was made.
     public private(set) var bytesSinceSnapshot = 0
     /// The size of the snapshot data the log starts after.
     public private(set) var snapshotBytes: Int
@@ -22,6 +23,13 @@ public final class SyncCountingStorage: RaftStorage {
     public init(_ inner: RaftStorage) {
         self.inner = inner
         snapshotBytes = (try? inner.snapshot().data.count) ?? 0
+        // A restart must not forget the log it recovered, or a node
+        // restarted often enough would never compact.
+        if let first = try? inner.firstIndex(), let last = try? inner.lastIndex(), first <= last,
+            let stored = try? inner.entries(first, last + 1, maxBytes: .max)
+        {
+            bytesSinceSnapshot = stored.reduce(0) { $0 &+ $1.size }
+        }
     }
 
     public func initialState() throws -> (hardState: HardState, conf: ConfState) { try inner.initialState() }
@@ -34,7 +42,7 @@ public final class SyncCountingStorage: RaftStorage {
     public func snapshot() throws -> Snapshot { try inner.snapshot() }
     public func append(_ entries: [RaftEntry]) throws {
         try inner.append(entries)
-        for entry in entries { bytesSinceSnapshot &+= entry.data.count }
+        for entry in entries { bytesSinceSnapshot &+= entry.size }
     }
     public func setHardState(_ state: HardState) throws { try inner.setHardState(state) }
     public func applySnapshot(_ snapshot: Snapshot) throws {

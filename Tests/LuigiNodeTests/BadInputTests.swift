@@ -146,9 +146,11 @@ import Testing
         let before = cluster.counter("luigi_bad_frames_total")
         let peer = try RawConnection(port: port)
         #expect(try peer.handshake(try cluster.credentials(), role: .peer(7))?.kind == .welcome)
+        // Frames over the limit alone, then small ones that cross it together.
         let frames = 300
         for i in 0..<frames {
-            peer.send(Frame(.raft, group: 1, payload: [UInt8](repeating: UInt8(i & 0xFF), count: 2048)))
+            let size = i < 100 ? 2048 : 300
+            peer.send(Frame(.raft, group: 1, payload: [UInt8](repeating: UInt8(i & 0xFF), count: size)))
         }
         #expect(await eventually { cluster.counter("luigi_bad_frames_total") == before + frames },
                 "\(cluster.counter("luigi_bad_frames_total") - before) of \(frames) frames stepped")
