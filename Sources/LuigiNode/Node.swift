@@ -20,7 +20,7 @@ public final class LuigiNode: Service, Sendable {
     private let hostGroup: MultiThreadedEventLoopGroup
     private let core: NodeCore
     private let links: PeerTable
-    private let openConnections = Atomic<Int>(0)
+    private let slots: ConnectionSlots
 
     private struct Bound {
         var server: (any Channel)?
@@ -34,6 +34,7 @@ public final class LuigiNode: Service, Sendable {
         self.logger = logger
         self.network = MultiThreadedEventLoopGroup(numberOfThreads: max(1, networkThreads))
         self.hostGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.slots = ConnectionSlots(maxHandshakes: self.config.maxHandshakes, maxClients: self.config.maxConnections)
         self.core = NodeCore(config: self.config, loop: hostGroup.next(), logger: logger, metrics: metrics)
         let links = PeerTable(config: self.config, group: network, logger: logger, metrics: metrics)
         self.links = links
@@ -92,22 +93,23 @@ public final class LuigiNode: Service, Sendable {
     /// The Prometheus text that GET /metrics serves.
     public func metricsText() -> String { String(decoding: metrics.text(), as: UTF8.self) }
 
-    /// Counts the connection and installs its handler, or closes it at once
-    /// when the node already holds `maxConnections`.
+    /// Gives the connection a handshake slot (closing the oldest one still
+    /// in a handshake when all are taken) and installs its handler.
     private func accept(_ channel: any Channel) throws {
-        let open = openConnections.wrappingAdd(1, ordering: .relaxed).newValue
-        channel.closeFuture.whenComplete { [self] _ in
-            let now = openConnections.wrappingSubtract(1, ordering: .relaxed).newValue
-            metrics.connectionsOpen.record(now)
-        }
-        metrics.connectionsOpen.record(open)
-        guard open <= config.maxConnections else {
+        let (slots, metrics) = (slots, metrics)
+        let (slot, evicted) = slots.admit(channel)
+        if let evicted {
             metrics.connectionsRefused.increment()
-            channel.close(promise: nil)
-            return
+            evicted.close(promise: nil)
         }
+        channel.closeFuture.whenComplete { _ in
+            slots.closed(slot)
+            metrics.connectionsOpen.record(slots.held)
+        }
+        metrics.connectionsOpen.record(slots.held)
         metrics.connectionsAccepted.increment()
-        try channel.pipeline.syncOperations.addHandler(ServerConnection(core: core))
+        try channel.pipeline.syncOperations.addHandler(
+            ServerConnection(core: core) { asPeer in slots.authenticated(slot, asPeer: asPeer) })
     }
 
     /// Stops the links, closes the ports, answers pending requests and

@@ -80,8 +80,12 @@ public struct NodeConfig: Sendable {
     /// thread (busy with a sync, say); past this the connection is not read
     /// until they drain, and the peer's TCP window fills instead of memory.
     public var maxPeerQueuedBytes: Int = 64 << 20
-    /// Connections allowed at once (authenticated or not); more are closed on accept.
+    /// Authenticated client connections allowed at once; one more is
+    /// refused after its handshake. Peers do not count.
     public var maxConnections: Int = 1024
+    /// Connections allowed in their handshake at once; past this the oldest
+    /// of them is closed for each new one.
+    public var maxHandshakes: Int = 256
     /// Requests a client connection may have in flight; more are answered `unavailable`.
     public var maxInflightPerConnection: Int = 4096
     /// A connection must finish its handshake within this, and a started
@@ -139,7 +143,7 @@ public struct NodeConfig: Sendable {
         guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
             throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
         }
-        guard maxConnections >= 1, maxInflightPerConnection >= 1 else {
+        guard maxConnections >= 1, maxHandshakes >= 1, maxInflightPerConnection >= 1 else {
             throw LuigiError.invalidArgument("connection limits must be positive")
         }
         guard handshakeTimeoutMillis >= 1, frameTimeoutMillis >= 1 else {

@@ -45,8 +45,13 @@ final class ServerConnection: ChannelInboundHandler {
     /// Reading stopped: the client does not read its replies.
     private var pausedForWrites = false
 
-    init(core: NodeCore) throws {
+    /// Told once the handshake succeeds, with whether the connector is a
+    /// peer; false refuses it (every client slot is held).
+    private let onAuthenticated: (Bool) -> Bool
+
+    init(core: NodeCore, onAuthenticated: @escaping (Bool) -> Bool = { _ in true }) throws {
         self.core = core
+        self.onAuthenticated = onAuthenticated
         self.config = core.config
         self.metrics = core.metrics
         self.logger = core.logger
@@ -115,6 +120,13 @@ final class ServerConnection: ChannelInboundHandler {
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
                 write(welcome, context: context)
+                // Over the client budget: the credentials were right, so the
+                // refusal comes after the welcome (a client retries elsewhere
+                // rather than doubt its secret).
+                if case .client = role, !onAuthenticated(false) {
+                    metrics.connectionsRefused.increment()
+                    return refuse("too many client connections (\(config.maxConnections))", context: context)
+                }
                 switch role {
                 // Any node that proves the secret may talk Raft: the groups'
                 // memberships decide what its messages can do (a node being
@@ -123,6 +135,7 @@ final class ServerConnection: ChannelInboundHandler {
                     // A peer's frames carry whole Raft snapshots (one message each).
                     decoder.raiseLimit(to: config.maxPeerFramePayload)
                     phase = .peer(id)
+                    _ = onAuthenticated(true)
                 case .peer(let id):
                     refuse("node \(id) is this node", context: context)
                 case .client:

@@ -16,7 +16,7 @@ import Testing
         cluster = try LocalCluster(size: 1) { config in
             config.handshakeTimeoutMillis = 300
             config.frameTimeoutMillis = 300
-            config.maxConnections = 16
+            config.maxHandshakes = 16
             config.maxFramePayload = 64 << 10
             config.maxPeerQueuedBytes = 1024
         }
@@ -124,13 +124,13 @@ import Testing
         #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 3 })
         try stillServes("impostors", &written)
 
-        // A flood of connections: past the limit they are closed on accept;
-        // once the flood ends the node serves again.
+        // A flood of connections: past the handshake limit the oldest are
+        // closed; once the flood ends the node serves again.
         var flood: [RawConnection] = []
         for _ in 0..<40 { flood.append(try RawConnection(port: port)) }
         var closedEarly = 0
         for connection in flood where connection.closedByPeer(within: 100) { closedEarly += 1 }
-        #expect(closedEarly >= 40 - 16, "only \(closedEarly) of 40 closed with a limit of 16")
+        #expect(closedEarly >= 40 - 16, "only \(closedEarly) of 40 closed with 16 handshake slots")
         #expect(cluster.counter("luigi_connections_refused_total") >= 40 - 16)
         flood.removeAll()
         try stillServes("flood", &written)
@@ -157,6 +157,47 @@ import Testing
         #expect(cluster.counter("luigi_peer_read_pauses_total") >= 1)
         #expect(!peer.closedByPeer(within: 100))
         try stillServes("peer flood", &written)
+    }
+
+    /// Connections that never authenticate cannot lock anyone out, even
+    /// while they stay open (a long handshake timeout here): each new
+    /// connection closes the oldest one still in its handshake. Clients
+    /// past their budget are refused after the handshake; peers never are.
+    @Test func aFloodOfSilentConnectionsLocksNoOneOut() async throws {
+        let guarded = try LocalCluster(size: 1) { config in
+            config.handshakeTimeoutMillis = 60_000
+            config.maxHandshakes = 4
+            config.maxConnections = 3
+        }
+        try await guarded.startAll()
+        let port = guarded.members[1]!.port
+        let credentials = try guarded.credentials()
+        var flood: [RawConnection] = []
+        for _ in 0..<12 { flood.append(try RawConnection(port: port)) }
+        var closed = 0
+        for connection in flood where connection.closedByPeer(within: 200) { closed += 1 }
+        #expect(closed >= 12 - 4, "only \(closed) of 12 silent connections closed with 4 handshake slots")
+        // More silent ones keep arriving, and a client still gets in.
+        for _ in 0..<12 { flood.append(try RawConnection(port: port)) }
+        let client = try guarded.client(timeoutMillis: 10_000)
+        try client.put("during-flood", [1])
+        #expect(try client.get("during-flood") == [1])
+        // The client holds one of 3 client slots: two more fit, the next is
+        // refused after its welcome, and a peer still gets in.
+        var clients: [RawConnection] = []
+        for _ in 0..<2 {
+            let c = try RawConnection(port: port)
+            #expect(try c.handshake(credentials)?.kind == .welcome)
+            clients.append(c)
+        }
+        let extra = try RawConnection(port: port)
+        #expect(try extra.handshake(credentials)?.kind == .welcome)
+        #expect(extra.frame()?.kind == .refuse)
+        let peer = try RawConnection(port: port)
+        #expect(try peer.handshake(credentials, role: .peer(7))?.kind == .welcome)
+        #expect(!peer.closedByPeer(within: 200))
+        #expect(try client.get("during-flood") == [1])
+        await guarded.stopAll()
     }
 
     @Test func aRetriedWriteAppliesOnceAndAnUnknownSessionIsRefused() async throws {
