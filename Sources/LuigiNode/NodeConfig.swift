@@ -88,6 +88,9 @@ public struct NodeConfig: Sendable {
     public var maxHandshakes: Int = 256
     /// Requests a client connection may have in flight; more are answered `unavailable`.
     public var maxInflightPerConnection: Int = 4096
+    /// Request payload bytes a client connection may have in flight (one
+    /// request is always taken); more are answered `unavailable`.
+    public var maxInflightBytesPerConnection: Int = 64 << 20
     /// A connection must finish its handshake within this, and a started
     /// frame must complete within it, or the connection is closed.
     public var handshakeTimeoutMillis: Int = 2000
@@ -143,7 +146,7 @@ public struct NodeConfig: Sendable {
         guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
             throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
         }
-        guard maxConnections >= 1, maxHandshakes >= 1, maxInflightPerConnection >= 1 else {
+        guard maxConnections >= 1, maxHandshakes >= 1, maxInflightPerConnection >= 1, maxInflightBytesPerConnection >= 1 else {
             throw LuigiError.invalidArgument("connection limits must be positive")
         }
         guard handshakeTimeoutMillis >= 1, frameTimeoutMillis >= 1 else {

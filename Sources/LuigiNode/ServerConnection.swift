@@ -12,8 +12,9 @@ import Synchronization
 /// frame over the size limit (refused from its header, before it is
 /// buffered), a wrong secret, a handshake not finished in time, a frame
 /// left half-sent too long (a slow sender), or a frame kind the role may
-/// not send. A client with too many requests in flight gets `unavailable`
-/// replies; one that does not read its replies stops being read from, and
+/// not send. A client with too many requests, or request bytes, in flight
+/// gets `unavailable` replies; one that does not read its replies stops
+/// being read from, and
 /// so does a peer whose frames wait for the host thread beyond
 /// `maxPeerQueuedBytes`, until they drain.
 final class ServerConnection: ChannelInboundHandler {
@@ -36,6 +37,8 @@ final class ServerConnection: ChannelInboundHandler {
     private var decoder: FrameDecoder
     private var phase: Phase
     private var inflight = 0
+    /// The payload bytes of those requests.
+    private var inflightBytes = 0
     private var handshakeTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
     /// A peer's frames handed to the host thread and not yet stepped.
@@ -168,12 +171,17 @@ final class ServerConnection: ChannelInboundHandler {
                 metrics.badFrames.increment()
                 return refuse("malformed request: \(error)", context: context)
             }
-            guard inflight < config.maxInflightPerConnection else {
+            let size = frame.payload.count
+            // One request is always taken, whatever its size (up to the frame limit).
+            guard inflight < config.maxInflightPerConnection,
+                inflight == 0 || inflightBytes + size <= config.maxInflightBytesPerConnection
+            else {
                 let reply = ClientReply(id: request.id, status: .unavailable, message: "too many requests in flight on this connection")
                 write(Frame(.reply, group: frame.group, payload: reply.encoded()), context: context)
                 return
             }
             inflight += 1
+            inflightBytes += size
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let group = frame.group
             let core = core
@@ -182,6 +190,7 @@ final class ServerConnection: ChannelInboundHandler {
                     bound.eventLoop.execute {
                         let (handler, context) = bound.value
                         handler.inflight -= 1
+                        handler.inflightBytes -= size
                         handler.write(Frame(.reply, group: group, payload: reply.encoded()), context: context)
                     }
                 }

@@ -229,6 +229,50 @@ import Glibc
         await cluster.stopAll()
     }
 
+    /// A connection's requests in flight are bounded by count and by
+    /// bytes: past either, a request is answered `unavailable` at once and
+    /// the ones taken keep waiting (here for a quorum that is gone).
+    @Test func aConnectionsRequestsInFlightAreBoundedByCountAndBytes() async throws {
+        let cluster = try LocalCluster { config in
+            config.shards = 2
+            config.maxInflightPerConnection = 4
+            config.maxInflightBytesPerConnection = 4096
+        }
+        try await cluster.startAll()
+        _ = try cluster.client(timeoutMillis: 30_000).transact([0: [.read("warm")], 1: [.read("warm")]])
+        await cluster.stop(2)
+        await cluster.stop(3)
+        let credentials = try cluster.credentials()
+        // Sends `count` transactions of `keyBytes`-byte keys at once; returns
+        // the request seqs answered within a second, and how.
+        func flood(count: Int, keyBytes: Int) throws -> [UInt64: ReplyStatus] {
+            let raw = try RawConnection(port: cluster.members[1]!.port)
+            #expect(try raw.handshake(credentials)?.kind == .welcome)
+            for seq in 1...UInt64(count) {
+                let key = String(repeating: "k", count: keyBytes - 8) + String(format8(seq))
+                let request = ClientRequest(
+                    id: RequestID(client: 77, seq: seq), timeoutMillis: 20_000,
+                    operation: .transact([ShardOps(shard: 0, ops: [.write(key, 1)])]))
+                raw.send(Frame(.request, group: 0, payload: request.encoded()))
+            }
+            var answered: [UInt64: ReplyStatus] = [:]
+            while let frame = raw.frame(within: 1000), frame.kind == .reply {
+                let reply = try ClientReply(decoding: frame.payload)
+                answered[reply.id.seq] = reply.status
+            }
+            return answered
+        }
+        // By count: 4 small requests are taken, the other 6 refused.
+        let byCount = try flood(count: 10, keyBytes: 16)
+        #expect(Set(byCount.keys) == Set(5...10), "\(byCount)")
+        #expect(byCount.values.allSatisfy { $0 == .unavailable })
+        // By bytes: ~1 KiB requests, 3 fit in 4 KiB, the other 3 refused.
+        let byBytes = try flood(count: 6, keyBytes: 1000)
+        #expect(Set(byBytes.keys) == Set(4...6), "\(byBytes)")
+        #expect(byBytes.values.allSatisfy { $0 == .unavailable })
+        await cluster.stopAll()
+    }
+
     func coordinatorId(_ cluster: LocalCluster, _ node: UInt64) throws -> UInt64 {
         let status = try cluster.client(endpoints: [cluster.members[node]!.description]).status()
         guard let r = status.firstRange(of: "\"coordinator\":") else { return 0 }
@@ -238,4 +282,10 @@ import Glibc
 
 enum ShardGroupsTestView {
     static func group(_ shard: UInt64) -> UInt64 { NodeConfig.shardGroupBase + 1 + shard }
+}
+
+/// `n` as 8 decimal digits.
+private func format8(_ n: UInt64) -> String {
+    let digits = String(n)
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }
