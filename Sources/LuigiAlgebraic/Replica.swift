@@ -139,7 +139,9 @@ public final class Replica {
         return true
     }
 
-    private func isDeliverable(_ update: Update) -> Bool {
+    /// Whether `update` would apply now: it is its origin's next, and
+    /// every update it depends on is here (otherwise it waits in pending).
+    public func isDeliverable(_ update: Update) -> Bool {
         clock[update.origin] == update.seq - 1 && update.clock.isDominated(by: clock, ignoring: update.origin)
     }
 

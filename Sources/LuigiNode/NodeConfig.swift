@@ -59,6 +59,10 @@ public struct NodeConfig: Sendable {
     /// Transactions this node's coordinator drives at once (past their
     /// clients' timeouts too); more are refused `unavailable`.
     public var maxTransactionsInFlight: Int = 65_536
+    /// Peer updates a replica group holds while they wait for their causal
+    /// predecessors; past it, such an update is left for anti-entropy to
+    /// bring again.
+    public var maxPendingReplicaUpdates: Int = 65_536
     /// Milliseconds between anti-entropy digests to each peer.
     public var antiEntropyMillis: Int = 100
     /// Joining a running cluster: the groups start with the other members
@@ -146,6 +150,7 @@ public struct NodeConfig: Sendable {
         guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
             throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
         }
+        guard maxPendingReplicaUpdates >= 0 else { throw LuigiError.invalidArgument("maxPendingReplicaUpdates must be >= 0") }
         guard maxConnections >= 1, maxHandshakes >= 1, maxInflightPerConnection >= 1, maxInflightBytesPerConnection >= 1 else {
             throw LuigiError.invalidArgument("connection limits must be positive")
         }

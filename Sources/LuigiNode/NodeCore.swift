@@ -166,7 +166,8 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                 try host.add(driver, machine: try shards.attach(group: group, driver: driver))
             } else if group > NodeConfig.replicaGroupBase {
                 let replica = try ReplicaGroup(
-                    group: group, nodeId: config.nodeId, directory: "\(config.dataDirectory)/replica-\(group)")
+                    group: group, nodeId: config.nodeId, directory: "\(config.dataDirectory)/replica-\(group)",
+                    maxPending: config.maxPendingReplicaUpdates)
                 replicas[group] = replica
                 try host.add(driver, machine: SessionMachine(replica.machine))
             } else {

@@ -35,8 +35,17 @@ final class ReplicaGroup {
     /// The log's origin id in this group's replicas: above every node id.
     static func logOrigin(_ group: UInt64) -> UInt64 { UInt64.max - group }
 
-    init(group: UInt64, nodeId: UInt64, directory: String) throws {
+    /// At most this many peer updates wait for their causal predecessors;
+    /// past it, one that cannot apply yet is not kept (anti-entropy brings
+    /// it again once its predecessors are here), so a peer cannot make the
+    /// node hold updates without bound.
+    let maxPending: Int
+    /// Peer updates not kept because `maxPending` others were waiting.
+    private(set) var droppedForPending = 0
+
+    init(group: UInt64, nodeId: UInt64, directory: String, maxPending: Int = 65_536) throws {
         self.group = group
+        self.maxPending = maxPending
         let replica = Replica(nodeID: nodeId)
         self.replica = replica
         self.machine = try ReplicaStateMachine(replica: replica, logOrigin: Self.logOrigin(group))
@@ -95,6 +104,10 @@ final class ReplicaGroup {
         // Own updates are taken too: a node whose data was lost learns its
         // durable past back from its peers and does not reuse those dots.
         for update in updates where update.origin != machine.logOrigin {
+            if replica.pendingCount >= maxPending && !replica.isDeliverable(update) {
+                droppedForPending += 1
+                continue
+            }
             if replica.apply(update) { fresh.append(update) }
         }
         do { try append(fresh) } catch { throw StorageFailure(error: error) }

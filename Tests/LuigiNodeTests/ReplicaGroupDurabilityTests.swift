@@ -52,3 +52,32 @@ import Testing
         group.close()
     }
 }
+
+/// A peer cannot make a replica group hold updates without bound: past
+/// `maxPending` waiting ones, an update that cannot apply yet is not kept,
+/// and it applies when anti-entropy brings it again after its predecessors.
+@Suite struct ReplicaGroupPendingBoundTests {
+    @Test func updatesPastThePendingBoundWaitForAntiEntropy() throws {
+        let directory = try makeTemporaryDirectory("luigi-replica-test")
+        defer { removeDirectory(directory) }
+        let group = try ReplicaGroup(group: 1001, nodeId: 1, directory: directory, maxPending: 4)
+        // A peer replica's 10 updates; all but the first arrive.
+        let peer = Replica(nodeID: 9)
+        var updates: [Update] = []
+        for _ in 0..<10 {
+            let tx = peer.transaction()
+            try tx.add("n", 1)
+            updates.append(try tx.commit())
+        }
+        #expect(try group.receive(Array(updates.dropFirst())) == 4)
+        #expect(group.replica.pendingCount == 4)
+        #expect(group.droppedForPending == 5)
+        // The first arrives: it and the 4 waiting apply; the rest come again.
+        #expect(try group.receive([updates[0]]) == 1)
+        #expect(group.replica.pendingCount == 0)
+        #expect(try group.receive(updates) == 5)
+        #expect(group.replica.clock[9] == 10)
+        #expect(group.replica.value("n") == .counter(10))
+        group.close()
+    }
+}
