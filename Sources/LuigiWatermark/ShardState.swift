@@ -23,6 +23,10 @@ public struct ShardState: Equatable, Sendable {
     private(set) var writeFrontier: [String: UInt64] = [:]
     /// (coordinator, worker) -> every seq below is finished and forgotten.
     private(set) var retired: [RetireKey: UInt64] = [:]
+    /// The seqs `txns` holds for each (coordinator, worker), so a retire
+    /// visits its own stream's transactions, not every one (a function of
+    /// `txns`, so equal states still compare equal).
+    private var seqsByStream: [RetireKey: Set<UInt64>] = [:]
     /// Parts applied with effect, and ops in them (checkers count these).
     public private(set) var partsApplied: UInt64 = 0
     public private(set) var opsApplied: UInt64 = 0
@@ -30,6 +34,13 @@ public struct ShardState: Equatable, Sendable {
     struct RetireKey: Hashable, Sendable {
         var coordinator: UInt64
         var worker: UInt32
+
+        init(coordinator: UInt64, worker: UInt32) {
+            self.coordinator = coordinator
+            self.worker = worker
+        }
+
+        init(_ id: TxnId) { self.init(coordinator: id.coordinator, worker: id.worker) }
     }
 
     public init(shard: UInt64, workers: Int) {
@@ -53,6 +64,7 @@ public struct ShardState: Equatable, Sendable {
         self.retired = retired
         self.partsApplied = partsApplied
         self.opsApplied = opsApplied
+        for id in txns.keys { seqsByStream[RetireKey(id), default: []].insert(id.seq) }
     }
 
     public func isRetired(_ id: TxnId) -> Bool {
@@ -75,6 +87,7 @@ public struct ShardState: Equatable, Sendable {
             for w in e.writes { writeFrontier[w.key] = max(writeFrontier[w.key] ?? 0, e.ts) }
             let outcome: Outcome? = e.pending ? nil : (e.vote ? .committed : .aborted)
             txns[e.id] = TxnRecord(execution: e, outcome: outcome)
+            seqsByStream[RetireKey(e.id), default: []].insert(e.id.seq)
             if outcome == .committed { write(e) }
         case .outcome(let id, let committed):
             guard var rec = txns[id], rec.outcome == nil else { return }
@@ -88,9 +101,16 @@ public struct ShardState: Equatable, Sendable {
             let key = RetireKey(coordinator: c, worker: worker)
             guard below > retired[key, default: 0] else { return }
             retired[key] = below
-            txns = txns.filter { id, rec in
-                !(id.coordinator == c && id.worker == worker && id.seq < below && rec.outcome != nil)
+            // Finished ones below go; one still waiting for votes stays.
+            guard var seqs = seqsByStream.removeValue(forKey: key) else { return }
+            for seq in seqs where seq < below {
+                let id = TxnId(coordinator: c, worker: worker, seq: seq)
+                if txns[id]?.outcome != nil {
+                    txns[id] = nil
+                    seqs.remove(seq)
+                }
             }
+            if !seqs.isEmpty { seqsByStream[key] = seqs }
         }
     }
 
