@@ -34,7 +34,10 @@ public final class LuigiNode: Service, Sendable {
         self.logger = logger
         self.network = MultiThreadedEventLoopGroup(numberOfThreads: max(1, networkThreads))
         self.hostGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        self.slots = ConnectionSlots(maxHandshakes: self.config.maxHandshakes, maxClients: self.config.maxConnections)
+        let metrics = self.metrics
+        self.slots = ConnectionSlots(maxHandshakes: self.config.maxHandshakes, maxClients: self.config.maxConnections) {
+            metrics.connectionsOpen.record($0)
+        }
         self.core = NodeCore(config: self.config, loop: hostGroup.next(), logger: logger, metrics: metrics)
         let links = PeerTable(config: self.config, group: network, logger: logger, metrics: metrics)
         self.links = links
@@ -99,17 +102,25 @@ public final class LuigiNode: Service, Sendable {
         let (slots, metrics) = (slots, metrics)
         let (slot, evicted) = slots.admit(channel)
         if let evicted {
-            metrics.connectionsRefused.increment()
+            metrics.connectionsEvicted.increment()
             evicted.close(promise: nil)
         }
-        channel.closeFuture.whenComplete { _ in
-            slots.closed(slot)
-            metrics.connectionsOpen.record(slots.held)
-        }
-        metrics.connectionsOpen.record(slots.held)
+        channel.closeFuture.whenComplete { _ in slots.closed(slot) }
         metrics.connectionsAccepted.increment()
         try channel.pipeline.syncOperations.addHandler(
-            ServerConnection(core: core) { asPeer in slots.authenticated(slot, asPeer: asPeer) })
+            ServerConnection(core: core) { role in
+                switch slots.authenticated(slot, as: role) {
+                case .busy:
+                    metrics.connectionsRefused.increment()
+                    return false
+                case .admitted(let replacing):
+                    if let replacing {
+                        metrics.connectionsEvicted.increment()
+                        replacing.close(promise: nil)
+                    }
+                    return true
+                }
+            })
     }
 
     /// Stops the links, closes the ports, answers pending requests and

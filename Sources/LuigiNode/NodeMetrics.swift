@@ -14,6 +14,7 @@ final class NodeMetrics: Sendable {
     let peerMessagesDropped: Counter
     let connectionsAccepted: Counter
     let connectionsRefused: Counter
+    let connectionsEvicted: Counter
     let authFailures: Counter
     let badFrames: Counter
     let peerReadPauses: Counter
@@ -29,6 +30,7 @@ final class NodeMetrics: Sendable {
         peerMessagesDropped = Counter(label: "luigi_peer_messages_dropped_total", factory: factory)
         connectionsAccepted = Counter(label: "luigi_connections_accepted_total", factory: factory)
         connectionsRefused = Counter(label: "luigi_connections_refused_total", factory: factory)
+        connectionsEvicted = Counter(label: "luigi_connections_evicted_total", factory: factory)
         authFailures = Counter(label: "luigi_auth_failures_total", factory: factory)
         badFrames = Counter(label: "luigi_bad_frames_total", factory: factory)
         peerReadPauses = Counter(label: "luigi_peer_read_pauses_total", factory: factory)

@@ -105,7 +105,7 @@ final class ReplicaGroup {
         // durable past back from its peers and does not reuse those dots.
         for update in updates where update.origin != machine.logOrigin {
             if replica.pendingCount >= maxPending && !replica.isDeliverable(update) {
-                droppedForPending += 1
+                if update.seq > replica.clock[update.origin] { droppedForPending += 1 }
                 continue
             }
             if replica.apply(update) { fresh.append(update) }

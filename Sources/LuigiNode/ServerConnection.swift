@@ -48,11 +48,11 @@ final class ServerConnection: ChannelInboundHandler {
     /// Reading stopped: the client does not read its replies.
     private var pausedForWrites = false
 
-    /// Told once the handshake succeeds, with whether the connector is a
-    /// peer; false refuses it (every client slot is held).
-    private let onAuthenticated: (Bool) -> Bool
+    /// Told once the handshake succeeds, with the connector's role; false
+    /// refuses it as busy (every client slot is held).
+    private let onAuthenticated: (ConnectionSlots.Role) -> Bool
 
-    init(core: NodeCore, onAuthenticated: @escaping (Bool) -> Bool = { _ in true }) throws {
+    init(core: NodeCore, onAuthenticated: @escaping (ConnectionSlots.Role) -> Bool = { _ in true }) throws {
         self.core = core
         self.onAuthenticated = onAuthenticated
         self.config = core.config
@@ -122,13 +122,11 @@ final class ServerConnection: ChannelInboundHandler {
             case .accepted(let role, let welcome):
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
-                write(welcome, context: context)
-                // Over the client budget: the credentials were right, so the
-                // refusal comes after the welcome (a client retries elsewhere
-                // rather than doubt its secret).
-                if case .client = role, !onAuthenticated(false) {
-                    metrics.connectionsRefused.increment()
-                    return refuse("too many client connections (\(config.maxConnections))", context: context)
+                if case .client = role, !onAuthenticated(.client) {
+                    // The hello was valid: refused as busy, so the client
+                    // tries elsewhere rather than doubt its secret.
+                    let why = "too many client connections (\(config.maxConnections))"
+                    return refuse(why, context: context, frame: Handshake.busy(why))
                 }
                 switch role {
                 // Any node that proves the secret may talk Raft: the groups'
@@ -138,12 +136,15 @@ final class ServerConnection: ChannelInboundHandler {
                     // A peer's frames carry whole Raft snapshots (one message each).
                     decoder.raiseLimit(to: config.maxPeerFramePayload)
                     phase = .peer(id)
-                    _ = onAuthenticated(true)
+                    _ = onAuthenticated(.peer(id))
+                    write(welcome, context: context)
                 case .peer(let id):
+                    write(welcome, context: context)
                     refuse("node \(id) is this node", context: context)
                 case .client:
                     decoder.raiseLimit(to: config.maxFramePayload)
                     phase = .client
+                    write(welcome, context: context)
                 }
             case .refused(let reason, let refusal):
                 metrics.authFailures.increment()
@@ -251,10 +252,10 @@ final class ServerConnection: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func refuse(_ reason: String, context: ChannelHandlerContext) {
+    private func refuse(_ reason: String, context: ChannelHandlerContext, frame: Frame? = nil) {
         guard context.channel.isActive else { return }
         logger.info("connection refused", metadata: ["reason": "\(reason)"])
-        write(Handshake.refusal(reason), context: context)
+        write(frame ?? Handshake.refusal(reason), context: context)
         phase = .closing
         context.close(promise: nil)
     }

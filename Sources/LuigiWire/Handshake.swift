@@ -40,7 +40,8 @@ public enum ConnectionRole: Equatable, Sendable {
 ///
 ///     server -> challenge: cluster id, server nonce (32 bytes), server node id
 ///     connector -> hello:  cluster id, role, connector nonce, proof
-///     server -> welcome:   server proof      (or refuse: reason, then close)
+///     server -> welcome:   server proof      (or refuse: reason, then close;
+///                                             "busy: ..." after a valid hello)
 ///
 /// Sans-I/O: the sides take and return frames; the caller moves them.
 public enum Handshake {
@@ -107,6 +108,14 @@ public enum Handshake {
         w.string(String(reason.prefix(200)))
         return Frame(.refuse, payload: w.bytes)
     }
+
+    /// A refusal's reason starts with this when the node is at a limit (too
+    /// many client connections), not doubting the connector: it comes only
+    /// after a valid hello, and the connector may try again or elsewhere.
+    public static let busyPrefix = "busy: "
+
+    /// A refusal for a connector whose hello was valid, at a limit.
+    public static func busy(_ why: String) -> Frame { refusal(busyPrefix + why) }
 
     /// The reason a `refuse` frame carries (or a placeholder if it is malformed).
     public static func reason(ofRefusal frame: Frame) -> String {
@@ -224,10 +233,12 @@ public struct HandshakeClient: Sendable {
     /// Checks the server's welcome; returns the server's node id. Throws
     /// `.unauthenticated` when the server refuses the hello (our proof or
     /// cluster id is wrong) or its own proof is wrong (it does not know the
-    /// secret).
+    /// secret), and `.state` when it is busy (`Handshake.busyPrefix`).
     public func finish(_ welcome: Frame) throws -> UInt64 {
         if welcome.kind == .refuse {
-            throw LuigiError.unauthenticated("the node refused this connection: \(Handshake.reason(ofRefusal: welcome))")
+            let reason = Handshake.reason(ofRefusal: welcome)
+            if reason.hasPrefix(Handshake.busyPrefix) { throw LuigiError.state("the node is busy: \(reason)") }
+            throw LuigiError.unauthenticated("the node refused this connection: \(reason)")
         }
         guard let serverNonce, welcome.kind == .welcome, welcome.group == 0 else {
             throw LuigiError.state("expected a welcome frame, got \(welcome.kind)")

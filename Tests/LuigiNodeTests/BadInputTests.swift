@@ -131,7 +131,7 @@ import Testing
         var closedEarly = 0
         for connection in flood where connection.closedByPeer(within: 100) { closedEarly += 1 }
         #expect(closedEarly >= 40 - 16, "only \(closedEarly) of 40 closed with 16 handshake slots")
-        #expect(cluster.counter("luigi_connections_refused_total") >= 40 - 16)
+        #expect(cluster.counter("luigi_connections_evicted_total") >= 40 - 16)
         flood.removeAll()
         try stillServes("flood", &written)
         await cluster.stopAll()
@@ -183,7 +183,7 @@ import Testing
         try client.put("during-flood", [1])
         #expect(try client.get("during-flood") == [1])
         // The client holds one of 3 client slots: two more fit, the next is
-        // refused after its welcome, and a peer still gets in.
+        // refused as busy (not as a wrong secret), and peers still get in.
         var clients: [RawConnection] = []
         for _ in 0..<2 {
             let c = try RawConnection(port: port)
@@ -191,11 +191,23 @@ import Testing
             clients.append(c)
         }
         let extra = try RawConnection(port: port)
-        #expect(try extra.handshake(credentials)?.kind == .welcome)
-        #expect(extra.frame()?.kind == .refuse)
-        let peer = try RawConnection(port: port)
-        #expect(try peer.handshake(credentials, role: .peer(7))?.kind == .welcome)
-        #expect(!peer.closedByPeer(within: 200))
+        let refusal = try extra.handshake(credentials)
+        #expect(refusal?.kind == .refuse && refusal.map { Handshake.reason(ofRefusal: $0) }?.hasPrefix(Handshake.busyPrefix) == true)
+        do {
+            _ = try guarded.client(timeoutMillis: 300).get("during-flood")
+            Issue.record("a client past the budget was served")
+        } catch let error as LuigiError {
+            guard case .timeout(let why) = error, why.contains("busy") else { Issue.record("expected busy, got \(error)"); return }
+        }
+        // A peer keeps at most 4 connections: a fifth closes its oldest.
+        var peers: [RawConnection] = []
+        for _ in 0..<5 {
+            let peer = try RawConnection(port: port)
+            #expect(try peer.handshake(credentials, role: .peer(7))?.kind == .welcome)
+            peers.append(peer)
+        }
+        #expect(peers[0].closedByPeer(within: 1000))
+        #expect(!peers[4].closedByPeer(within: 200))
         #expect(try client.get("during-flood") == [1])
         await guarded.stopAll()
     }

@@ -243,16 +243,20 @@ import Glibc
         await cluster.stop(2)
         await cluster.stop(3)
         let credentials = try cluster.credentials()
-        // Sends `count` transactions of `keyBytes`-byte keys at once; returns
-        // the request seqs answered within a second, and how.
-        func flood(count: Int, keyBytes: Int) throws -> [UInt64: ReplyStatus] {
+        // Sends transactions at once, the i-th writing `keys[i]` keys of
+        // `keyBytes` bytes; returns the request seqs answered within a
+        // second, and how.
+        func flood(keys: [Int], keyBytes: Int) throws -> [UInt64: ReplyStatus] {
             let raw = try RawConnection(port: cluster.members[1]!.port)
             #expect(try raw.handshake(credentials)?.kind == .welcome)
-            for seq in 1...UInt64(count) {
-                let key = String(repeating: "k", count: keyBytes - 8) + String(format8(seq))
+            for (i, n) in keys.enumerated() {
+                let seq = UInt64(i + 1)
+                let ops = (0..<n).map { k in
+                    Op.write(String(repeating: "k", count: keyBytes - 12) + format8(seq) + "-\(k % 10)\(k / 10 % 10)", 1)
+                }
                 let request = ClientRequest(
                     id: RequestID(client: 77, seq: seq), timeoutMillis: 20_000,
-                    operation: .transact([ShardOps(shard: 0, ops: [.write(key, 1)])]))
+                    operation: .transact([ShardOps(shard: 0, ops: ops)]))
                 raw.send(Frame(.request, group: 0, payload: request.encoded()))
             }
             var answered: [UInt64: ReplyStatus] = [:]
@@ -263,13 +267,16 @@ import Glibc
             return answered
         }
         // By count: 4 small requests are taken, the other 6 refused.
-        let byCount = try flood(count: 10, keyBytes: 16)
+        let byCount = try flood(keys: Array(repeating: 1, count: 10), keyBytes: 16)
         #expect(Set(byCount.keys) == Set(5...10), "\(byCount)")
         #expect(byCount.values.allSatisfy { $0 == .unavailable })
-        // By bytes: ~1 KiB requests, 3 fit in 4 KiB, the other 3 refused.
-        let byBytes = try flood(count: 6, keyBytes: 1000)
-        #expect(Set(byBytes.keys) == Set(4...6), "\(byBytes)")
+        // By bytes: ~1.4 KiB requests, 2 fit in 4 KiB, the other 4 refused.
+        let byBytes = try flood(keys: Array(repeating: 2, count: 6), keyBytes: 700)
+        #expect(Set(byBytes.keys) == Set(3...6), "\(byBytes)")
         #expect(byBytes.values.allSatisfy { $0 == .unavailable })
+        // One request over the byte bound alone is taken; the next is not.
+        let oversized = try flood(keys: [5, 1], keyBytes: 1000)
+        #expect(Set(oversized.keys) == [2], "\(oversized)")
         await cluster.stopAll()
     }
 
