@@ -199,18 +199,25 @@ import Glibc
         await cluster.stopAll()
     }
 
-    /// Transactions that cannot finish (no shard has a quorum) count against
-    /// the coordinator's bound after their clients gave up on them: past it,
-    /// new ones are refused before any effect.
-    @Test func theCoordinatorBoundsWhatItDrivesPastClientTimeouts() async throws {
+    /// Three nodes with 2 shards, warmed by a first transaction, then nodes
+    /// 2 and 3 stopped: node 1's transactions wait for a quorum that is gone.
+    func withoutQuorum(_ tune: @escaping (inout NodeConfig) -> Void) async throws -> LocalCluster {
         let cluster = try LocalCluster { config in
             config.shards = 2
-            config.maxTransactionsInFlight = 3
+            tune(&config)
         }
         try await cluster.startAll()
         _ = try cluster.client(timeoutMillis: 30_000).transact([0: [.read("warm")], 1: [.read("warm")]])
         await cluster.stop(2)
         await cluster.stop(3)
+        return cluster
+    }
+
+    /// Transactions that cannot finish (no shard has a quorum) count against
+    /// the coordinator's bound after their clients gave up on them: past it,
+    /// new ones are refused before any effect.
+    @Test func theCoordinatorBoundsWhatItDrivesPastClientTimeouts() async throws {
+        let cluster = try await withoutQuorum { $0.maxTransactionsInFlight = 3 }
         let lonely = try cluster.client(endpoints: [cluster.members[1]!.description], timeoutMillis: 50)
         for i in 0..<3 {
             do {
@@ -233,15 +240,10 @@ import Glibc
     /// bytes: past either, a request is answered `unavailable` at once and
     /// the ones taken keep waiting (here for a quorum that is gone).
     @Test func aConnectionsRequestsInFlightAreBoundedByCountAndBytes() async throws {
-        let cluster = try LocalCluster { config in
-            config.shards = 2
+        let cluster = try await withoutQuorum { config in
             config.maxInflightPerConnection = 4
             config.maxInflightBytesPerConnection = 4096
         }
-        try await cluster.startAll()
-        _ = try cluster.client(timeoutMillis: 30_000).transact([0: [.read("warm")], 1: [.read("warm")]])
-        await cluster.stop(2)
-        await cluster.stop(3)
         let credentials = try cluster.credentials()
         // Sends transactions at once, the i-th writing `keys[i]` keys of
         // `keyBytes` bytes; returns the request seqs answered within a
