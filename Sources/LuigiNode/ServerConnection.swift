@@ -14,9 +14,8 @@ import Synchronization
 /// left half-sent too long (a slow sender), or a frame kind the role may
 /// not send. A client with too many requests, or request bytes, in flight
 /// gets `unavailable` replies; one that does not read its replies stops
-/// being read from, and
-/// so does a peer whose frames wait for the host thread beyond
-/// `maxPeerQueuedBytes`, until they drain.
+/// being read from, and so does a peer whose frames wait for the host
+/// thread beyond `maxPeerQueuedBytes`, until they drain.
 final class ServerConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -122,12 +121,6 @@ final class ServerConnection: ChannelInboundHandler {
             case .accepted(let role, let welcome):
                 handshakeTimer?.cancel()
                 handshakeTimer = nil
-                if case .client = role, !onAuthenticated(.client) {
-                    // The hello was valid: refused as busy, so the client
-                    // tries elsewhere rather than doubt its secret.
-                    let why = "too many client connections (\(config.maxConnections))"
-                    return refuse(why, context: context, frame: Handshake.busy(why))
-                }
                 switch role {
                 // Any node that proves the secret may talk Raft: the groups'
                 // memberships decide what its messages can do (a node being
@@ -142,6 +135,12 @@ final class ServerConnection: ChannelInboundHandler {
                     write(welcome, context: context)
                     refuse("node \(id) is this node", context: context)
                 case .client:
+                    guard onAuthenticated(.client) else {
+                        // The hello was valid: refused as busy, so the client
+                        // tries elsewhere rather than doubt its secret.
+                        let why = "too many client connections (\(config.maxConnections))"
+                        return refuse(why, context: context, frame: Handshake.busy(why))
+                    }
                     decoder.raiseLimit(to: config.maxFramePayload)
                     phase = .client
                     write(welcome, context: context)
