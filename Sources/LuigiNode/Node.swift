@@ -42,7 +42,7 @@ public final class LuigiNode: Service, Sendable {
         let links = PeerTable(config: self.config, group: network, logger: logger, metrics: metrics)
         self.links = links
         core.sendToPeer = { peer, frames in links.send(frames, to: peer) }
-        core.onMembers = { members in links.update(members) }
+        core.onPeers = { peers in links.update(peers) }
     }
 
     /// Opens the groups, binds the ports and starts the peer links. Returns
@@ -81,7 +81,7 @@ public final class LuigiNode: Service, Sendable {
             $0.http = httpChannel
         }
         // What the groups' address books already hold wins over the config.
-        links.update(try await core.loop.submit { core.members }.get())
+        links.update(try await core.loop.submit { core.peers }.get())
         let listen = try Address(host: config.listen.host, port: server.localAddress?.port ?? config.listen.port)
         let http = try httpChannel.map { try Address(host: config.http!.host, port: $0.localAddress?.port ?? 0) }
         logger.info(

@@ -78,9 +78,16 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     /// Hands frames to the link of a peer (thread-safe; set before `start`).
     var sendToPeer: @Sendable (UInt64, [Frame]) -> Void = { _, _ in }
     /// Every member's address: the config's, then what the groups' address
-    /// books applied (`member add`). Changes go to `onMembers`.
+    /// books applied (`member add`).
     private(set) var members: [UInt64: Address]
-    var onMembers: @Sendable ([UInt64: Address]) -> Void = { _ in }
+    /// The peers this node talks to: the members with an address that some
+    /// group's configuration still holds. A removed member drops out once
+    /// every group applied its removal, and its link closes. Changes go to
+    /// `onPeers`.
+    private(set) var peers: [UInt64: Address] = [:]
+    var onPeers: @Sendable ([UInt64: Address]) -> Void = { _ in }
+    /// Each group's configuration when `peers` was last computed.
+    private var confs: [UInt64: ConfState] = [:]
 
     init(config: NodeConfig, loop: any EventLoop, logger: Logger, metrics: NodeMetrics) {
         self.config = config
@@ -95,7 +102,27 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         guard id != config.nodeId, let address, members[id] != address else { return }
         members[id] = address
         logger.info("member address learned", metadata: ["member": "\(id)", "address": "\(address)"])
-        onMembers(members)
+        refreshPeers(force: true)
+    }
+
+    /// Recomputes `peers` when an address or a group's configuration changed.
+    private func refreshPeers(force: Bool = false) {
+        var changed = force
+        for group in host.groups {
+            guard let conf = host.driver(group)?.node.conf, confs[group] != conf else { continue }
+            confs[group] = conf
+            changed = true
+        }
+        guard changed else { return }
+        var inSomeGroup = Set<UInt64>()
+        for conf in confs.values { inSomeGroup.formUnion(conf.voters + conf.learners) }
+        let now = members.filter { $0.key != config.nodeId && inSomeGroup.contains($0.key) }
+        guard now != peers else { return }
+        for (id, _) in peers where now[id] == nil {
+            logger.info("member left every group; its link closes", metadata: ["member": "\(id)"])
+        }
+        peers = now
+        onPeers(peers)
     }
 
     /// Opens every group's storage and starts ticking. Runs on `loop`.
@@ -139,7 +166,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             let incarnation = try DurableCounter.next(at: "\(config.dataDirectory)/coordinator-incarnation")
             let groups = try ShardGroups(config: config, incarnation: incarnation)
             groups.leaderOf = { [unowned self] group in host.driver(group)?.node.leader ?? 0 }
-            groups.members = { [unowned self] in members.keys.sorted() }
+            groups.members = { [unowned self] in peers.keys.sorted() }
             groups.send = { [sendToPeer, metrics] peer, frames in
                 sendToPeer(peer, frames)
                 metrics.framesOut.increment(by: frames.count)
@@ -184,6 +211,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                     "last_index": "\(driver.node.status.lastIndex)",
                 ])
         }
+        refreshPeers(force: true)
         let interval = TimeAmount.milliseconds(Int64(config.tickMillis))
         tickTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
             self?.tick()
@@ -533,6 +561,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             return fail("\(error)")
         }
         pumpShards()
+        refreshPeers()
         finishMembershipChanges()
         serveReads(reask: false)
         // Results were answered as they applied (`onResult`); what is left
@@ -621,7 +650,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
     private func sendDigests() {
         for (group, replica) in replicas.sorted(by: { $0.key < $1.key }) {
             let frame = Frame(.delta, group: group, payload: SyncMessage.digest(replica.replica.clock).encoded())
-            for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, [frame]) }
+            for peer in peers.keys.sorted() { sendToPeer(peer, [frame]) }
         }
     }
 
@@ -644,7 +673,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
             bytes += size
         }
         frames.append(Frame(.delta, group: group, payload: SyncMessage.reply(batch).encoded()))
-        for peer in members.keys.sorted() where peer != config.nodeId { sendToPeer(peer, frames) }
+        for peer in peers.keys.sorted() { sendToPeer(peer, frames) }
     }
 
     /// A peer's digest (answered with what it lacks) or updates (applied).
@@ -717,7 +746,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","
             + (shards.map { "\"coordinator\":\($0.coordinatorId),\"stale_watermark_messages\":\($0.staleMessages)," } ?? "")
-            + "\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
+            + "\"peers\":\(peers.keys.sorted()),\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
     }
 }
 

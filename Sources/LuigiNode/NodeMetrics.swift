@@ -22,6 +22,7 @@ final class NodeMetrics: Sendable {
     let requestsFailed: Counter
     let requestLatency: Timer
     let connectionsOpen: Gauge
+    let peerLinks: Gauge
 
     init() {
         factory = PrometheusMetricsFactory(registry: registry)
@@ -38,6 +39,7 @@ final class NodeMetrics: Sendable {
         requestsFailed = Counter(label: "luigi_client_requests_failed_total", factory: factory)
         requestLatency = Timer(label: "luigi_client_request_seconds", factory: factory)
         connectionsOpen = Gauge(label: "luigi_connections_open", factory: factory)
+        peerLinks = Gauge(label: "luigi_peer_links", factory: factory)
     }
 
     /// A per-group gauge (role, term, commit, applied), created on first use.

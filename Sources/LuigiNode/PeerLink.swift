@@ -210,9 +210,10 @@ extension PeerLink {
     }
 }
 
-/// The links to every known peer, following the address book: a new
-/// member's link opens when its address is learned; a changed address
-/// replaces the link.
+/// The links to every peer, following `NodeCore.peers`: a new member's
+/// link opens when a group's configuration holds it and its address is
+/// known; a changed address replaces the link; a member no group holds any
+/// more loses its link.
 final class PeerTable: Sendable {
     private let config: NodeConfig
     private let group: any EventLoopGroup
@@ -239,16 +240,21 @@ final class PeerTable: Sendable {
         link.send(frames)
     }
 
-    func update(_ members: [UInt64: Address]) {
+    func update(_ peers: [UInt64: Address]) {
         let (started, stopped) = state.withLock { s -> ([PeerLink], [PeerLink]) in
             guard !s.stopped else { return ([], []) }
             var started: [PeerLink] = [], stopped: [PeerLink] = []
-            for (id, address) in members where id != config.nodeId && s.links[id]?.address != address {
+            for (id, link) in s.links where peers[id] == nil {
+                stopped.append(link)
+                s.links[id] = nil
+            }
+            for (id, address) in peers where id != config.nodeId && s.links[id]?.address != address {
                 if let old = s.links[id] { stopped.append(old) }
                 let link = PeerLink(peer: id, address: address, config: config, group: group, logger: logger, metrics: metrics)
                 s.links[id] = link
                 started.append(link)
             }
+            metrics.peerLinks.record(s.links.count)
             return (started, stopped)
         }
         for link in stopped { link.stop() }

@@ -107,6 +107,37 @@ import Testing
         await cluster.stopAll()
     }
 
+    @Test func aRemovedMembersLinksCloseAndReopenWhenItIsAddedBack() async throws {
+        let cluster = try LocalCluster(groups: 2)
+        try await cluster.startAll()
+        let client = try cluster.client()
+        try client.put("before", [1], group: 1)
+        try client.put("before", [1], group: 2)
+        #expect(await eventually { cluster.counter("luigi_peer_links", node: 1) == 2 })
+        // Out of one group only: the others still talk to node 3.
+        try client.removeMember(3, group: 1)
+        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(cluster.counter("luigi_peer_links", node: 1) == 2)
+        #expect(cluster.counter("luigi_peer_links", node: 2) == 2)
+        // Out of every group: its links close on the members.
+        try client.removeMember(3, group: 2)
+        for id: UInt64 in [1, 2] {
+            #expect(await eventually { cluster.counter("luigi_peer_links", node: id) == 1 }, "node \(id) still links to 3")
+            let status = try cluster.client(endpoints: [cluster.members[id]!.description]).status()
+            #expect(status.contains("\"peers\":[\(3 - id)]"), "node \(id): \(status)")
+        }
+        try client.put("without-3", [2], group: 1)
+        // Added back: its link reopens and it catches up.
+        try client.addMember(3, address: cluster.members[3]!.description, group: 1)
+        #expect(await eventually { cluster.counter("luigi_peer_links", node: 1) == 2 })
+        try client.put("with-3", [3], group: 1)
+        let leader = try #require(try cluster.leader(group: 1))
+        let target = applied(try cluster.client(endpoints: [cluster.members[leader]!.description]).status())
+        let three = try cluster.client(endpoints: [cluster.members[3]!.description])
+        #expect(await eventually { (try? three.status()).map { applied($0) >= target } ?? false }, "node 3 did not catch up")
+        await cluster.stopAll()
+    }
+
     @Test func aSnapshotLargerThanTheClientFrameLimitCatchesUpAFollower() async throws {
         let cluster = try LocalCluster { config in
             config.maxFramePayload = 64 << 10
