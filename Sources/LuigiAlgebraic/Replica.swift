@@ -194,18 +194,42 @@ public final class Replica {
     }
 
     /// Every applied update that `seen` lacks, in an order consistent with
-    /// causality (sorted by the sum of their clocks, then by dot).
+    /// causality (by the sum of their clocks, then by dot).
     public func delta(since seen: VectorClock) -> [Update] {
-        var missing: [(rank: UInt128, update: Update)] = []
+        var out: [Update] = []
+        forEachDelta(since: seen) { out.append($0); return true }
+        return out
+    }
+
+    /// The updates `delta(since:)` returns, in its order, handed to `body`
+    /// until it returns false. Each origin's log is already in that order
+    /// (an origin's next update's clock dominates its previous one's), so
+    /// the logs are merged, not sorted: a caller that takes a frame's worth
+    /// pays for that much, not for the whole delta.
+    public func forEachDelta(since seen: VectorClock, _ body: (Update) throws -> Bool) rethrows {
+        // One cursor per origin with updates to send; few origins, so the
+        // smallest head is found by a scan.
+        var heads: [(log: [Update], next: Int, rank: UInt128)] = []
         for (origin, log) in logByOrigin {
             let known = seen[origin]
             guard known < UInt64(log.count) else { continue }
-            for update in log[Int(known)...] {
-                missing.append((update.clock.total, update))
+            heads.append((log, Int(known), log[Int(known)].clock.total))
+        }
+        while !heads.isEmpty {
+            var best = 0
+            for i in heads.indices.dropFirst() {
+                let a = heads[i], b = heads[best]
+                if (a.rank, a.log[a.next].dot) < (b.rank, b.log[b.next].dot) { best = i }
+            }
+            guard try body(heads[best].log[heads[best].next]) else { return }
+            heads[best].next += 1
+            if heads[best].next == heads[best].log.count {
+                heads.swapAt(best, heads.count - 1)
+                heads.removeLast()
+            } else {
+                heads[best].rank = heads[best].log[heads[best].next].clock.total
             }
         }
-        missing.sort { ($0.rank, $0.update.dot) < ($1.rank, $1.update.dot) }
-        return missing.map(\.update)
     }
 
     /// The first `count` updates applied from `origin` (fewer if it has

@@ -119,13 +119,16 @@ final class ReplicaGroup {
     func delta(since clock: VectorClock, maxBytes: Int) -> [Update] {
         var out: [Update] = []
         var bytes = 0
-        for update in replica.delta(since: clock) where update.origin != machine.logOrigin {
+        replica.forEachDelta(since: clock) { update in
             // Own updates not yet synced stay home (see `durableOwnSeq`).
-            if update.origin == replica.nodeID && update.seq > durableOwnSeq { continue }
+            if update.origin == machine.logOrigin || (update.origin == replica.nodeID && update.seq > durableOwnSeq) {
+                return true
+            }
             let size = update.encoded().count + 8
-            if !out.isEmpty && bytes + size > maxBytes { break }
+            if !out.isEmpty && bytes + size > maxBytes { return false }
             out.append(update)
             bytes += size
+            return true
         }
         return out
     }

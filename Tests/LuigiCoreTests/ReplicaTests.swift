@@ -150,6 +150,39 @@ import Testing
         #expect(fresh.value("c") == a.value("c"))
     }
 
+    /// The merged delta is the sort by (sum of clock, dot) it replaced, and
+    /// stopping early gives a prefix of it.
+    @Test(arguments: 0..<40) func deltaMergesTheOriginsLogsInSortedOrder(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        let replicas = (1...4).map { Replica(nodeID: UInt64($0)) }
+        for _ in 0..<60 {
+            let r = replicas[Int(rng.next() % 4)]
+            if rng.next() % 3 == 0 {
+                let from = replicas[Int(rng.next() % 4)]
+                for u in from.delta(since: r.clock) { r.apply(u) }
+            } else {
+                try r.commit { try $0.add("k\(rng.next() % 5)", 1) }
+            }
+        }
+        for r in replicas {
+            let seen = replicas[Int(rng.next() % 4)].clock
+            var reference: [Update] = []
+            for origin in UInt64(1)...4 {
+                reference += r.updates(from: origin, count: Int.max).dropFirst(Int(min(seen[origin], UInt64(Int.max))))
+            }
+            reference.sort { ($0.clock.total, $0.dot) < ($1.clock.total, $1.dot) }
+            #expect(r.delta(since: seen).map(\.dot) == reference.map(\.dot), "seed \(seed)")
+            let k = Int(rng.next() % UInt64(reference.count + 1))
+            var taken: [Dot] = []
+            r.forEachDelta(since: seen) { u in
+                guard taken.count < k else { return false }
+                taken.append(u.dot)
+                return true
+            }
+            #expect(taken == reference.prefix(k).map(\.dot), "seed \(seed)")
+        }
+    }
+
     @Test func concurrentTypeConflictConvergesByEarliestDot() throws {
         let a = Replica(nodeID: 1), b = Replica(nodeID: 2)
         let ua = try a.commit { try $0.union("k", .int(1)) }
