@@ -741,7 +741,11 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                     + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),"
                     + "\"compactions\":\(counted[group]?.compactions ?? 0),\"snapshot_bytes\":\(counted[group]?.snapshotBytes ?? 0),"
                     + "\"log_bytes\":\(counted[group]?.bytesSinceSnapshot ?? 0),\"lag\":{\(lag.joined(separator: ","))}"
-                    + (shards?.watermarks(group: group).map { ",\"watermarks\":\($0)" } ?? "") + "}")
+                    + (shards?.watermarks(group: group).map { ",\"watermarks\":\($0)" } ?? "")
+                    + (replicas[group].map {
+                        ",\"replica\":{\"updates\":\($0.replica.appliedCount),\"waiting\":\($0.replica.pendingCount),"
+                            + "\"not_kept\":\($0.droppedForPending)}"
+                    } ?? "") + "}")
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","

@@ -44,6 +44,11 @@ import Testing
         #expect(try await converges(cluster, "views", .counter(total)))
         #expect(try await converges(cluster, "tags", .set([.int(1), .int(2), .int(3)])))
         #expect(try await converges(cluster, "peak", .max(.int(300))))
+        // /status counts each node's replica: every update applied, none waiting or refused.
+        for id in cluster.ids {
+            let status = try cluster.client(endpoints: [cluster.members[id]!.description]).status()
+            #expect(status.contains("\"replica\":{\"updates\":33,\"waiting\":0,\"not_kept\":0}"), "node \(id): \(status)")
+        }
         await cluster.stopAll()
     }
 
