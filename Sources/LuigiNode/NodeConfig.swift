@@ -76,10 +76,16 @@ public struct NodeConfig: Sendable {
     /// snapshot and the log since it holds at least the snapshot's bytes
     /// (so a snapshot of a large state is not rewritten every few entries).
     public var compactAfter: Int = 10_000
+    /// The frame limit on every authenticated connection, a peer's too.
     public var maxFramePayload: Int = Frame.defaultMaxPayload
-    /// The frame limit on an authenticated peer's connection: a Raft
-    /// snapshot travels as one message, so it bounds a group's state.
-    public var maxPeerFramePayload: Int = Frame.maxPayloadCeiling
+    /// A Raft message larger than this (a snapshot) travels in pieces of
+    /// this size (`raftChunk` frames), other frames between them; at most
+    /// a frame's payload less the piece's header (`chunkBytes`).
+    public var peerChunkBytes: Int = 4 << 20
+    /// The largest Raft message a peer may send in pieces: it bounds a
+    /// group's snapshot, and what one peer connection may make this node
+    /// hold while the pieces arrive.
+    public var maxPeerMessageBytes: Int = Frame.maxPayloadCeiling
     /// Bytes of one peer connection's frames that may wait for the host
     /// thread (busy with a sync, say); past this the connection is not read
     /// until they drain, and the peer's TCP window fills instead of memory.
@@ -144,11 +150,12 @@ public struct NodeConfig: Sendable {
         }
         guard compactAfter >= 1 else { throw LuigiError.invalidArgument("compact-after must be >= 1") }
         guard maxPeerQueuedBytes >= 1 else { throw LuigiError.invalidArgument("maxPeerQueuedBytes must be >= 1") }
-        guard (1024...Frame.maxPayloadCeiling).contains(maxPeerFramePayload), maxPeerFramePayload >= maxFramePayload else {
-            throw LuigiError.invalidArgument("max peer frame payload outside max frame payload...\(Frame.maxPayloadCeiling)")
-        }
         guard (1024...Frame.maxPayloadCeiling).contains(maxFramePayload) else {
             throw LuigiError.invalidArgument("max frame payload outside 1024...\(Frame.maxPayloadCeiling)")
+        }
+        guard peerChunkBytes >= 1024 else { throw LuigiError.invalidArgument("peer chunk bytes must be >= 1024") }
+        guard (maxFramePayload...Frame.maxPayloadCeiling).contains(maxPeerMessageBytes) else {
+            throw LuigiError.invalidArgument("max peer message bytes outside max frame payload...\(Frame.maxPayloadCeiling)")
         }
         guard maxPendingReplicaUpdates >= 0 else { throw LuigiError.invalidArgument("maxPendingReplicaUpdates must be >= 0") }
         guard maxConnections >= 1, maxHandshakes >= 1, maxInflightPerConnection >= 1, maxInflightBytesPerConnection >= 1 else {
@@ -166,6 +173,9 @@ public struct NodeConfig: Sendable {
         Array(1...UInt64(groups)) + (0..<UInt64(replicaGroups)).map { Self.replicaGroupBase + 1 + $0 }
             + (0..<UInt64(shards)).map { Self.shardGroupBase + 1 + $0 }
     }
+
+    /// The size of a transfer's pieces: `peerChunkBytes`, within a frame.
+    var chunkBytes: Int { min(peerChunkBytes, maxFramePayload - RaftChunk.headerSize) }
 
     /// Peers: every member but this node.
     public var peers: [UInt64: Address] { members.filter { $0.key != nodeId } }

@@ -18,6 +18,7 @@ final class NodeMetrics: Sendable {
     let authFailures: Counter
     let badFrames: Counter
     let peerReadPauses: Counter
+    let peerChunksSent: Counter
     let requests: Counter
     let requestsFailed: Counter
     let requestLatency: Timer
@@ -35,6 +36,7 @@ final class NodeMetrics: Sendable {
         authFailures = Counter(label: "luigi_auth_failures_total", factory: factory)
         badFrames = Counter(label: "luigi_bad_frames_total", factory: factory)
         peerReadPauses = Counter(label: "luigi_peer_read_pauses_total", factory: factory)
+        peerChunksSent = Counter(label: "luigi_peer_chunks_sent_total", factory: factory)
         requests = Counter(label: "luigi_client_requests_total", factory: factory)
         requestsFailed = Counter(label: "luigi_client_requests_failed_total", factory: factory)
         requestLatency = Timer(label: "luigi_client_request_seconds", factory: factory)

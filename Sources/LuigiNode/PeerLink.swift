@@ -12,6 +12,12 @@ import Synchronization
 /// refused or closed. While it is down, or while the socket's send buffer
 /// is full, messages are dropped and counted: Raft retransmits, and a
 /// bounded drop beats an unbounded queue.
+///
+/// A Raft message over `chunkBytes` (a snapshot) is queued as a
+/// transfer instead and sent in pieces, one piece written at a time, so the
+/// frames of every other group keep flowing between them. A group has at
+/// most one transfer queued (Raft sends a snapshot again while the first is
+/// under way; the copy is dropped); the queue ends with the connection.
 final class PeerLink: Sendable {
     let peer: UInt64
     let address: Address
@@ -20,11 +26,21 @@ final class PeerLink: Sendable {
     private let logger: Logger
     private let metrics: NodeMetrics
 
+    private struct Transfer {
+        let id: UInt64
+        let group: UInt64
+        let message: [UInt8]
+        var offset = 0
+    }
+
     private struct State {
         var channel: (any Channel)?
         var ready = false
         var backoffMillis: Int64 = 0
         var stopped = false
+        var transfers: [Transfer] = []
+        var nextTransfer: UInt64 = 1
+        var pieceInFlight = false
     }
     private let state = Mutex(State())
 
@@ -56,19 +72,65 @@ final class PeerLink: Sendable {
     func isReady(_ channel: any Channel) -> Bool { state.withLock { $0.ready && $0.channel === channel } }
 
     /// Sends frames in one flush, or drops them (and counts) when the link
-    /// is down or its send buffer is full.
+    /// is down or its send buffer is full; queues a Raft message over
+    /// `chunkBytes` as a transfer.
     func send(_ frames: [Frame]) {
-        let channel = state.withLock { s in s.ready ? s.channel : nil }
-        guard let channel, channel.isWritable else {
+        let chunk = config.chunkBytes
+        let (channel, queued, refused) = state.withLock { s -> ((any Channel)?, Bool, Int) in
+            guard s.ready, let channel = s.channel else { return (nil, false, 0) }
+            var queued = false, refused = 0
+            for frame in frames where frame.kind == .raft && frame.payload.count > chunk {
+                guard !s.transfers.contains(where: { $0.group == frame.group }) else {
+                    refused += 1
+                    continue
+                }
+                s.transfers.append(Transfer(id: s.nextTransfer, group: frame.group, message: frame.payload))
+                s.nextTransfer += 1
+                queued = true
+            }
+            return (channel, queued, refused)
+        }
+        let small = frames.filter { $0.kind != .raft || $0.payload.count <= chunk }
+        guard let channel else {
             metrics.peerMessagesDropped.increment(by: frames.count)
             return
         }
-        var buffer = channel.allocator.buffer(capacity: frames.reduce(0) { $0 + $1.payload.count + 24 })
-        for frame in frames {
+        metrics.peerMessagesDropped.increment(by: refused)
+        if queued { channel.eventLoop.execute { self.sendNextPiece(on: channel) } }
+        guard !small.isEmpty else { return }
+        guard channel.isWritable else {
+            metrics.peerMessagesDropped.increment(by: small.count)
+            return
+        }
+        var buffer = channel.allocator.buffer(capacity: small.reduce(0) { $0 + $1.payload.count + 24 })
+        for frame in small {
             guard let bytes = try? frame.encoded() else { continue }
             buffer.writeBytes(bytes)
         }
         channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    /// Writes the next piece of the first transfer, unless one is still
+    /// being written; each written piece calls for the next. Runs on the
+    /// channel's event loop, so the pieces go out in order.
+    private func sendNextPiece(on channel: any Channel) {
+        let piece = state.withLock { s -> Frame? in
+            guard s.ready, s.channel === channel, !s.pieceInFlight, var t = s.transfers.first else { return nil }
+            let chunk = RaftChunk(of: t.message, transfer: t.id, offset: t.offset, maxBytes: config.chunkBytes)
+            t.offset += chunk.bytes.count
+            if t.offset == t.message.count { s.transfers.removeFirst() } else { s.transfers[0] = t }
+            s.pieceInFlight = true
+            return Frame(.raftChunk, group: t.group, payload: chunk.encoded())
+        }
+        guard let piece, let bytes = try? piece.encoded() else { return }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in
+            self.state.withLock { s in if s.channel === channel { s.pieceInFlight = false } }
+            // Not from inside the write's completion: no recursion per piece.
+            channel.eventLoop.execute { self.sendNextPiece(on: channel) }
+        }
+        metrics.peerChunksSent.increment()
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: written)
     }
 
     private func connect() {
@@ -77,6 +139,10 @@ final class PeerLink: Sendable {
         ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
+            // Room for one piece of a transfer and the small frames behind it.
+            .channelOption(
+                .writeBufferWaterMark,
+                value: .init(low: config.chunkBytes + (256 << 10), high: config.chunkBytes + (1 << 20)))
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -132,6 +198,9 @@ final class PeerLink: Sendable {
             let was = s.ready
             s.channel = nil
             s.ready = false
+            // The peer drops its half-assembled transfer with the connection.
+            s.transfers = []
+            s.pieceInFlight = false
             return was
         }
         if wasReady { logger.info("peer link down", metadata: ["peer": "\(peer)"]) }

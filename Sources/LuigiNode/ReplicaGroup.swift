@@ -115,7 +115,7 @@ final class ReplicaGroup {
     }
 
     /// What the digest's sender lacks, without the log's updates (the Raft
-    /// group delivers those), at most `limit` of them.
+    /// group delivers those), at most `maxBytes` of them (at least one).
     func delta(since clock: VectorClock, maxBytes: Int) -> [Update] {
         var out: [Update] = []
         var bytes = 0

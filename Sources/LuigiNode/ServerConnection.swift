@@ -34,6 +34,8 @@ final class ServerConnection: ChannelInboundHandler {
     let metrics: NodeMetrics
     let logger: Logger
     private var decoder: FrameDecoder
+    /// A peer's snapshot, piece by piece.
+    private var assembler = ChunkAssembler(maxTotal: 0)
     private var phase: Phase
     private var inflight = 0
     /// The payload bytes of those requests.
@@ -126,8 +128,9 @@ final class ServerConnection: ChannelInboundHandler {
                 // memberships decide what its messages can do (a node being
                 // added is not in this node's address book yet).
                 case .peer(let id) where id != config.nodeId:
-                    // A peer's frames carry whole Raft snapshots (one message each).
-                    decoder.raiseLimit(to: config.maxPeerFramePayload)
+                    // Snapshots come in pieces (`raftChunk`), each a frame like any other.
+                    decoder.raiseLimit(to: config.maxFramePayload)
+                    assembler = ChunkAssembler(maxTotal: config.maxPeerMessageBytes)
                     phase = .peer(id)
                     _ = onAuthenticated(.peer(id))
                     write(welcome, context: context)
@@ -155,13 +158,26 @@ final class ServerConnection: ChannelInboundHandler {
         case .peer(let id):
             let core = core
             let step: @Sendable () -> Void
+            var size = frame.payload.count
             switch frame.kind {
             case .raft: step = { core.receive(frame, from: id) }
+            case .raftChunk:
+                let message: [UInt8]?
+                do {
+                    message = try assembler.push(frame)
+                } catch {
+                    metrics.badFrames.increment()
+                    return refuse("bad chunk: \(error)", context: context)
+                }
+                guard let message else { return }
+                size = message.count
+                let whole = Frame(.raft, group: frame.group, payload: message)
+                step = { core.receive(whole, from: id) }
             case .delta: step = { core.receiveDelta(frame, from: id) }
             case .watermark: step = { core.receiveWatermark(frame, from: id) }
             default: return refuse("a peer may not send \(frame.kind) frames", context: context)
             }
-            queueForHost(frame.payload.count, step, context: context)
+            queueForHost(size, step, context: context)
         case .client:
             guard frame.kind == .request else { return refuse("a client may not send \(frame.kind) frames", context: context) }
             let request: ClientRequest

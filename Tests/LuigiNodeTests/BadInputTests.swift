@@ -124,6 +124,24 @@ import Testing
         #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 3 })
         try stillServes("impostors", &written)
 
+        // A peer's frames are held to the frame limit like a client's; a
+        // snapshot's pieces must come in order and within the message limit.
+        let chunky = try RawConnection(port: port)
+        #expect(try chunky.handshake(credentials, role: .peer(8))?.kind == .welcome)
+        var header = Array(try Frame(.raft, group: 1, payload: []).encoded().prefix(Frame.headerSize))
+        header[16] = 0; header[17] = 0; header[18] = 0x10; header[19] = 0  // 1 MiB > 64 KiB
+        chunky.send(header)
+        #expect(chunky.closedByPeer(), "a peer's oversized frame")
+        let chunkBad = cluster.counter("luigi_bad_frames_total")
+        for (total, offset) in [(UInt64(100), UInt64(5)), (UInt64(1) << 40, UInt64(0))] {
+            let peer = try RawConnection(port: port)
+            #expect(try peer.handshake(credentials, role: .peer(8))?.kind == .welcome)
+            peer.send(Frame(.raftChunk, group: 1, payload: RaftChunk(transfer: 1, total: total, offset: offset, bytes: [1]).encoded()))
+            #expect(peer.closedByPeer(), "chunk at \(offset) of \(total)")
+        }
+        #expect(cluster.counter("luigi_bad_frames_total") == chunkBad + 2)
+        try stillServes("bad chunks", &written)
+
         // A flood of connections: past the handshake limit the oldest are
         // closed; once the flood ends the node serves again.
         var flood: [RawConnection] = []

@@ -138,9 +138,12 @@ import Testing
         await cluster.stopAll()
     }
 
-    @Test func aSnapshotLargerThanTheClientFrameLimitCatchesUpAFollower() async throws {
+    /// The snapshot travels in pieces (`raftChunk`), each within the frame
+    /// limit, and is put back together whole.
+    @Test func aSnapshotLargerThanTheFrameLimitCatchesUpAFollowerInPieces() async throws {
         let cluster = try LocalCluster { config in
             config.maxFramePayload = 64 << 10
+            config.peerChunkBytes = 8 << 10
             config.compactAfter = 20
         }
         try await cluster.startAll()
@@ -157,6 +160,10 @@ import Testing
         let alone = try cluster.client(endpoints: [cluster.members[3]!.description], timeoutMillis: 1000)
         let caughtUp = await eventually(seconds: 15) { applied((try? alone.status()) ?? "") >= target }
         #expect(caughtUp, "node 3 never caught up from the snapshot")
+        // 160 KiB in 8 KiB pieces: at least 20 of them.
+        let pieces = cluster.counter("luigi_peer_chunks_sent_total", node: 1) + cluster.counter("luigi_peer_chunks_sent_total", node: 2)
+        #expect(pieces >= 20, "\(pieces) pieces")
+        #expect(firstGroup("first_index", try alone.status()) > 1, "node 3 has no snapshot")
         await cluster.stopAll()
     }
 

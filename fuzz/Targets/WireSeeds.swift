@@ -174,3 +174,35 @@ extension FuzzSeeds {
         return values.map(WireValue.encode) + [[6], [4, 2, 1, 2, 1, 2]]
     }
 }
+
+extension FuzzSeeds {
+    // MARK: - raft_chunks
+
+    /// Records `group | length | payload` of pieces: two whole transfers,
+    /// then pieces out of order, of another group, over the limit, empty.
+    static func raftChunkSeeds() -> [[UInt8]] {
+        func record(_ group: UInt8, _ chunk: RaftChunk) -> [UInt8] {
+            let payload = chunk.encoded()
+            return [group, UInt8(payload.count)] + payload
+        }
+        func transfer(_ id: UInt64, group: UInt8, size: Int, piece: Int) -> [UInt8] {
+            let message = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+            var out: [UInt8] = []
+            var offset = 0
+            while offset < size {
+                let chunk = RaftChunk(of: message, transfer: id, offset: offset, maxBytes: piece)
+                out += record(group, chunk)
+                offset += chunk.bytes.count
+            }
+            return out
+        }
+        return [
+            transfer(1, group: 1, size: 300, piece: 100) + transfer(2, group: 4, size: 31, piece: 200),
+            transfer(3, group: 2, size: 500, piece: 64),
+            record(1, RaftChunk(transfer: 1, total: 50, offset: 10, bytes: [1])) + transfer(1, group: 1, size: 40, piece: 9),
+            Array(transfer(5, group: 1, size: 90, piece: 30).prefix(56)) + record(2, RaftChunk(transfer: 5, total: 90, offset: 30, bytes: [2]))
+                + record(1, RaftChunk(transfer: 6, total: 90, offset: 30, bytes: [2])),
+            record(1, RaftChunk(transfer: 1, total: 601, offset: 0, bytes: [1])) + record(1, RaftChunk(transfer: 1, total: 2, offset: 0, bytes: [])),
+        ]
+    }
+}
