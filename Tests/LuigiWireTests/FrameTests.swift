@@ -65,7 +65,7 @@ func newDecoder(maxPayload: Int = Frame.defaultMaxPayload) -> FrameDecoder {
         #expect(bytes == body + [0, 8, 16, 24].map { UInt8(truncatingIfNeeded: crc >> UInt32($0)) })
         #expect(bytes.count == Frame.headerSize + 2 + Frame.trailerSize)
         // Kinds are stable wire values.
-        #expect(FrameKind.allCases.map(\.rawValue) == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(FrameKind.allCases.map(\.rawValue) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
     }
 
     @Test func roundTripEveryKind() {
@@ -301,7 +301,7 @@ func newDecoder(maxPayload: Int = Frame.defaultMaxPayload) -> FrameDecoder {
                 #expect(refused(try resealed(f) { $0[i] = v }), "reserved byte \(i) = \(v)")
             }
         }
-        for kind: UInt8 in [0, 10, 11, 0x7F, 0xFF] {
+        for kind: UInt8 in [0, 11, 12, 0x7F, 0xFF] {
             #expect(refused(try resealed(f) { $0[4] = kind }), "kind \(kind)")
         }
         for version: UInt8 in [0, 2, 0xFF] {
