@@ -183,6 +183,14 @@ public final class ProcessCluster {
     }
 }
 
+/// The sum of every `"field":N` in a node's /status document (each shard
+/// group's `records`, say).
+public func statusSum(_ field: String, in status: String) -> UInt64 {
+    let prefix = "\"\(field)\":"
+    return status.split(separator: ",").filter { $0.hasPrefix(prefix) }
+        .reduce(0) { $0 + (UInt64($1.dropFirst(prefix.count).prefix { $0.isNumber }) ?? 0) }
+}
+
 // MARK: - Small POSIX helpers (no Foundation)
 
 public func monotonicNanoseconds() -> UInt64 {

@@ -741,7 +741,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
                     + "\"sync_seconds\":\(Double(counted[group]?.syncNanos ?? 0) / 1e9),"
                     + "\"compactions\":\(counted[group]?.compactions ?? 0),\"snapshot_bytes\":\(counted[group]?.snapshotBytes ?? 0),"
                     + "\"log_bytes\":\(counted[group]?.bytesSinceSnapshot ?? 0),\"lag\":{\(lag.joined(separator: ","))}"
-                    + (shards?.watermarks(group: group).map { ",\"watermarks\":\($0)" } ?? "")
+                    + (shards?.statusFields(group: group) ?? "")
                     + (replicas[group].map {
                         ",\"replica\":{\"updates\":\($0.replica.appliedCount),\"waiting\":\($0.replica.pendingCount),"
                             + "\"not_kept\":\($0.droppedForPending)}"
@@ -749,7 +749,7 @@ final class NodeCore: @unchecked Sendable {  // confined to `loop`
         }
         let failed = failure.map { "\"\(jsonEscaped($0))\"" } ?? "null"
         return "{\"node\":\(config.nodeId),\"cluster\":\"\(jsonEscaped(config.credentials.clusterId))\","
-            + (shards.map { "\"coordinator\":\($0.coordinatorId),\"stale_watermark_messages\":\($0.staleMessages)," } ?? "")
+            + (shards?.coordinatorStatusFields ?? "")
             + "\"peers\":\(peers.keys.sorted()),\"failure\":\(failed),\"pending_requests\":\(pending.count),\"groups\":[\(groups.joined(separator: ","))]}"
     }
 }

@@ -15,13 +15,17 @@ import NIOCore
 /// proposes its records. Every node also runs one `Coordinator` for the
 /// `transact` requests it receives. Its id is `nodeId << 20 | incarnation`,
 /// the incarnation raised durably at each start, so a restarted node never
-/// reuses a transaction id; the shards finish what the old incarnation left
-/// in flight, and accept any coordinator id (`openCoordinators`).
+/// reuses a transaction id; the shards accept any coordinator id
+/// (`openCoordinators`). The new incarnation takes its predecessors over
+/// (`CoordinatorConfig.predecessors`: every earlier incarnation of this
+/// node): what they left on the shards is driven to its acknowledgement and
+/// retired, so their records do not stay forever.
 ///
 /// Routing: a shard-bound message goes to the shard's leader as this node
 /// sees it (to every member while none is known: followers ignore it), a
-/// coordinator-bound one to node `id >> 20`, which drops it unless the id
-/// is its current coordinator's. Messages for this node are stepped here.
+/// coordinator-bound one to node `id >> 20`, whose current coordinator
+/// steps it (its own id's, or a predecessor's). Messages for this node are
+/// stepped here.
 /// Confined to the node's host loop, like `NodeCore`.
 final class ShardGroups {
     static let incarnationBits: UInt64 = 20
@@ -45,7 +49,8 @@ final class ShardGroups {
     private var nextWorker: UInt32 = 0
     private var clock = ProtocolClock()
     private var outbox: [UInt64: [Frame]] = [:]
-    /// Messages for an earlier incarnation of this node's coordinator.
+    /// Messages for a coordinator id of this node that its coordinator
+    /// does not answer for (none while every earlier one is a predecessor).
     private(set) var staleMessages: UInt64 = 0
 
     /// The leader of a group as this node sees it (0: unknown).
@@ -62,6 +67,7 @@ final class ShardGroups {
         coordinatorId = config.nodeId << Self.incarnationBits | incarnation
         var c = CoordinatorConfig(id: coordinatorId, shardCount: config.shards, workers: config.shardWorkers)
         c.retireEvery = UInt64(config.shardTickMicros) * 5
+        if incarnation > 1 { c.predecessors = [(config.nodeId << Self.incarnationBits | 1)...(coordinatorId - 1)] }
         coordinator = try Coordinator(config: c)
         var s = ShardConfig(shard: 0, shardCount: config.shards, workers: config.shardWorkers, coordinators: [])
         s.openCoordinators = true
@@ -143,16 +149,10 @@ final class ShardGroups {
             try replica.step(e, now: now)
             return
         }
-        let from: UInt64
-        switch e.message {
-        case .reply(let r): from = r.shard
-        case .marks(let shard, _, _): from = shard
-        default: throw LuigiError.invalidArgument("not a coordinator message")
+        guard let from = Self.sendingShard(e), frame.group == Self.group(ofShard: from), e.to >> Self.incarnationBits == nodeId else {
+            throw LuigiError.invalidArgument("a shard's message for coordinator \(e.to) in the frame of group \(frame.group)")
         }
-        guard frame.group == Self.group(ofShard: from), e.to >> Self.incarnationBits == nodeId else {
-            throw LuigiError.invalidArgument("a reply of shard \(from) for coordinator \(e.to) in the frame of group \(frame.group)")
-        }
-        guard e.to == coordinatorId else {
+        guard coordinator.answers(for: e.to) else {
             staleMessages += 1
             return
         }
@@ -210,23 +210,35 @@ final class ShardGroups {
         }
         let node = e.to >> Self.incarnationBits
         if node == nodeId {
-            guard e.to == coordinatorId else { return false }  // an earlier incarnation's
+            guard coordinator.answers(for: e.to) else { return false }  // a later incarnation's: none yet
             try? coordinator.step(e, now: now)
             return true
         }
-        let shard: UInt64
-        switch e.message {
-        case .reply(let r): shard = r.shard
-        case .marks(let s, _, _): shard = s
-        default: return false
-        }
+        guard let shard = Self.sendingShard(e) else { return false }
         outbox[node, default: []].append(Frame(.watermark, group: Self.group(ofShard: shard), payload: e.encoded()))
         return false
     }
 
-    /// Each shard's committed watermarks, for /status.
-    func watermarks(group: UInt64) -> [UInt64]? {
-        replicas[group &- NodeConfig.shardGroupBase &- 1]?.shard.state.marks
+    /// The shard a coordinator-bound message comes from.
+    static func sendingShard(_ e: WatermarkEnvelope) -> UInt64? {
+        switch e.message {
+        case .reply(let r): return r.shard
+        case .marks(let shard, _, _), .orphans(let shard, _, _, _, _, _, _): return shard
+        default: return nil
+        }
+    }
+
+    /// A shard group's /status fields: its committed watermarks, and the
+    /// transaction records it holds (not retired yet).
+    func statusFields(group: UInt64) -> String? {
+        guard let state = replicas[group &- NodeConfig.shardGroupBase &- 1]?.shard.state else { return nil }
+        return ",\"watermarks\":\(state.marks),\"records\":\(state.txns.count)"
+    }
+
+    /// The coordinator's /status fields.
+    var coordinatorStatusFields: String {
+        "\"coordinator\":\(coordinatorId),\"adopting\":\(coordinator.isAdopting),\"adopted\":\(coordinator.stats.adopted),"
+            + "\"stale_watermark_messages\":\(staleMessages),"
     }
 }
 

@@ -176,6 +176,11 @@ public final class ShardedCluster {
             cfg.initialDelay = p.meanUs
             cfg.retryAfter = 30 * p.meanUs
             cfg.retireEvery = 5 * p.meanUs
+            // It takes over the slot's earlier incarnations, as a node's does.
+            cfg.predecessors = (0..<incarnation).map { k in
+                let old = Self.coordinatorBase + UInt64(c) + 1_000 * k
+                return old...old
+            }
             return try Coordinator(config: cfg)
         case .twoPhaseCommit:
             return TwoPhaseClient(id: id, shardCount: options.shards, workers: options.workers,
@@ -352,6 +357,8 @@ public final class ShardedCluster {
     }
 
     public var inFlight: Int { coordinators.reduce(0) { $0 + $1.inFlightCount } }
+    /// The coordinators' current ids (crashed ones are taken over by these).
+    public var coordinatorIDs: [UInt64] { coordinators.map(\.id) }
     public var pendingSubmissions: Int { remaining }
 
     private func fillWindows() {
@@ -389,7 +396,9 @@ public final class ShardedCluster {
     /// when everything finished.
     public func runUntilIdle(limitUs: UInt64) throws -> Bool {
         let end = now + limitUs
-        while inFlight > 0 || remaining > 0 || replicas.values.contains(where: { $0.replica?.isIdle == false }) {
+        while inFlight > 0 || remaining > 0 || replicas.values.contains(where: { $0.replica?.isIdle == false })
+            || coordinators.contains(where: { ($0 as? Coordinator)?.isAdopting == true })
+        {
             let t = nextEvent()
             guard t <= end else { return false }
             try advance(to: t)
@@ -434,7 +443,7 @@ public final class ShardedCluster {
         var touched = Set<UInt64>()
         for p in network.deliver(dueBy: now) {
             touched.insert(p.to)
-            deliver(p)
+            if let c = deliver(p) { touched.insert(c) }
         }
         var everyone = false
         if now >= nextRaftTick {
@@ -463,22 +472,27 @@ public final class ShardedCluster {
         for i in 0..<8 { traceHash = (traceHash ^ (v >> (8 * UInt64(i)) & 0xFF)) &* 0x0000_0100_0000_01B3 }
     }
 
-    private func deliver(_ p: SimulatedNetwork.Packet) {
+    /// Delivers one packet; returns the coordinator that took it, if one
+    /// did (a predecessor's messages go to the slot's current one).
+    @discardableResult
+    private func deliver(_ p: SimulatedNetwork.Packet) -> UInt64? {
         mix(now)
         mix(p.from)
         mix(p.to)
         for b in p.bytes { traceHash = (traceHash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
         if p.bytes.starts(with: RaftMessage.magic.prefix(3)) {
-            guard let host = replicas[p.to]?.host else { return }
+            guard let host = replicas[p.to]?.host else { return nil }
             if (try? host.receive(p.bytes)) == nil { refusedMessages += 1 }
-            return
+            return nil
         }
         if let r = replicas[p.to] {
-            guard let replica = r.replica else { return }
+            guard let replica = r.replica else { return nil }
             if (try? replica.receive(p.bytes, now: localNow(p.to))) == nil { refusedMessages += 1 }
-        } else if let c = coordinators.first(where: { $0.id == p.to }) {
+        } else if let c = coordinators.first(where: { $0.id == p.to || ($0 as? Coordinator)?.answers(for: p.to) == true }) {
             if (try? c.receive(p.bytes, now: localNow(c.id))) == nil { refusedMessages += 1 }
+            return c.id
         }
+        return nil
     }
 
     /// The host loop of one replica: Raft's ready loop, then the shard's.

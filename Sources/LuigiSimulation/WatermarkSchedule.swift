@@ -28,6 +28,16 @@ public enum WatermarkSchedule {
             throw WatermarkViolation(invariant: "liveness",
                                      detail: "\(cluster.inFlight) in flight and \(cluster.pendingSubmissions) unsent after healing")
         }
+        // A crashed coordinator was taken over by its successor: nothing it
+        // left stays on any replica.
+        let current = Set(cluster.coordinatorIDs)
+        for s in 0..<UInt64(cluster.options.shards) {
+            for id in cluster.replicaIDs(s) {
+                guard let state = cluster.state(of: id), let left = state.txns.keys.first(where: { !current.contains($0.coordinator) })
+                else { continue }
+                throw WatermarkViolation(invariant: "retirement", detail: "replica \(id) of shard \(s) still holds \(left) of a crashed coordinator")
+            }
+        }
         return checker
     }
 

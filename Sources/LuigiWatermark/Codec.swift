@@ -12,6 +12,11 @@ extension ByteWriter {
         varint(id.seq)
     }
 
+    package mutating func optionalId(_ id: TxnId?) {
+        flag(id != nil)
+        if let id { self.id(id) }
+    }
+
     package mutating func list(_ values: [UInt64]) {
         varint(UInt64(values.count))
         for v in values { varint(v) }
@@ -78,6 +83,10 @@ extension ByteReader {
         guard w < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker \(w) out of range") }
         try timestamp(s, "sequence")
         return TxnId(coordinator: c, worker: UInt32(w), seq: s)
+    }
+
+    package mutating func optionalId() throws -> TxnId? {
+        try flag() ? try id() : nil
     }
 
     package mutating func timestamp(_ what: String) throws -> UInt64 {

@@ -14,6 +14,13 @@ public struct CoordinatorConfig: Equatable, Sendable {
     public var retryAfter: UInt64 = 50_000
     /// Send retire points at most this often (µs).
     public var retireEvery: UInt64 = 10_000
+    /// Dead coordinators this one takes over (each range a set of ids; at
+    /// most 64 ranges, none holding `id`): it asks the shards what they
+    /// left, drives each transaction to its acknowledgement (answering no
+    /// client), and retires their streams, so their records do not stay on
+    /// the shards forever. Replies and watermarks addressed to them are
+    /// this coordinator's to step.
+    public var predecessors: [ClosedRange<UInt64>] = []
 
     public init(id: UInt64, shardCount: Int, workers: Int) {
         self.id = id
@@ -27,6 +34,9 @@ public struct CoordinatorConfig: Equatable, Sendable {
         }
         for t in [headroom, initialDelay, retryAfter, retireEvery] { try WatermarkLimits.check(t, "interval") }
         guard retryAfter > 0, retireEvery > 0 else { throw LuigiError.invalidArgument("intervals must be positive") }
+        guard predecessors.count <= 64, !predecessors.contains(where: { $0.contains(id) }) else {
+            throw LuigiError.invalidArgument("at most 64 predecessor ranges, none holding the coordinator's own id")
+        }
         return self
     }
 }
@@ -81,6 +91,30 @@ public final class Coordinator {
         var replies: [UInt64: TxnReply] = [:]
         var repliedAt: UInt64 = 0
         var attempts = 1
+        /// A predecessor's: no client waits, no delay sample is taken.
+        var adopted = false
+    }
+
+    /// Taking over the predecessors, one range at a time, in passes: every
+    /// shard lists (page by page) what it holds of the range; each listed
+    /// transaction is driven to its acknowledgement, unless a shard's retire
+    /// point shows it finished; once all are, the range's streams are retired
+    /// past what was found. Two passes in a row that find nothing end the
+    /// range.
+    struct Adoption {
+        var range = 0
+        var pass: UInt64 = 1
+        /// Per shard: the last id listed this pass (the next page's `after`).
+        var cursor: [UInt64: TxnId] = [:]
+        var listed: Set<UInt64> = []
+        var found = 0
+        var askedAt: UInt64 = 0
+        /// The pass is listed: the next starts after this.
+        var nextPassAt: UInt64?
+        /// Transactions of the range already taken over (across passes).
+        var taken: Set<TxnId> = []
+        /// The last pass found nothing.
+        var emptyBefore = false
     }
 
     public struct Stats: Equatable, Sendable {
@@ -95,6 +129,8 @@ public final class Coordinator {
         /// Times the shards' replies for one transaction named different
         /// timestamps (it waits for newer replies; without failovers, never).
         public var disagreements: UInt64 = 0
+        /// Predecessors' transactions taken over and acknowledged.
+        public var adopted: UInt64 = 0
 
         public init() {}
     }
@@ -121,6 +157,12 @@ public final class Coordinator {
     private var heardAt: [UInt64]
     private var retireSent: [UInt64]
     private var retireSentAt: UInt64 = 0
+    /// Nil once every predecessor range is taken over.
+    private var adoption: Adoption?
+    /// Per predecessor stream of the range being taken over: the highest
+    /// seq listed, and the highest retire point a shard reported.
+    private var adoptedMax: [ShardState.RetireKey: UInt64] = [:]
+    private var knownRetired: [ShardState.RetireKey: UInt64] = [:]
     private var now: UInt64 = 0
     private var output: [WatermarkEnvelope] = []
     private var completions: [Completion] = []
@@ -133,10 +175,18 @@ public final class Coordinator {
         marks = Array(repeating: Array(repeating: 0, count: config.workers), count: config.shardCount)
         terms = Array(repeating: 0, count: config.shardCount)
         heardAt = Array(repeating: 0, count: config.shardCount)
+        adoption = config.predecessors.isEmpty ? nil : Adoption()
     }
 
     public var id: UInt64 { config.id }
     public var inFlightCount: Int { inFlight.count }
+    /// True until every predecessor is taken over.
+    public var isAdopting: Bool { adoption != nil }
+
+    /// Whether messages for `id` are this coordinator's.
+    public func answers(for id: UInt64) -> Bool {
+        id == config.id || config.predecessors.contains { $0.contains(id) }
+    }
 
     /// The current one-way delay estimate to `shard` (µs).
     public func estimatedDelay(to shard: UInt64) -> UInt64? {
@@ -177,14 +227,14 @@ public final class Coordinator {
     /// Steps a reply or watermark report. Malformed input throws and
     /// changes nothing.
     public func step(_ e: WatermarkEnvelope, now t: UInt64) throws {
-        guard !e.toShard, e.to == config.id else {
+        guard !e.toShard, answers(for: e.to) else {
             throw LuigiError.invalidArgument("message for \(e.to) stepped into coordinator \(config.id)")
         }
         switch e.message {
         case .reply(let r):
             try checkShard(r.shard, r.marks)
             try WatermarkLimits.check(r.ts, "timestamp")
-            guard r.id.coordinator == config.id else { throw LuigiError.invalidArgument("reply for another coordinator") }
+            guard answers(for: r.id.coordinator) else { throw LuigiError.invalidArgument("reply for another coordinator") }
             advanceClock(t)
             noteMarks(r.shard, r.term, r.marks)
             onReply(r)
@@ -199,8 +249,14 @@ public final class Coordinator {
                 if inFlight[id]?.txn.shards.contains(shard) == true { tryComplete(id) }
                 if inFlight[id] == nil { waiting.remove(at: i) } else { i += 1 }
             }
+        case .orphans(let shard, let term, let pass, let after, let txns, let retired, let more):
+            guard shard < UInt64(config.shardCount) else { throw LuigiError.invalidArgument("orphans from shard \(shard)") }
+            try WatermarkLimits.check(term, "term")
+            for t in txns { try t.validate() }
+            advanceClock(t)
+            onOrphans(shard, pass: pass, after: after, txns, retired, more: more)
         default:
-            throw LuigiError.invalidArgument("a coordinator takes only replies and watermarks")
+            throw LuigiError.invalidArgument("a coordinator takes only replies, watermarks and orphans")
         }
     }
 
@@ -229,7 +285,9 @@ public final class Coordinator {
                 stats.replies += 1
                 // Nothing to agree on for one shard: its leader stamps it itself.
                 if r.ts == t.ts || t.txn.parts.count == 1 { stats.fastPath += 1 }
-                if t.attempts == 1 { estimators[Int(r.shard)].add(sentAt: t.submittedAt, receivedAt: r.receivedAt) }
+                if t.attempts == 1 && !t.adopted {
+                    estimators[Int(r.shard)].add(sentAt: t.submittedAt, receivedAt: r.receivedAt)
+                }
             }
             t.replies[r.shard] = r
             if t.replies.count == t.txn.parts.count { t.repliedAt = now }
@@ -262,6 +320,10 @@ public final class Coordinator {
         if !undecided.isEmpty { unsettled[id] = (t.txn, undecided, now) }
         // Each shard answers with its outcome or its vote: the AND.
         let outcome: Outcome = t.replies.values.allSatisfy { $0.outcome == .committed } ? .committed : .aborted
+        if t.adopted {
+            stats.adopted += 1
+            return
+        }
         if outcome == .committed { stats.committed += 1 } else { stats.aborted += 1 }
         completions.append(Completion(
             id: id, outcome: outcome, ts: first.ts, reads: t.replies.mapValues(\.reads),
@@ -307,8 +369,12 @@ public final class Coordinator {
         if now >= retireSentAt + config.retireEvery {
             retireSentAt = now
             var lowest = nextSeq
-            for id in inFlight.keys { lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq) }
-            for id in unsettled.keys { lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq) }
+            for id in inFlight.keys where id.coordinator == config.id {
+                lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq)
+            }
+            for id in unsettled.keys where id.coordinator == config.id {
+                lowest[Int(id.worker)] = min(lowest[Int(id.worker)], id.seq)
+            }
             for w in 0..<config.workers where lowest[w] > retireSent[w] {
                 retireSent[w] = lowest[w]
                 for s in 0..<UInt64(config.shardCount) {
@@ -316,6 +382,103 @@ public final class Coordinator {
                 }
             }
         }
+        askOrphans()
+    }
+
+    // MARK: - Taking over predecessors
+
+    /// On the timer: asks the shards that have not finished listing the
+    /// pass (again, every `retryAfter`), or starts the next pass.
+    private func askOrphans() {
+        settleAdoptionPass()
+        guard var a = adoption else { return }
+        if let at = a.nextPassAt {
+            guard now >= at else { return }
+            a = Adoption(range: a.range, pass: a.pass + 1, taken: a.taken, emptyBefore: a.emptyBefore)
+        } else {
+            guard now >= a.askedAt + config.retryAfter else { return }
+        }
+        a.askedAt = now
+        adoption = a
+        for s in 0..<UInt64(config.shardCount) where !a.listed.contains(s) { askOrphans(of: s) }
+    }
+
+    private func askOrphans(of shard: UInt64) {
+        guard let a = adoption else { return }
+        let range = config.predecessors[a.range]
+        output.append(WatermarkEnvelope(to: shard, .orphansAsk(
+            coordinator: config.id, pass: a.pass, lowest: range.lowerBound, highest: range.upperBound, after: a.cursor[shard])))
+    }
+
+    private func onOrphans(_ shard: UInt64, pass: UInt64, after: TxnId?, _ txns: [Txn], _ retired: [RetirePoint], more: Bool) {
+        // Only the answer to the page asked last of this shard in this pass.
+        guard var a = adoption, a.nextPassAt == nil, pass == a.pass, !a.listed.contains(shard), after == a.cursor[shard],
+            !more || !txns.isEmpty
+        else { return }
+        let range = config.predecessors[a.range]
+        for p in retired where range.contains(p.coordinator) {
+            let key = ShardState.RetireKey(coordinator: p.coordinator, worker: p.worker)
+            knownRetired[key] = max(knownRetired[key, default: 0], p.below)
+        }
+        // Finished everywhere (retired on some shard): no shard answers for them any more.
+        for id in inFlight.keys.sorted() where range.contains(id.coordinator) && id.seq < knownRetired[ShardState.RetireKey(id), default: 0] {
+            inFlight[id] = nil
+        }
+        for id in unsettled.keys.sorted() where range.contains(id.coordinator) && id.seq < knownRetired[ShardState.RetireKey(id), default: 0] {
+            unsettled[id] = nil
+        }
+        for t in txns where range.contains(t.id.coordinator) {
+            a.found += 1
+            let key = ShardState.RetireKey(t.id)
+            adoptedMax[key] = max(adoptedMax[key, default: 0], t.id.seq)
+            guard t.id.seq >= knownRetired[key, default: 0], a.taken.insert(t.id).inserted else { continue }
+            inFlight[t.id] = InFlight(txn: t, ts: t.ts, submittedAt: now, lastSent: now, adopted: true)
+            for s in t.shards { output.append(WatermarkEnvelope(to: s, .submit(t))) }
+        }
+        if more, let last = txns.last {
+            a.cursor[shard] = last.id
+        } else {
+            a.listed.insert(shard)
+        }
+        adoption = a
+        if more { askOrphans(of: shard) }
+        settleAdoptionPass()
+    }
+
+    /// Once every shard listed the pass: if what was found is all
+    /// acknowledged and settled, retires the range's streams past it (again,
+    /// for a retire not applied yet); the second pass in a row that found
+    /// nothing ends the range. Otherwise the next pass starts `retryAfter`
+    /// later.
+    private func settleAdoptionPass() {
+        guard var a = adoption, a.nextPassAt == nil, a.listed.count == config.shardCount else { return }
+        let range = config.predecessors[a.range]
+        let busy = inFlight.keys.contains { range.contains($0.coordinator) } || unsettled.keys.contains { range.contains($0.coordinator) }
+        if !busy && a.found == 0 {
+            // Twice in a row, `retryAfter` apart: a predecessor's message
+            // still on its way may have brought a transaction meanwhile.
+            if a.emptyBefore {
+                for key in Array(adoptedMax.keys) where range.contains(key.coordinator) { adoptedMax[key] = nil }
+                for key in Array(knownRetired.keys) where range.contains(key.coordinator) { knownRetired[key] = nil }
+                a.range += 1
+                adoption = a.range == config.predecessors.count ? nil : Adoption(range: a.range, pass: a.pass + 1)
+                return
+            }
+            a.emptyBefore = true
+        } else {
+            a.emptyBefore = false
+        }
+        if !busy {
+            var points = knownRetired.filter { range.contains($0.key.coordinator) }
+            for (key, top) in adoptedMax where range.contains(key.coordinator) { points[key] = max(points[key, default: 0], top + 1) }
+            for (key, below) in points.sorted(by: { ($0.key.coordinator, $0.key.worker) < ($1.key.coordinator, $1.key.worker) }) {
+                for s in 0..<UInt64(config.shardCount) {
+                    output.append(WatermarkEnvelope(to: s, .retire(coordinator: key.coordinator, worker: key.worker, below: below)))
+                }
+            }
+        }
+        a.nextPassAt = now + config.retryAfter
+        adoption = a
     }
 
     public func takeOutput() -> [WatermarkEnvelope] {

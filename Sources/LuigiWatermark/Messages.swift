@@ -53,6 +53,20 @@ public struct RecoveredTxn: Equatable, Sendable {
     }
 }
 
+/// A retire point: every transaction of (coordinator, worker) below
+/// `below` is finished on every shard.
+public struct RetirePoint: Equatable, Sendable {
+    public var coordinator: UInt64
+    public var worker: UInt32
+    public var below: UInt64
+
+    public init(coordinator: UInt64, worker: UInt32, below: UInt64) {
+        self.coordinator = coordinator
+        self.worker = worker
+        self.below = below
+    }
+}
+
 /// Every message of the protocol. Shard-bound messages reach every replica
 /// of the shard; only its leader acts on them.
 public enum WatermarkMessage: Equatable, Sendable {
@@ -79,6 +93,15 @@ public enum WatermarkMessage: Equatable, Sendable {
     /// The answer: the responder's term, and every transaction involving
     /// the asker it knows, with the proposals it holds.
     case recovered(from: UInt64, term: UInt64, txns: [RecoveredTxn])
+    /// Coordinator -> shard: list the transactions you hold of coordinators
+    /// `lowest...highest` (dead predecessors this coordinator takes over),
+    /// after `after` in id order; `pass` is echoed.
+    case orphansAsk(coordinator: UInt64, pass: UInt64, lowest: UInt64, highest: UInt64, after: TxnId?)
+    /// Shard -> coordinator: the next page of them (at most
+    /// `WatermarkLimits.orphansPerPage`), `more` when the list goes on; the
+    /// first page also carries the shard's retire points of those
+    /// coordinators (everything below one is finished on every shard).
+    case orphans(shard: UInt64, term: UInt64, pass: UInt64, after: TxnId?, txns: [Txn], retired: [RetirePoint], more: Bool)
 }
 
 /// A message with its destination: a shard id for shard-bound kinds, a
@@ -95,8 +118,8 @@ public struct WatermarkEnvelope: Equatable, Sendable {
     /// True when `to` names a shard (false: a coordinator).
     public var toShard: Bool {
         switch message {
-        case .submit, .propose, .vote, .retire, .recover, .recovered: return true
-        case .reply, .marks: return false
+        case .submit, .propose, .vote, .retire, .recover, .recovered, .orphansAsk: return true
+        case .reply, .marks, .orphans: return false
         }
     }
 
@@ -126,6 +149,15 @@ public struct WatermarkEnvelope: Equatable, Sendable {
         case .recovered(let from, let term, let txns):
             w.u8(8); w.varint(to); w.varint(from); w.varint(term); w.varint(UInt64(txns.count))
             for r in txns { w.txn(r.txn); w.proposals(r.proposals) }
+        case .orphansAsk(let c, let pass, let lowest, let highest, let after):
+            w.u8(9); w.varint(to); w.varint(c); w.varint(pass); w.varint(lowest); w.varint(highest); w.optionalId(after)
+        case .orphans(let shard, let term, let pass, let after, let txns, let retired, let more):
+            w.u8(10); w.varint(to); w.varint(shard); w.varint(term); w.varint(pass); w.optionalId(after)
+            w.varint(UInt64(txns.count))
+            for t in txns { w.txn(t) }
+            w.varint(UInt64(retired.count))
+            for p in retired { w.varint(p.coordinator); w.varint(UInt64(p.worker)); w.varint(p.below) }
+            w.flag(more)
         }
         w.sealWithChecksum()
         return w.bytes
@@ -169,6 +201,22 @@ public struct WatermarkEnvelope: Equatable, Sendable {
             message = .recovered(from: from, term: term, txns: try (0..<n).map { _ in
                 RecoveredTxn(txn: try r.txn(), proposals: try r.proposals())
             })
+        case 9:
+            let c = try r.varint(), pass = try r.varint(), lowest = try r.varint(), highest = try r.varint()
+            guard lowest <= highest else { throw LuigiError.decode("an empty coordinator range \(lowest)...\(highest)") }
+            message = .orphansAsk(coordinator: c, pass: pass, lowest: lowest, highest: highest, after: try r.optionalId())
+        case 10:
+            let shard = try r.varint(), term = try r.timestamp("term"), pass = try r.varint(), after = try r.optionalId()
+            let n = try r.count()
+            guard n <= WatermarkLimits.orphansPerPage else { throw LuigiError.decode("\(n) orphans in one page") }
+            let txns = try (0..<n).map { _ in try r.txn() }
+            let points = try r.count()
+            let retired = try (0..<points).map { _ in
+                let c = try r.varint(), worker = try r.varint()
+                guard worker < UInt64(WatermarkLimits.maxWorkers) else { throw LuigiError.decode("worker out of range") }
+                return RetirePoint(coordinator: c, worker: UInt32(worker), below: try r.timestamp("retire point"))
+            }
+            message = .orphans(shard: shard, term: term, pass: pass, after: after, txns: txns, retired: retired, more: try r.flag())
         default:
             throw LuigiError.decode("unknown watermark message kind \(kind)")
         }

@@ -188,6 +188,29 @@ extension ShardNode {
         output.appends.append(.retire(coordinator: c, worker: worker, below: below))
     }
 
+    /// A coordinator taking over dead predecessors asks what they left
+    /// here: the next page of their transactions, in id order, recorded
+    /// (finished, or waiting for votes) or still on their way through this
+    /// leader (a record to be).
+    func onOrphansAsk(_ c: UInt64, pass: UInt64, _ predecessors: ClosedRange<UInt64>, after: TxnId?) {
+        let l = leader!
+        func txn(_ id: TxnId) -> Txn? {
+            state.txns[id]?.execution.txn ?? l.queue[id]?.txn ?? l.awaiting[id]?.execution.txn ?? l.finishing[id]?.txn
+        }
+        var ids = Set(state.txns.keys).union(l.queue.keys).union(l.awaiting.keys).union(l.finishing.keys)
+            .filter { id in predecessors.contains(id.coordinator) && (after.map { $0 < id } ?? true) }
+            .sorted()
+        let more = ids.count > WatermarkLimits.orphansPerPage
+        ids = Array(ids.prefix(WatermarkLimits.orphansPerPage))
+        let page = ids.compactMap(txn)
+        // With the first page: a transaction retired here may still be
+        // listed elsewhere, and its submit gets no answer here.
+        let retired = after != nil ? [] : state.retired.filter { predecessors.contains($0.key.coordinator) }
+            .map { RetirePoint(coordinator: $0.key.coordinator, worker: $0.key.worker, below: $0.value) }
+            .sorted { ($0.coordinator, $0.worker) < ($1.coordinator, $1.worker) }
+        send(.orphans(shard: shard, term: leader!.term, pass: pass, after: after, txns: page, retired: retired, more: more), to: c)
+    }
+
     // MARK: - Timers
 
     func onTick() {

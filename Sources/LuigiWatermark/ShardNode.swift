@@ -163,6 +163,9 @@ public final class ShardNode {
         case .retire(let c, let worker, let below) where l.serving:
             leader!.heard(from: c, at: now)
             onRetire(c, worker, below)
+        case .orphansAsk(let c, let pass, let lowest, let highest, let after) where l.serving:
+            leader!.heard(from: c, at: now)
+            onOrphansAsk(c, pass: pass, lowest...highest, after: after)
         default:
             break
         }
@@ -241,6 +244,10 @@ public final class ShardNode {
             guard accepts(coordinator: c), Int(worker) < config.workers else {
                 throw LuigiError.invalidArgument("retire for unknown coordinator \(c) or worker \(worker)")
             }
+        case .orphansAsk(let c, _, let lowest, let highest, _):
+            guard accepts(coordinator: c), lowest <= highest, !(lowest...highest).contains(c) else {
+                throw LuigiError.invalidArgument("coordinator \(c) asks for the orphans of \(lowest)...\(highest)")
+            }
         case .recover(let from, let term):
             try WatermarkLimits.check(term, "term")
             try checkPeer(from, nil)
@@ -258,7 +265,7 @@ public final class ShardNode {
                     guard p.ts >= 1 else { throw LuigiError.invalidArgument("a recovered proposal of 0") }
                 }
             }
-        case .reply, .marks:
+        case .reply, .marks, .orphans:
             break
         }
     }

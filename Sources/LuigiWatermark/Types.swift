@@ -14,6 +14,8 @@ public enum WatermarkLimits {
     public static let maxOpsPerPart = 1 << 12
     public static let maxOpsPerTxn = 1 << 14
     public static let maxKeyBytes = 1 << 10
+    /// Transactions in one `orphans` page.
+    public static let orphansPerPage = 64
 
     public static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
         guard value <= maxTimestamp else {

@@ -166,6 +166,40 @@ import Glibc
         await cluster.stopAll()
     }
 
+    /// Node 1's coordinator retires slowly (every 5 s), so stopping it
+    /// right after a burst of transactions leaves their records on the
+    /// shards. Its next incarnation takes them over: once it has, and every
+    /// coordinator retired its own, no shard holds a record.
+    @Test func aRestartedCoordinatorRetiresWhatItsPredecessorLeft() async throws {
+        let cluster = try LocalCluster { config in
+            config.shards = 2
+            config.shardWorkers = 3
+            if config.nodeId == 1 { config.shardTickMicros = 1_000_000 }
+        }
+        try await cluster.startAll()
+        let one = try cluster.client(endpoints: [cluster.members[1]!.description], timeoutMillis: 30_000)
+        for i in 0..<12 {
+            let r = try one.transact([0: [.add("x", 1), .write("k\(i)", Int64(i))], 1: [.add("y", 1)]])
+            #expect(r.outcome == .committed)
+        }
+        func records(_ id: UInt64) -> UInt64 {
+            guard let status = try? cluster.client(endpoints: [cluster.members[id]!.description], timeoutMillis: 1000).status()
+            else { return .max }
+            return statusSum("records", in: status)
+        }
+        await cluster.stop(1)
+        #expect(records(2) > 0, "nothing was left to take over")
+        try await cluster.start(1)
+        let status = { try cluster.client(endpoints: [cluster.members[1]!.description]).status() }
+        #expect(await eventually(seconds: 20) { [1, 2, 3].allSatisfy { records($0) == 0 } }, "records left: \([1, 2, 3].map(records))")
+        #expect(await eventually(seconds: 20) { (try? status())?.contains("\"adopting\":false") == true }, "still adopting")
+        #expect(try !status().contains("\"adopted\":0,"), "the successor took nothing over")
+        // The transactions' effects are all there, once.
+        let r = try cluster.client().transact([0: [.read("x"), .read("k11")], 1: [.read("y")]])
+        #expect(r.reads[0]?.map(\.value) == [12, 11] && r.reads[1]?.first?.value == 12)
+        await cluster.stopAll()
+    }
+
     /// A peer's watermark frames that lie about their shard or target, or
     /// hold garbage, are refused and counted; a message for an earlier
     /// coordinator incarnation is dropped; the node keeps serving. A client

@@ -39,12 +39,13 @@ import Testing
 @Suite struct WatermarkSweepTests {
     @Test func randomSchedulesKeepEveryInvariant() throws {
         let scale = Int(getenvString("LUIGI_SWEEP_SCALE") ?? "") ?? 1
-        var committed = 0, slowPath = 0
+        var committed = 0, slowPath = 0, adopted: UInt64 = 0
         for seed in seeds(40 * scale) {
             do {
                 let (cluster, checker) = try WatermarkSchedule.random(seed: seed)
                 committed += checker.committedCount
                 slowPath += cluster.completions.filter { $0.ts > $0.proposedTs }.count
+                adopted += cluster.coordinatorStats().reduce(0) { $0 + $1.adopted }
             } catch {
                 Issue.record("seed \(seed) (LUIGI_SEED=\(seed) to replay): \(error)")
             }
@@ -52,6 +53,7 @@ import Testing
         if getenvString("LUIGI_SEED") == nil {
             #expect(committed > 0)
             #expect(slowPath > 0, "skew and conflicts should move some timestamps above the coordinator's")
+            #expect(adopted > 0, "crashed coordinators should leave transactions for their successors")
         }
     }
 }

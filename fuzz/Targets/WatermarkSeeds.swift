@@ -38,6 +38,12 @@ extension FuzzSeeds {
             WatermarkEnvelope(to: 1, .submit(single)),
             WatermarkEnvelope(to: 2, .recovered(from: 1, term: WatermarkLimits.maxTimestamp, txns: [])),
             WatermarkEnvelope(to: 10, .marks(shard: 0, term: 1, marks: [])),
+            // Taking over dead coordinators.
+            WatermarkEnvelope(to: 1, .orphansAsk(coordinator: 12, pass: 3, lowest: 9, highest: 11, after: nil)),
+            WatermarkEnvelope(to: 0, .orphansAsk(coordinator: 12, pass: 4, lowest: 10, highest: 10, after: single.id)),
+            WatermarkEnvelope(to: 12, .orphans(shard: 1, term: 2, pass: 3, after: nil, txns: [t, single],
+                                               retired: [RetirePoint(coordinator: 9, worker: 1, below: 40)], more: true)),
+            WatermarkEnvelope(to: 12, .orphans(shard: 0, term: 2, pass: 4, after: t.id, txns: [], retired: [], more: false)),
         ]
     }
 
