@@ -987,6 +987,16 @@ luigi_status luigi_wm_coordinator_tick(luigi_wm_coordinator *coordinator, uint64
 luigi_status luigi_wm_coordinator_take_messages(luigi_wm_coordinator *coordinator, luigi_buffer *out);
 /* Transactions acknowledged since the last call (the completions format). */
 luigi_status luigi_wm_coordinator_take_completions(luigi_wm_coordinator *coordinator, luigi_buffer *out);
+/* Take over dead coordinators lowest..highest (a crashed one you replaced
+ * with this one under a new id): on its timer this coordinator asks the
+ * shards what they left, drives each transaction to its acknowledgement
+ * (no completion is reported for them) and retires their streams, so their
+ * records do not stay on the shards. Messages addressed to them are this
+ * coordinator's to step. The shards must accept their ids. Refused: a
+ * range holding this coordinator's id, lowest > highest, past 64 ranges. */
+luigi_status luigi_wm_coordinator_adopt(luigi_wm_coordinator *coordinator, uint64_t lowest, uint64_t highest);
+/* 1 until every coordinator it took over is done. */
+luigi_status luigi_wm_coordinator_adopting(const luigi_wm_coordinator *coordinator, int *out_adopting);
 
 typedef struct luigi_wm_shard luigi_wm_shard;
 
@@ -1022,6 +1032,8 @@ luigi_status luigi_wm_shard_value(const luigi_wm_shard *shard, const char *key, 
                                   int *out_present);
 /* 1 while it leads, has applied its log and has recovered: it serves. */
 luigi_status luigi_wm_shard_serving(const luigi_wm_shard *shard, int *out_serving);
+/* Transaction records its committed state holds (retire points drop them). */
+luigi_status luigi_wm_shard_records(const luigi_wm_shard *shard, uint64_t *out_records);
 
 
 /* ---- Client of a luigi-node cluster (TCP) -------------------------------

@@ -254,3 +254,19 @@ func commitRule(_ raw: UInt32) throws -> CommitRule {
 @c @implementation public func luigi_wm_shard_serving(_ s: OpaquePointer!, _ out: UnsafeMutablePointer<Int32>!) -> luigi_status {
     output(out, "out_serving") { try shardRole(s).isServing ? 1 : 0 }
 }
+
+@c @implementation public func luigi_wm_shard_records(_ s: OpaquePointer!, _ out: UnsafeMutablePointer<UInt64>!) -> luigi_status {
+    output(out, "out_records") { UInt64(try shardRole(s).state.txns.count) }
+}
+
+@c @implementation public func luigi_wm_coordinator_adopt(_ c: OpaquePointer!, _ lowest: UInt64, _ highest: UInt64) -> luigi_status {
+    guarded {
+        let co = try coordinatorRole(c)
+        guard lowest <= highest else { throw ABIError.invalidArgument("lowest \(lowest) is above highest \(highest)") }
+        try co.adopt(lowest...highest)
+    }
+}
+
+@c @implementation public func luigi_wm_coordinator_adopting(_ c: OpaquePointer!, _ out: UnsafeMutablePointer<Int32>!) -> luigi_status {
+    output(out, "out_adopting") { try coordinatorRole(c).isAdopting ? 1 : 0 }
+}

@@ -157,8 +157,12 @@ public final class Coordinator {
     private var heardAt: [UInt64]
     private var retireSent: [UInt64]
     private var retireSentAt: UInt64 = 0
+    /// The dead coordinators taken over: the config's, then `adopt`'s.
+    public private(set) var predecessors: [ClosedRange<UInt64>]
     /// Nil once every predecessor range is taken over.
     private var adoption: Adoption?
+    /// The last pass of a finished adoption (pass numbers never repeat).
+    private var lastPass: UInt64 = 0
     /// Per predecessor stream of the range being taken over: the highest
     /// seq listed, and the highest retire point a shard reported.
     private var adoptedMax: [ShardState.RetireKey: UInt64] = [:]
@@ -175,7 +179,8 @@ public final class Coordinator {
         marks = Array(repeating: Array(repeating: 0, count: config.workers), count: config.shardCount)
         terms = Array(repeating: 0, count: config.shardCount)
         heardAt = Array(repeating: 0, count: config.shardCount)
-        adoption = config.predecessors.isEmpty ? nil : Adoption()
+        predecessors = config.predecessors
+        adoption = predecessors.isEmpty ? nil : Adoption()
     }
 
     public var id: UInt64 { config.id }
@@ -185,7 +190,7 @@ public final class Coordinator {
 
     /// Whether messages for `id` are this coordinator's.
     public func answers(for id: UInt64) -> Bool {
-        id == config.id || config.predecessors.contains { $0.contains(id) }
+        id == config.id || predecessors.contains { $0.contains(id) }
     }
 
     /// The current one-way delay estimate to `shard` (µs).
@@ -387,6 +392,17 @@ public final class Coordinator {
 
     // MARK: - Taking over predecessors
 
+    /// Takes over the dead coordinators `ids` too (see
+    /// `CoordinatorConfig.predecessors`). Refused, changing nothing: a range
+    /// holding this coordinator's id, or past 64 ranges in all.
+    public func adopt(_ ids: ClosedRange<UInt64>) throws {
+        guard !ids.contains(config.id), predecessors.count < 64 else {
+            throw LuigiError.invalidArgument("cannot take over \(ids): it holds this coordinator's id, or 64 ranges are taken over")
+        }
+        predecessors.append(ids)
+        if adoption == nil { adoption = Adoption(range: predecessors.count - 1, pass: lastPass + 1) }
+    }
+
     /// On the timer: asks the shards that have not finished listing the
     /// pass (again, every `retryAfter`), or starts the next pass.
     private func askOrphans() {
@@ -405,7 +421,7 @@ public final class Coordinator {
 
     private func askOrphans(of shard: UInt64) {
         guard let a = adoption else { return }
-        let range = config.predecessors[a.range]
+        let range = predecessors[a.range]
         output.append(WatermarkEnvelope(to: shard, .orphansAsk(
             coordinator: config.id, pass: a.pass, lowest: range.lowerBound, highest: range.upperBound, after: a.cursor[shard])))
     }
@@ -415,7 +431,7 @@ public final class Coordinator {
         guard var a = adoption, a.nextPassAt == nil, pass == a.pass, !a.listed.contains(shard), after == a.cursor[shard],
             !more || !txns.isEmpty
         else { return }
-        let range = config.predecessors[a.range]
+        let range = predecessors[a.range]
         for p in retired where range.contains(p.coordinator) {
             let key = ShardState.RetireKey(coordinator: p.coordinator, worker: p.worker)
             knownRetired[key] = max(knownRetired[key, default: 0], p.below)
@@ -452,7 +468,7 @@ public final class Coordinator {
     /// later.
     private func settleAdoptionPass() {
         guard var a = adoption, a.nextPassAt == nil, a.listed.count == config.shardCount else { return }
-        let range = config.predecessors[a.range]
+        let range = predecessors[a.range]
         let busy = inFlight.keys.contains { range.contains($0.coordinator) } || unsettled.keys.contains { range.contains($0.coordinator) }
         if !busy && a.found == 0 {
             // Twice in a row, `retryAfter` apart: a predecessor's message
@@ -461,7 +477,8 @@ public final class Coordinator {
                 for key in Array(adoptedMax.keys) where range.contains(key.coordinator) { adoptedMax[key] = nil }
                 for key in Array(knownRetired.keys) where range.contains(key.coordinator) { knownRetired[key] = nil }
                 a.range += 1
-                adoption = a.range == config.predecessors.count ? nil : Adoption(range: a.range, pass: a.pass + 1)
+                adoption = a.range == predecessors.count ? nil : Adoption(range: a.range, pass: a.pass + 1)
+                lastPass = a.pass
                 return
             }
             a.emptyBefore = true

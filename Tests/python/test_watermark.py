@@ -347,9 +347,11 @@ def golden() -> dict[str, bytes]:
     return {name: bytes.fromhex(data) for name, data in lines}
 
 
-def leading_shard(shard: int = 1, shard_count: int = 2, workers: int = 2) -> WatermarkShard:
+def leading_shard(
+    shard: int = 1, shard_count: int = 2, workers: int = 2, coordinators: Sequence[int] = (COORDINATOR,)
+) -> WatermarkShard:
     """A shard whose Raft node leads term 1 and applied its (empty) entry."""
-    s = WatermarkShard(shard, shard_count, workers, [COORDINATOR])
+    s = WatermarkShard(shard, shard_count, workers, coordinators)
     s.set_role(True, 1)
     s.apply(b"", 1, 0)
     return s
@@ -397,9 +399,11 @@ class RoleNetwork:
     network. Each shard's Raft group is a one-replica log: a record it hands
     out is committed, so applied back to it, at once."""
 
-    def __init__(self, shards: int, workers: int) -> None:
+    def __init__(self, shards: int, workers: int, coordinators: Sequence[int] = (COORDINATOR,)) -> None:
         self.coordinator = WatermarkCoordinator(COORDINATOR, shards, workers)
-        self.shards = [leading_shard(i, shards, workers) for i in range(shards)]
+        self.shards = [leading_shard(i, shards, workers, coordinators) for i in range(shards)]
+        # The coordinator ids whose messages reach self.coordinator (others are lost).
+        self.answers_for = {COORDINATOR}
         self.network: list[tuple[bool, int, bytes]] = []
         self.now = 0
 
@@ -423,8 +427,8 @@ class RoleNetwork:
             to_shard, to, message = self.network.pop(0)
             if to_shard:
                 self.shards[to].step(message, self.now)
-            else:
-                assert to == COORDINATOR
+            elif to in self.answers_for:
+                # A crashed coordinator's messages go to the one that took it over.
                 self.coordinator.step(message, self.now)
             self.collect()
         return self.coordinator.take_completions()
@@ -460,6 +464,44 @@ def test_roles_end_to_end_over_a_python_network() -> None:
     for shard in (0, 1):
         on_shard = sum(v for (s, _), v in expected.items() if s == shard)
         assert sum(net.shards[shard].value(f"k{i}") or 0 for i in range(4)) == on_shard
+
+
+SUCCESSOR = COORDINATOR + 1
+
+
+def test_a_successor_takes_over_what_a_crashed_coordinator_left() -> None:
+    """The coordinator crashes with transactions in flight and records not
+    retired; its successor (a new id) adopts it: every transaction it left
+    applies on both shards or on neither, and no record stays."""
+    net = RoleNetwork(shards=2, workers=2, coordinators=(COORDINATOR, SUCCESSOR))
+    net.advance(100)  # the shards recover and serve
+    for i in range(30):
+        net.coordinator.submit([("add", 0, "x", 1), ("add", 1, "y", 1)], worker=i % 2, now_us=net.now)
+        if i == 20:
+            for _ in range(4):  # the first ones run, before the first retire point (10 ms)
+                net.advance(1_000)
+    net.collect()
+    del net.network[len(net.network) // 2 :]  # the crash loses what it had not sent
+    net.coordinator = WatermarkCoordinator(SUCCESSOR, 2, 2)
+    with pytest.raises(ln.LuigiValueError):
+        net.coordinator.adopt(SUCCESSOR, SUCCESSOR)  # not itself
+    with pytest.raises(ln.LuigiValueError):
+        net.coordinator.adopt(5, 4)
+    assert not net.coordinator.adopting
+    net.coordinator.adopt(COORDINATOR, COORDINATOR)
+    net.answers_for = {COORDINATOR, SUCCESSOR}
+    assert net.coordinator.adopting
+    assert sum(shard.records for shard in net.shards) > 0
+    completions = []
+    for _ in range(10_000):
+        completions += net.advance(1_000)
+        if not net.coordinator.adopting and all(shard.records == 0 for shard in net.shards):
+            break
+    assert not net.coordinator.adopting
+    assert [shard.records for shard in net.shards] == [0, 0]
+    assert completions == []  # no client waited for them
+    x, y = net.shards[0].value("x"), net.shards[1].value("y")
+    assert x == y and x is not None and 21 <= x <= 30
 
 
 def test_two_phase_baseline_refuses_faults() -> None:

@@ -152,6 +152,35 @@ WmCoordinator_take_completions(PyObject *op, PyObject *Py_UNUSED(ignored))
     return coordinator_take(op, 1);
 }
 
+static PyObject *
+WmCoordinator_adopt(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    module_state *st = state_of(op);
+    uint64_t lowest, highest;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "adopt() takes exactly 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (as_u64(st, args[0], "lowest", &lowest) < 0 || as_u64(st, args[1], "highest", &highest) < 0) {
+        return NULL;
+    }
+    return none_or_raise(st, luigi_wm_coordinator_adopt(COORDINATOR(op), lowest, highest));
+}
+
+static PyObject *
+WmCoordinator_adopting(PyObject *op, void *Py_UNUSED(closure))
+{
+    int adopting = 0;
+    luigi_status s = luigi_wm_coordinator_adopting(COORDINATOR(op), &adopting);
+    return bool_or_raise(state_of(op), s, adopting);
+}
+
+static PyGetSetDef WmCoordinator_getset[] = {
+    {"adopting", WmCoordinator_adopting, NULL,
+     "True until every coordinator it took over (adopt) is done.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef WmCoordinator_methods[] = {
     {"submit", FUNC(WmCoordinator_submit), METH_VARARGS | METH_KEYWORDS,
      "submit($self, /, ops, *, worker=0, now_us)\n--\n\n"
@@ -171,6 +200,14 @@ static PyMethodDef WmCoordinator_methods[] = {
     {"take_completions", WmCoordinator_take_completions, METH_NOARGS,
      "take_completions($self, /)\n--\n\n"
      "Transactions acknowledged since the last call: [(TxnId, committed, ts, reads)]."},
+    {"adopt", FUNC(WmCoordinator_adopt), METH_FASTCALL,
+     "adopt($self, lowest, highest, /)\n--\n\n"
+     "Take over the dead coordinators lowest..highest (one you replaced with this\n"
+     "one under a new id): on its timer it asks the shards what they left, drives\n"
+     "each transaction to its acknowledgement (no completion is reported for\n"
+     "them) and retires their streams. Messages addressed to them are this\n"
+     "coordinator's to step. InvalidArgument: a range holding this coordinator's\n"
+     "id, lowest > highest, past 64 ranges."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -184,6 +221,7 @@ static PyType_Slot WmCoordinator_slots[] = {
     {Py_tp_new, WmCoordinator_new},
     {Py_tp_dealloc, WmCoordinator_dealloc},
     {Py_tp_methods, WmCoordinator_methods},
+    {Py_tp_getset, WmCoordinator_getset},
     {0, NULL},
 };
 
@@ -361,6 +399,14 @@ WmShard_serving(PyObject *op, void *Py_UNUSED(closure))
     return bool_or_raise(state_of(op), s, serving);
 }
 
+static PyObject *
+WmShard_records(PyObject *op, void *Py_UNUSED(closure))
+{
+    uint64_t records = 0;
+    luigi_status s = luigi_wm_shard_records(SHARD(op), &records);
+    return u64_or_raise(state_of(op), s, records);
+}
+
 static PyMethodDef WmShard_methods[] = {
     {"set_role", FUNC(WmShard_set_role), METH_FASTCALL,
      "set_role($self, leader, term, /)\n--\n\n"
@@ -388,6 +434,8 @@ static PyMethodDef WmShard_methods[] = {
 static PyGetSetDef WmShard_getset[] = {
     {"serving", WmShard_serving, NULL,
      "True while it leads, has applied its log and has recovered: it serves.", NULL},
+    {"records", WmShard_records, NULL,
+     "Transaction records its committed state holds (retire points drop them).", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
