@@ -90,3 +90,19 @@ import Testing
         #expect(try cluster.value("a", shard: 0) == -5)
     }
 }
+
+@Suite struct CoordinatorAdoptionTests {
+    /// A coordinator takes over other ids only: never its own, at most 64
+    /// ranges; a refused range changes nothing.
+    @Test func adoptRefusesItsOwnIdAndPast64Ranges() throws {
+        var config = CoordinatorConfig(id: 500, shardCount: 2, workers: 1)
+        config.predecessors = [1...1]
+        #expect(throws: LuigiError.self) { _ = try Coordinator(config: { var c = config; c.predecessors = [400...600]; return c }()) }
+        let c = try Coordinator(config: config)
+        #expect(c.isAdopting && c.answers(for: 1) && !c.answers(for: 2))
+        #expect(throws: LuigiError.self) { try c.adopt(499...501) }
+        for i in UInt64(2)...64 { try c.adopt(i * 2...i * 2) }
+        #expect(throws: LuigiError.self) { try c.adopt(300...300) }
+        #expect(c.predecessors.count == 64 && !c.answers(for: 300) && c.answers(for: 128))
+    }
+}
