@@ -81,7 +81,8 @@ public final class LuigiNode: Service, Sendable {
             $0.http = httpChannel
         }
         // What the groups' address books already hold wins over the config.
-        links.update(try await core.loop.submit { core.peers }.get())
+        // On the host loop, so a later change (`onPeers`, also on it) cannot be overtaken.
+        try await core.loop.submit { [links] in links.update(core.peers) }.get()
         let listen = try Address(host: config.listen.host, port: server.localAddress?.port ?? config.listen.port)
         let http = try httpChannel.map { try Address(host: config.http!.host, port: $0.localAddress?.port ?? 0) }
         logger.info(

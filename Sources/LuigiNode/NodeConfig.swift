@@ -78,13 +78,13 @@ public struct NodeConfig: Sendable {
     public var compactAfter: Int = 10_000
     /// The frame limit on every authenticated connection, a peer's too.
     public var maxFramePayload: Int = Frame.defaultMaxPayload
-    /// A Raft message larger than this (a snapshot) travels in pieces of
-    /// this size (`raftChunk` frames), other frames between them; at most
-    /// a frame's payload less the piece's header (`chunkBytes`).
+    /// A peer frame larger than this (a Raft snapshot, say) travels in
+    /// pieces of this size (`chunk` frames), other frames between them; at
+    /// most a frame's payload less the piece's header (`chunkBytes`).
     public var peerChunkBytes: Int = 4 << 20
-    /// The largest Raft message a peer may send in pieces: it bounds a
-    /// group's snapshot, and what one peer connection may make this node
-    /// hold while the pieces arrive.
+    /// The largest frame a peer may send in pieces: it bounds a group's
+    /// snapshot, and what one peer connection may make this node hold while
+    /// the pieces arrive.
     public var maxPeerMessageBytes: Int = Frame.maxPayloadCeiling
     /// Bytes of one peer connection's frames that may wait for the host
     /// thread (busy with a sync, say); past this the connection is not read
@@ -175,7 +175,7 @@ public struct NodeConfig: Sendable {
     }
 
     /// The size of a transfer's pieces: `peerChunkBytes`, within a frame.
-    var chunkBytes: Int { min(peerChunkBytes, maxFramePayload - RaftChunk.headerSize) }
+    var chunkBytes: Int { min(peerChunkBytes, maxFramePayload - FrameChunk.headerSize) }
 
     /// Peers: every member but this node.
     public var peers: [UInt64: Address] { members.filter { $0.key != nodeId } }

@@ -13,11 +13,13 @@ import Synchronization
 /// is full, messages are dropped and counted: Raft retransmits, and a
 /// bounded drop beats an unbounded queue.
 ///
-/// A Raft message over `chunkBytes` (a snapshot) is queued as a
+/// A frame over `chunkBytes` (a Raft snapshot, say) is queued as a
 /// transfer instead and sent in pieces, one piece written at a time, so the
 /// frames of every other group keep flowing between them. A group has at
-/// most one transfer queued (Raft sends a snapshot again while the first is
-/// under way; the copy is dropped); the queue ends with the connection.
+/// most one transfer of each kind queued (Raft sends a snapshot again while
+/// the first is under way; the copy is dropped, as is a frame over what a
+/// peer assembles, `maxPeerMessageBytes`); the queue ends with the
+/// connection.
 final class PeerLink: Sendable {
     let peer: UInt64
     let address: Address
@@ -28,8 +30,7 @@ final class PeerLink: Sendable {
 
     private struct Transfer {
         let id: UInt64
-        let group: UInt64
-        let message: [UInt8]
+        let frame: Frame
         var offset = 0
     }
 
@@ -72,25 +73,28 @@ final class PeerLink: Sendable {
     func isReady(_ channel: any Channel) -> Bool { state.withLock { $0.ready && $0.channel === channel } }
 
     /// Sends frames in one flush, or drops them (and counts) when the link
-    /// is down or its send buffer is full; queues a Raft message over
-    /// `chunkBytes` as a transfer.
+    /// is down or its send buffer is full; queues a frame over `chunkBytes`
+    /// as a transfer.
     func send(_ frames: [Frame]) {
         let chunk = config.chunkBytes
         let (channel, queued, refused) = state.withLock { s -> ((any Channel)?, Bool, Int) in
             guard s.ready, let channel = s.channel else { return (nil, false, 0) }
             var queued = false, refused = 0
-            for frame in frames where frame.kind == .raft && frame.payload.count > chunk {
-                guard !s.transfers.contains(where: { $0.group == frame.group }) else {
+            for frame in frames where frame.payload.count > chunk {
+                guard frame.payload.count <= config.maxPeerMessageBytes,
+                    !s.transfers.contains(where: { $0.frame.group == frame.group && $0.frame.kind == frame.kind })
+                else {
                     refused += 1
                     continue
                 }
-                s.transfers.append(Transfer(id: s.nextTransfer, group: frame.group, message: frame.payload))
+                s.transfers.append(Transfer(id: s.nextTransfer, frame: frame))
                 s.nextTransfer += 1
                 queued = true
             }
             return (channel, queued, refused)
         }
-        let small = frames.filter { $0.kind != .raft || $0.payload.count <= chunk }
+        if refused > 0 { logger.debug("large frames not sent", metadata: ["peer": "\(peer)", "count": "\(refused)"]) }
+        let small = frames.filter { $0.payload.count <= chunk }
         guard let channel else {
             metrics.peerMessagesDropped.increment(by: frames.count)
             return
@@ -114,15 +118,17 @@ final class PeerLink: Sendable {
     /// being written; each written piece calls for the next. Runs on the
     /// channel's event loop, so the pieces go out in order.
     private func sendNextPiece(on channel: any Channel) {
-        let piece = state.withLock { s -> Frame? in
+        let piece = state.withLock { s -> [UInt8]? in
             guard s.ready, s.channel === channel, !s.pieceInFlight, var t = s.transfers.first else { return nil }
-            let chunk = RaftChunk(of: t.message, transfer: t.id, offset: t.offset, maxBytes: config.chunkBytes)
+            let chunk = FrameChunk(of: t.frame, transfer: t.id, offset: t.offset, maxBytes: config.chunkBytes)
             t.offset += chunk.bytes.count
-            if t.offset == t.message.count { s.transfers.removeFirst() } else { s.transfers[0] = t }
+            if t.offset == t.frame.payload.count { s.transfers.removeFirst() } else { s.transfers[0] = t }
+            // A piece is within a frame's payload (`chunkBytes`), so it encodes.
+            guard let bytes = try? Frame(.chunk, group: t.frame.group, payload: chunk.encoded()).encoded() else { return nil }
             s.pieceInFlight = true
-            return Frame(.raftChunk, group: t.group, payload: chunk.encoded())
+            return bytes
         }
-        guard let piece, let bytes = try? piece.encoded() else { return }
+        guard let bytes = piece else { return }
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in
             self.state.withLock { s in if s.channel === channel { s.pieceInFlight = false } }

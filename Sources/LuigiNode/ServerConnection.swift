@@ -128,7 +128,7 @@ final class ServerConnection: ChannelInboundHandler {
                 // memberships decide what its messages can do (a node being
                 // added is not in this node's address book yet).
                 case .peer(let id) where id != config.nodeId:
-                    // Snapshots come in pieces (`raftChunk`), each a frame like any other.
+                    // Large frames (snapshots) come in pieces (`chunk`), each a frame like any other.
                     decoder.raiseLimit(to: config.maxFramePayload)
                     assembler = ChunkAssembler(maxTotal: config.maxPeerMessageBytes)
                     phase = .peer(id)
@@ -156,28 +156,25 @@ final class ServerConnection: ChannelInboundHandler {
                 context.close(promise: nil)
             }
         case .peer(let id):
-            let core = core
-            let step: @Sendable () -> Void
-            var size = frame.payload.count
-            switch frame.kind {
-            case .raft: step = { core.receive(frame, from: id) }
-            case .raftChunk:
-                let message: [UInt8]?
+            var frame = frame
+            if frame.kind == .chunk {
                 do {
-                    message = try assembler.push(frame)
+                    guard let whole = try assembler.push(frame) else { return }
+                    frame = whole
                 } catch {
                     metrics.badFrames.increment()
                     return refuse("bad chunk: \(error)", context: context)
                 }
-                guard let message else { return }
-                size = message.count
-                let whole = Frame(.raft, group: frame.group, payload: message)
-                step = { core.receive(whole, from: id) }
-            case .delta: step = { core.receiveDelta(frame, from: id) }
-            case .watermark: step = { core.receiveWatermark(frame, from: id) }
+            }
+            let core = core, whole = frame
+            let step: @Sendable () -> Void
+            switch frame.kind {
+            case .raft: step = { core.receive(whole, from: id) }
+            case .delta: step = { core.receiveDelta(whole, from: id) }
+            case .watermark: step = { core.receiveWatermark(whole, from: id) }
             default: return refuse("a peer may not send \(frame.kind) frames", context: context)
             }
-            queueForHost(size, step, context: context)
+            queueForHost(frame.payload.count, step, context: context)
         case .client:
             guard frame.kind == .request else { return refuse("a client may not send \(frame.kind) frames", context: context) }
             let request: ClientRequest

@@ -30,7 +30,9 @@ import NIOCore
 final class ShardGroups {
     static let incarnationBits: UInt64 = 20
 
-    static func group(ofShard shard: UInt64) -> UInt64 { NodeConfig.shardGroupBase + 1 + shard }
+    /// Wraps for a shard id from the wire no node has (the caller then finds
+    /// no such group), rather than trap.
+    static func group(ofShard shard: UInt64) -> UInt64 { NodeConfig.shardGroupBase &+ 1 &+ shard }
 
     struct Waiting {
         let deadline: NIODeadline

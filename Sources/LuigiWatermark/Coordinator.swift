@@ -98,23 +98,26 @@ public final class Coordinator {
     /// Taking over the predecessors, one range at a time, in passes: every
     /// shard lists (page by page) what it holds of the range; each listed
     /// transaction is driven to its acknowledgement, unless a shard's retire
-    /// point shows it finished; once all are, the range's streams are retired
-    /// past what was found. Two passes in a row that find nothing end the
-    /// range.
+    /// point shows it finished; once all are, each stream is retired up to
+    /// its first seq no shard listed. Two passes in a row that find nothing
+    /// new end the range.
     struct Adoption {
         var range = 0
         var pass: UInt64 = 1
         /// Per shard: the last id listed this pass (the next page's `after`).
         var cursor: [UInt64: TxnId] = [:]
         var listed: Set<UInt64> = []
+        /// Listed this pass: taken over now, or retired but still held.
         var found = 0
         var askedAt: UInt64 = 0
         /// The pass is listed: the next starts after this.
         var nextPassAt: UInt64?
         /// Transactions of the range already taken over (across passes).
         var taken: Set<TxnId> = []
-        /// The last pass found nothing.
+        /// The last pass found nothing new.
         var emptyBefore = false
+        /// When the listed pass started waiting for what it drives.
+        var busySince: UInt64?
     }
 
     public struct Stats: Equatable, Sendable {
@@ -164,9 +167,9 @@ public final class Coordinator {
     /// The last pass of a finished adoption (pass numbers never repeat).
     private var lastPass: UInt64 = 0
     /// Per predecessor stream of the range being taken over: the highest
-    /// seq listed, and the highest retire point a shard reported.
-    private var adoptedMax: [ShardState.RetireKey: UInt64] = [:]
+    /// retire point a shard reported, and the one this coordinator sent.
     private var knownRetired: [ShardState.RetireKey: UInt64] = [:]
+    private var retireSentFor: [ShardState.RetireKey: UInt64] = [:]
     private var now: UInt64 = 0
     private var output: [WatermarkEnvelope] = []
     private var completions: [Completion] = []
@@ -257,7 +260,15 @@ public final class Coordinator {
         case .orphans(let shard, let term, let pass, let after, let txns, let retired, let more):
             guard shard < UInt64(config.shardCount) else { throw LuigiError.invalidArgument("orphans from shard \(shard)") }
             try WatermarkLimits.check(term, "term")
-            for t in txns { try t.validate() }
+            // Each will be driven like this coordinator's own: within its shards and streams.
+            for txn in txns {
+                try txn.validate()
+                guard txn.shards.contains(shard), txn.shards.allSatisfy({ $0 < UInt64(config.shardCount) }),
+                    Int(txn.id.worker) < config.workers
+                else {
+                    throw LuigiError.invalidArgument("orphan \(txn.id) names shards \(txn.shards) or a worker out of range")
+                }
+            }
             advanceClock(t)
             onOrphans(shard, pass: pass, after: after, txns, retired, more: more)
         default:
@@ -392,6 +403,9 @@ public final class Coordinator {
 
     // MARK: - Taking over predecessors
 
+    /// Adopted transactions in flight past which the next page waits for the timer.
+    static let adoptingAtOnce = 1024
+
     /// Takes over the dead coordinators `ids` too (see
     /// `CoordinatorConfig.predecessors`). Refused, changing nothing: a range
     /// holding this coordinator's id, or past 64 ranges in all.
@@ -444,10 +458,14 @@ public final class Coordinator {
             unsettled[id] = nil
         }
         for t in txns where range.contains(t.id.coordinator) {
-            a.found += 1
             let key = ShardState.RetireKey(t.id)
-            adoptedMax[key] = max(adoptedMax[key, default: 0], t.id.seq)
-            guard t.id.seq >= knownRetired[key, default: 0], a.taken.insert(t.id).inserted else { continue }
+            // Still here though retired (that retire has not applied yet, or was lost).
+            if t.id.seq < max(knownRetired[key, default: 0], retireSentFor[key, default: 0]) {
+                a.found += 1
+                continue
+            }
+            guard a.taken.insert(t.id).inserted else { continue }  // taken, and above a gap
+            a.found += 1
             inFlight[t.id] = InFlight(txn: t, ts: t.ts, submittedAt: now, lastSent: now, adopted: true)
             for s in t.shards { output.append(WatermarkEnvelope(to: s, .submit(t))) }
         }
@@ -457,44 +475,53 @@ public final class Coordinator {
             a.listed.insert(shard)
         }
         adoption = a
-        if more { askOrphans(of: shard) }
+        // The next page at once while few are in flight; else on the timer.
+        if more && inFlight.values.lazy.filter(\.adopted).count < Self.adoptingAtOnce { askOrphans(of: shard) }
         settleAdoptionPass()
     }
 
-    /// Once every shard listed the pass: if what was found is all
-    /// acknowledged and settled, retires the range's streams past it (again,
-    /// for a retire not applied yet); the second pass in a row that found
-    /// nothing ends the range. Otherwise the next pass starts `retryAfter`
+    /// Once every shard listed the pass and all it found is acknowledged
+    /// and settled: retires each of the range's streams up to its first seq
+    /// no shard listed (a seq nobody listed may still arrive and run, so it
+    /// is never retired under it; records above such a gap stay). The
+    /// second pass in a row that finds nothing new and nothing awaiting its
+    /// retire ends the range; otherwise the next pass starts `retryAfter`
     /// later.
     private func settleAdoptionPass() {
         guard var a = adoption, a.nextPassAt == nil, a.listed.count == config.shardCount else { return }
         let range = predecessors[a.range]
         let busy = inFlight.keys.contains { range.contains($0.coordinator) } || unsettled.keys.contains { range.contains($0.coordinator) }
-        if !busy && a.found == 0 {
-            // Twice in a row, `retryAfter` apart: a predecessor's message
-            // still on its way may have brought a transaction meanwhile.
-            if a.emptyBefore {
-                for key in Array(adoptedMax.keys) where range.contains(key.coordinator) { adoptedMax[key] = nil }
+        if !busy {
+            var streams = Set(knownRetired.keys.filter { range.contains($0.coordinator) })
+            for id in a.taken { streams.insert(ShardState.RetireKey(id)) }
+            for key in streams.sorted(by: { ($0.coordinator, $0.worker) < ($1.coordinator, $1.worker) }) {
+                var below = max(1, knownRetired[key, default: 0])
+                while a.taken.contains(TxnId(coordinator: key.coordinator, worker: key.worker, seq: below)) { below += 1 }
+                guard below > 1 else { continue }
+                retireSentFor[key] = max(retireSentFor[key, default: 0], below)
+                for s in 0..<UInt64(config.shardCount) {
+                    output.append(WatermarkEnvelope(to: s, .retire(coordinator: key.coordinator, worker: key.worker, below: below)))
+                }
+            }
+            if a.found == 0 && a.emptyBefore {
                 for key in Array(knownRetired.keys) where range.contains(key.coordinator) { knownRetired[key] = nil }
+                for key in Array(retireSentFor.keys) where range.contains(key.coordinator) { retireSentFor[key] = nil }
                 a.range += 1
                 adoption = a.range == predecessors.count ? nil : Adoption(range: a.range, pass: a.pass + 1)
                 lastPass = a.pass
                 return
             }
-            a.emptyBefore = true
+            a.emptyBefore = a.found == 0
+            a.nextPassAt = now + config.retryAfter
         } else {
+            // Waits (checked on every tick) for what it drives; but lists
+            // again after a while: a shard's retire point may release one
+            // that no shard answers any more.
             a.emptyBefore = false
+            let since = a.busySince ?? now
+            a.busySince = since
+            if now >= since + 20 * config.retryAfter { a.nextPassAt = now }
         }
-        if !busy {
-            var points = knownRetired.filter { range.contains($0.key.coordinator) }
-            for (key, top) in adoptedMax where range.contains(key.coordinator) { points[key] = max(points[key, default: 0], top + 1) }
-            for (key, below) in points.sorted(by: { ($0.key.coordinator, $0.key.worker) < ($1.key.coordinator, $1.key.worker) }) {
-                for s in 0..<UInt64(config.shardCount) {
-                    output.append(WatermarkEnvelope(to: s, .retire(coordinator: key.coordinator, worker: key.worker, below: below)))
-                }
-            }
-        }
-        a.nextPassAt = now + config.retryAfter
         adoption = a
     }
 

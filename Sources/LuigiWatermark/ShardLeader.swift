@@ -197,12 +197,23 @@ extension ShardNode {
         func txn(_ id: TxnId) -> Txn? {
             state.txns[id]?.execution.txn ?? l.queue[id]?.txn ?? l.awaiting[id]?.execution.txn ?? l.finishing[id]?.txn
         }
-        var ids = Set(state.txns.keys).union(l.queue.keys).union(l.awaiting.keys).union(l.finishing.keys)
+        let ids = Set(state.txns.keys).union(l.queue.keys).union(l.awaiting.keys).union(l.finishing.keys)
             .filter { id in predecessors.contains(id.coordinator) && (after.map { $0 < id } ?? true) }
             .sorted()
-        let more = ids.count > WatermarkLimits.orphansPerPage
-        ids = Array(ids.prefix(WatermarkLimits.orphansPerPage))
-        let page = ids.compactMap(txn)
+        // At most `orphansPerPage` transactions and `orphansPageBytes` (one at least).
+        var page: [Txn] = []
+        var bytes = 0
+        for id in ids {
+            guard let t = txn(id) else { continue }
+            var w = ByteWriter()
+            w.txn(t)
+            if !page.isEmpty && (page.count == WatermarkLimits.orphansPerPage || bytes + w.bytes.count > WatermarkLimits.orphansPageBytes) {
+                break
+            }
+            page.append(t)
+            bytes += w.bytes.count
+        }
+        let more = page.count < ids.count
         // With the first page: a transaction retired here may still be
         // listed elsewhere, and its submit gets no answer here.
         let retired = after != nil ? [] : state.retired.filter { predecessors.contains($0.key.coordinator) }

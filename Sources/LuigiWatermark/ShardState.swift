@@ -71,7 +71,8 @@ public struct ShardState: Equatable, Sendable {
         id.seq < retired[RetireKey(coordinator: id.coordinator, worker: id.worker), default: 0]
     }
 
-    func retiredBelow(_ coordinator: UInt64, _ worker: UInt32) -> UInt64 {
+    /// The stream's retire point: every seq below it is finished and forgotten.
+    public func retiredBelow(_ coordinator: UInt64, _ worker: UInt32) -> UInt64 {
         retired[RetireKey(coordinator: coordinator, worker: worker), default: 0]
     }
 

@@ -14,8 +14,10 @@ public enum WatermarkLimits {
     public static let maxOpsPerPart = 1 << 12
     public static let maxOpsPerTxn = 1 << 14
     public static let maxKeyBytes = 1 << 10
-    /// Transactions in one `orphans` page.
+    /// Transactions, and their bytes, in one `orphans` page (a page holds
+    /// one transaction at least).
     public static let orphansPerPage = 64
+    public static let orphansPageBytes = 4 << 20
 
     public static func check(_ value: UInt64, _ what: @autoclosure () -> String) throws {
         guard value <= maxTimestamp else {

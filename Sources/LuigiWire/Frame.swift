@@ -22,10 +22,10 @@ public enum FrameKind: UInt8, Sendable, CaseIterable {
     /// Peer -> peer: one watermark-protocol message (`WatermarkEnvelope`);
     /// the group is the sending or receiving shard's group.
     case watermark = 9
-    /// Peer -> peer: one piece of a Raft message too large for one frame (a
-    /// snapshot), `RaftChunk`; the pieces travel in order, other frames
-    /// between them.
-    case raftChunk = 10
+    /// Peer -> peer: one piece of a frame too large to travel whole (a Raft
+    /// snapshot, say), `FrameChunk`; the pieces travel in order, other
+    /// frames between them.
+    case chunk = 10
 }
 
 /// One frame on a Luigi connection:

@@ -136,7 +136,7 @@ import Testing
         for (total, offset) in [(UInt64(100), UInt64(5)), (UInt64(1) << 40, UInt64(0))] {
             let peer = try RawConnection(port: port)
             #expect(try peer.handshake(credentials, role: .peer(8))?.kind == .welcome)
-            peer.send(Frame(.raftChunk, group: 1, payload: RaftChunk(transfer: 1, total: total, offset: offset, bytes: [1]).encoded()))
+            peer.send(Frame(.chunk, group: 1, payload: FrameChunk(transfer: 1, total: total, offset: offset, kind: .raft, bytes: [1]).encoded()))
             #expect(peer.closedByPeer(), "chunk at \(offset) of \(total)")
         }
         #expect(cluster.counter("luigi_bad_frames_total") == chunkBad + 2)

@@ -138,7 +138,7 @@ import Testing
         await cluster.stopAll()
     }
 
-    /// The snapshot travels in pieces (`raftChunk`), each within the frame
+    /// The snapshot travels in pieces (`chunk`), each within the frame
     /// limit, and is put back together whole.
     @Test func aSnapshotLargerThanTheFrameLimitCatchesUpAFollowerInPieces() async throws {
         let cluster = try LocalCluster { config in

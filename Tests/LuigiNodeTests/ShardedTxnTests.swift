@@ -166,6 +166,24 @@ import Glibc
         await cluster.stopAll()
     }
 
+    /// Watermark frames larger than a piece travel in pieces like a snapshot.
+    @Test func largeWatermarkFramesTravelInPieces() async throws {
+        let cluster = try LocalCluster { config in
+            config.shards = 2
+            config.shardWorkers = 3
+            config.peerChunkBytes = 1024
+        }
+        try await cluster.startAll()
+        let client = try cluster.client(timeoutMillis: 30_000)
+        let writes = (0..<200).map { Op.write("key-\($0)", Int64($0)) }
+        for _ in 0..<3 { #expect(try client.transact([0: writes, 1: writes]).outcome == .committed) }
+        let r = try client.transact([0: [.read("key-199")], 1: [.read("key-7")]])
+        #expect(r.reads[0]?.first?.value == 199 && r.reads[1]?.first?.value == 7)
+        let pieces = cluster.ids.reduce(0) { $0 + cluster.counter("luigi_peer_chunks_sent_total", node: $1) }
+        #expect(pieces > 0, "no frame went in pieces")
+        await cluster.stopAll()
+    }
+
     /// Node 1's coordinator retires slowly (every 5 s), so stopping it
     /// right after a burst of transactions leaves their records on the
     /// shards. Its next incarnation takes them over: once it has, and every
@@ -222,7 +240,11 @@ import Glibc
         peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: marks.encoded()))  // for node 3's coordinator
         let stale = WatermarkEnvelope(to: 1 << 20, .marks(shard: 0, term: 1, marks: [1, 1, 1]))
         peer.send(Frame(.watermark, group: ShardGroupsTestView.group(0), payload: stale.encoded()))  // an old incarnation: dropped, not bad
-        #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 4 })
+        // Shard ids at the top of the range (a group id computed from them must not overflow).
+        peer.send(Frame(.watermark, group: 1, payload: WatermarkEnvelope(to: .max, .submit(txn)).encoded()))
+        let topMarks = WatermarkEnvelope(to: 1 << 20 | 1, .marks(shard: .max - 2000, term: 1, marks: [1, 1, 1]))
+        peer.send(Frame(.watermark, group: 1, payload: topMarks.encoded()))
+        #expect(await eventually { cluster.counter("luigi_bad_frames_total") == badBefore + 6 })
         #expect(try cluster.client(endpoints: [cluster.members[1]!.description]).status().contains("\"stale_watermark_messages\":1,"))
         let client = try RawConnection(port: port)
         #expect(try client.handshake(credentials)?.kind == .welcome)

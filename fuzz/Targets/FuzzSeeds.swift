@@ -30,7 +30,7 @@ public enum FuzzSeeds {
         case "session_snapshot": return sessionSnapshotSeeds()
         case "sync_message": return syncMessageSeeds()
         case "wire_value": return wireValueSeeds()
-        case "raft_chunks": return raftChunkSeeds()
+        case "frame_chunks": return frameChunkSeeds()
         default: return []
         }
     }

@@ -36,7 +36,7 @@ public enum FuzzTargets {
             ("session_snapshot", fuzzSessionSnapshot),
             ("sync_message", fuzzSyncMessage),
             ("wire_value", fuzzWireValue),
-            ("raft_chunks", fuzzRaftChunks),
+            ("frame_chunks", fuzzFrameChunks),
         ]
     }
 

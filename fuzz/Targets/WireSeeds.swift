@@ -176,33 +176,37 @@ extension FuzzSeeds {
 }
 
 extension FuzzSeeds {
-    // MARK: - raft_chunks
+    // MARK: - frame_chunks
 
     /// Records `group | length | payload` of pieces: two whole transfers,
-    /// then pieces out of order, of another group, over the limit, empty.
-    static func raftChunkSeeds() -> [[UInt8]] {
-        func record(_ group: UInt8, _ chunk: RaftChunk) -> [UInt8] {
+    /// then pieces out of order, of another group or kind, over the limit,
+    /// empty.
+    static func frameChunkSeeds() -> [[UInt8]] {
+        func record(_ group: UInt8, _ chunk: FrameChunk) -> [UInt8] {
             let payload = chunk.encoded()
             return [group, UInt8(payload.count)] + payload
         }
-        func transfer(_ id: UInt64, group: UInt8, size: Int, piece: Int) -> [UInt8] {
-            let message = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        func transfer(_ id: UInt64, group: UInt8, kind: FrameKind = .raft, size: Int, piece: Int) -> [UInt8] {
+            let frame = Frame(kind, group: UInt64(group), payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) })
             var out: [UInt8] = []
             var offset = 0
             while offset < size {
-                let chunk = RaftChunk(of: message, transfer: id, offset: offset, maxBytes: piece)
+                let chunk = FrameChunk(of: frame, transfer: id, offset: offset, maxBytes: piece)
                 out += record(group, chunk)
                 offset += chunk.bytes.count
             }
             return out
         }
         return [
-            transfer(1, group: 1, size: 300, piece: 100) + transfer(2, group: 4, size: 31, piece: 200),
-            transfer(3, group: 2, size: 500, piece: 64),
-            record(1, RaftChunk(transfer: 1, total: 50, offset: 10, bytes: [1])) + transfer(1, group: 1, size: 40, piece: 9),
-            Array(transfer(5, group: 1, size: 90, piece: 30).prefix(56)) + record(2, RaftChunk(transfer: 5, total: 90, offset: 30, bytes: [2]))
-                + record(1, RaftChunk(transfer: 6, total: 90, offset: 30, bytes: [2])),
-            record(1, RaftChunk(transfer: 1, total: 601, offset: 0, bytes: [1])) + record(1, RaftChunk(transfer: 1, total: 2, offset: 0, bytes: [])),
+            transfer(1, group: 1, size: 300, piece: 100) + transfer(2, group: 4, kind: .watermark, size: 31, piece: 200),
+            transfer(3, group: 2, kind: .delta, size: 500, piece: 64),
+            record(1, FrameChunk(transfer: 1, total: 50, offset: 10, kind: .raft, bytes: [1])) + transfer(1, group: 1, size: 40, piece: 9),
+            Array(transfer(5, group: 1, size: 90, piece: 30).prefix(57))
+                + record(2, FrameChunk(transfer: 5, total: 90, offset: 30, kind: .raft, bytes: [2]))
+                + record(1, FrameChunk(transfer: 5, total: 90, offset: 30, kind: .watermark, bytes: [2]))
+                + record(1, FrameChunk(transfer: 6, total: 90, offset: 30, kind: .raft, bytes: [2])),
+            record(1, FrameChunk(transfer: 1, total: 601, offset: 0, kind: .raft, bytes: [1]))
+                + record(1, FrameChunk(transfer: 1, total: 2, offset: 0, kind: .raft, bytes: [])),
         ]
     }
 }

@@ -449,23 +449,24 @@ public func fuzzWireValue(_ data: [UInt8]) {
     fuzzCheck((try? WireValue.decode(WireValue.encode(value))) == .some(value), "wire_value: \(String(describing: value)) does not round-trip")
 }
 
-// MARK: - raft_chunks: ChunkAssembler over a peer's pieces
+// MARK: - frame_chunks: ChunkAssembler over a peer's pieces
 
-/// The message limit of `raft_chunks`' assembler.
+/// The frame limit of `frame_chunks`' assembler.
 let fuzzChunkLimit = 600
 
-/// Input: records `group u8 | length u8 | payload`, each a `raftChunk`
-/// frame's payload pushed into one `ChunkAssembler` (limit 600 bytes). A
-/// reference written from the rules (RaftChunk.swift) says what each push
-/// must do: the first piece of a transfer starts at 0 within the limit; a
-/// later one continues the open transfer (same id, group and total) where
-/// the last ended; no piece is empty or runs past the total. An accepted
-/// push returns the whole message exactly when its last piece is in, the
-/// bytes sent in order; a refused one changes nothing (`buffered` stays).
-public func fuzzRaftChunks(_ data: [UInt8]) {
+/// Input: records `group u8 | length u8 | payload`, each a `chunk` frame's
+/// payload pushed into one `ChunkAssembler` (limit 600 bytes). A reference
+/// written from the rules (FrameChunk.swift) says what each push must do:
+/// the header is whole and names a kind other than `chunk`; the first piece
+/// of a transfer starts at 0 within the limit; a later one continues the
+/// open transfer (same id, group, kind and total) where the last ended; no
+/// piece is empty or runs past the total. An accepted push returns the
+/// whole frame (its kind, group and bytes in order) exactly when its last
+/// piece is in; a refused one changes nothing (`buffered` stays).
+public func fuzzFrameChunks(_ data: [UInt8]) {
     var assembler = ChunkAssembler(maxTotal: fuzzChunkLimit)
-    // The reference: the open transfer (id, group, total) and its bytes.
-    var open: (transfer: UInt64, group: UInt64, total: UInt64)?
+    // The reference: the open transfer (id, group, kind, total) and its bytes.
+    var open: (transfer: UInt64, group: UInt64, kind: UInt8, total: UInt64)?
     var held: [UInt8] = []
     var at = 0
     while at + 2 <= data.count {
@@ -473,36 +474,38 @@ public func fuzzRaftChunks(_ data: [UInt8]) {
         let payload = Array(data[(at + 2)..<min(at + 2 + length, data.count)])
         at += 2 + length
         var accepted = false
-        if payload.count >= 24 {
-            let transfer = u64le(payload, 0), total = u64le(payload, 8), offset = u64le(payload, 16)
-            let bytes = Array(payload[24...])
+        if payload.count >= 25, FrameKind(rawValue: payload[24]) != nil, payload[24] != FrameKind.chunk.rawValue {
+            let transfer = u64le(payload, 0), total = u64le(payload, 8), offset = u64le(payload, 16), kind = payload[24]
+            let bytes = Array(payload[25...])
             if let o = open {
-                accepted = transfer == o.transfer && group == o.group && total == o.total && offset == UInt64(held.count)
+                accepted = transfer == o.transfer && group == o.group && kind == o.kind && total == o.total
+                    && offset == UInt64(held.count)
             } else {
                 accepted = offset == 0 && total <= UInt64(fuzzChunkLimit)
             }
             accepted = accepted && !bytes.isEmpty && UInt64(bytes.count) <= total - offset
             if accepted {
-                if open == nil { open = (transfer, group, total) }
+                if open == nil { open = (transfer, group, kind, total) }
                 held += bytes
             }
         }
         let before = assembler.buffered
         do {
-            let whole = try assembler.push(Frame(.raftChunk, group: group, payload: payload))
-            fuzzCheck(accepted, "raft_chunks: a piece the rules refuse was taken")
+            let whole = try assembler.push(Frame(.chunk, group: group, payload: payload))
+            fuzzCheck(accepted, "frame_chunks: a piece the rules refuse was taken")
             if let o = open, UInt64(held.count) == o.total {
-                fuzzCheck(whole == held, "raft_chunks: the message came back different")
+                fuzzCheck(whole?.payload == held && whole?.group == o.group && whole?.kind.rawValue == o.kind,
+                          "frame_chunks: the frame came back different")
                 open = nil
                 held = []
             } else {
-                fuzzCheck(whole == nil, "raft_chunks: a message before its last piece")
+                fuzzCheck(whole == nil, "frame_chunks: a frame before its last piece")
             }
         } catch {
-            fuzzCheck(!accepted, "raft_chunks: a valid piece refused: \(error)")
-            fuzzCheck(assembler.buffered == before, "raft_chunks: a refused piece changed the assembler")
+            fuzzCheck(!accepted, "frame_chunks: a valid piece refused: \(error)")
+            fuzzCheck(assembler.buffered == before, "frame_chunks: a refused piece changed the assembler")
         }
-        fuzzCheck(assembler.buffered == (open == nil ? 0 : held.count), "raft_chunks: holds \(assembler.buffered), the reference \(held.count)")
+        fuzzCheck(assembler.buffered == (open == nil ? 0 : held.count), "frame_chunks: holds \(assembler.buffered), the reference \(held.count)")
     }
 }
 
