@@ -105,4 +105,33 @@ import Testing
         #expect(throws: LuigiError.self) { try c.adopt(300...300) }
         #expect(c.predecessors.count == 64 && !c.answers(for: 300) && c.answers(for: 128))
     }
+
+    /// An orphans page is refused, changing nothing, unless each of its
+    /// transactions stays within this coordinator's shards and streams
+    /// (one that did not would be driven, and index past them on a retry).
+    @Test func anOrphanOutsideItsShardsOrStreamsIsRefused() throws {
+        var config = CoordinatorConfig(id: 500, shardCount: 2, workers: 1)
+        config.predecessors = [7...7]
+        config.retryAfter = 10
+        let c = try Coordinator(config: config)
+        c.tick(now: 100)
+        #expect(c.takeOutput().contains { if case .orphansAsk(500, let pass, 7, 7, nil) = $0.message { pass == 1 } else { false } })
+        func page(_ txn: Txn) -> WatermarkEnvelope {
+            WatermarkEnvelope(to: 500, .orphans(shard: 0, term: 1, pass: 1, after: nil, txns: [txn], retired: [], more: false))
+        }
+        let wideShards = Txn(id: TxnId(coordinator: 7, worker: 0, seq: 1), ts: 50, mayAbort: false,
+                             parts: [ShardOps(shard: 0, ops: [.write("a", 1)]), ShardOps(shard: 5, ops: [.write("b", 1)])])
+        let wideWorker = Txn(id: TxnId(coordinator: 7, worker: 3, seq: 1), ts: 50, mayAbort: false,
+                             parts: [ShardOps(shard: 0, ops: [.write("a", 1)])])
+        let elsewhere = Txn(id: TxnId(coordinator: 7, worker: 0, seq: 1), ts: 50, mayAbort: false,
+                            parts: [ShardOps(shard: 1, ops: [.write("a", 1)])])
+        for txn in [wideShards, wideWorker, elsewhere] {
+            #expect(throws: LuigiError.self) { try c.step(page(txn), now: 110) }
+        }
+        for t in stride(from: UInt64(200), to: 2_000, by: 100) { c.tick(now: t) }  // no retry indexes past the shards
+        #expect(c.inFlightCount == 0 && c.isAdopting)
+        let fine = Txn(id: TxnId(coordinator: 7, worker: 0, seq: 1), ts: 50, mayAbort: false, parts: [ShardOps(shard: 0, ops: [.write("a", 1)])])
+        try c.step(page(fine), now: 2_000)
+        #expect(c.inFlightCount == 1)
+    }
 }
