@@ -145,10 +145,6 @@ final class PeerLink: Sendable {
         ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
-            // Room for one piece of a transfer and the small frames behind it.
-            .channelOption(
-                .writeBufferWaterMark,
-                value: .init(low: config.chunkBytes + (256 << 10), high: config.chunkBytes + (1 << 20)))
             .connectTimeout(.milliseconds(500))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
