@@ -121,10 +121,10 @@ final class PeerLink: Sendable {
         let piece = state.withLock { s -> [UInt8]? in
             guard s.ready, s.channel === channel, !s.pieceInFlight, var t = s.transfers.first else { return nil }
             let chunk = FrameChunk(of: t.frame, transfer: t.id, offset: t.offset, maxBytes: config.chunkBytes)
-            t.offset += chunk.bytes.count
-            if t.offset == t.frame.payload.count { s.transfers.removeFirst() } else { s.transfers[0] = t }
             // A piece is within a frame's payload (`chunkBytes`), so it encodes.
             guard let bytes = try? Frame(.chunk, group: t.frame.group, payload: chunk.encoded()).encoded() else { return nil }
+            t.offset += chunk.bytes.count
+            if t.offset == t.frame.payload.count { s.transfers.removeFirst() } else { s.transfers[0] = t }
             s.pieceInFlight = true
             return bytes
         }
